@@ -1,0 +1,80 @@
+//! Animated GIF grids of videos (nearest-neighbour upscaled so 32-pixel frames are visible).
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::Path;
+
+use crate::video::Video;
+
+#[derive(Debug, thiserror::Error)]
+pub enum GifError {
+    #[error("cannot write {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("GIF encoding of {path} failed: {source}")]
+    Encode { path: String, source: gif::EncodingError },
+    #[error("no videos to write")]
+    Empty,
+    #[error("videos in one grid must share their shape")]
+    MixedShapes,
+}
+
+/// Writes `videos` as one animated GIF, `cols` tiles per row, each pixel `scale`×`scale`,
+/// `delay_cs` hundredths of a second per frame.
+pub fn write_grid(path: &Path, videos: &[Video], cols: usize, scale: usize, delay_cs: u16) -> Result<(), GifError> {
+    let first = videos.first().ok_or(GifError::Empty)?;
+    if videos.iter().any(|v| (v.frames, v.height, v.width) != (first.frames, first.height, first.width)) {
+        return Err(GifError::MixedShapes);
+    }
+    let (cols, gap) = (cols.max(1).min(videos.len()), 2usize);
+    let rows = videos.len().div_ceil(cols);
+    let (th, tw) = (first.height * scale, first.width * scale);
+    let (gh, gw) = (rows * th + (rows + 1) * gap, cols * tw + (cols + 1) * gap);
+    let ps = path.display().to_string();
+    let file = File::create(path).map_err(|source| GifError::Io { path: ps.clone(), source })?;
+    let enc_err = |source| GifError::Encode { path: ps.clone(), source };
+    let mut enc = gif::Encoder::new(BufWriter::new(file), gw as u16, gh as u16, &[]).map_err(enc_err)?;
+    enc.set_repeat(gif::Repeat::Infinite).map_err(enc_err)?;
+    for t in 0..first.frames {
+        let mut canvas = vec![40u8; gh * gw * 3];
+        for (i, v) in videos.iter().enumerate() {
+            let (r, c) = (i / cols, i % cols);
+            let (oy, ox) = (gap + r * (th + gap), gap + c * (tw + gap));
+            let rgb = v.frame_rgb8(t);
+            for y in 0..th {
+                for x in 0..tw {
+                    let s = ((y / scale) * v.width + x / scale) * 3;
+                    let d = ((oy + y) * gw + ox + x) * 3;
+                    canvas[d..d + 3].copy_from_slice(&rgb[s..s + 3]);
+                }
+            }
+        }
+        let mut frame = gif::Frame::from_rgb_speed(gw as u16, gh as u16, &canvas, 10);
+        frame.delay = delay_cs;
+        enc.write_frame(&frame).map_err(enc_err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_a_decodable_animation() {
+        let dir = std::env::temp_dir().join(format!("ff-gif-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("g.gif");
+        let mut v = Video::zeros(3, 3, 4, 4);
+        v.data[v.idx(1, 0, 2, 2)] = 1.0;
+        write_grid(&path, &[v.clone(), v], 2, 2, 10).unwrap();
+        let mut opts = gif::DecodeOptions::new();
+        opts.set_color_output(gif::ColorOutput::RGBA);
+        let mut dec = opts.read_info(File::open(&path).unwrap()).unwrap();
+        let mut n = 0;
+        while dec.read_next_frame().unwrap().is_some() {
+            n += 1;
+        }
+        assert_eq!(n, 3);
+        assert_eq!((dec.width(), dec.height()), (2 * 8 + 3 * 2, 8 + 2 * 2));
+        assert!(matches!(write_grid(&path, &[], 1, 1, 1), Err(GifError::Empty)));
+    }
+}

@@ -1,0 +1,140 @@
+//! Model hyper-parameters and the named presets.
+use burn::config::Config;
+
+/// Shape of an STDiT and of the videos it denoises.
+#[derive(Config, Debug, PartialEq)]
+pub struct StdiTConfig {
+    /// Frames per video (T).
+    pub frames: usize,
+    /// Frame height in pixels.
+    pub height: usize,
+    /// Frame width in pixels.
+    pub width: usize,
+    /// Colour channels of the video (3 for RGB).
+    #[config(default = 3)]
+    pub channels: usize,
+    /// Spatial patch size p (patches are 1×p×p, as in Open-Sora v1.0).
+    pub patch: usize,
+    /// Hidden width D.
+    pub hidden: usize,
+    /// Attention heads.
+    pub heads: usize,
+    /// Number of STDiT blocks.
+    pub depth: usize,
+    /// MLP hidden width = mlp_ratio × D.
+    #[config(default = 4.0)]
+    pub mlp_ratio: f64,
+    /// Width of the caption-token embeddings coming from the text encoder.
+    #[config(default = 64)]
+    pub text_dim: usize,
+    /// Caption tokens per prompt (padded / truncated to this).
+    #[config(default = 12)]
+    pub text_len: usize,
+}
+
+impl StdiTConfig {
+    /// For tests: a few milliseconds per step.
+    pub fn tiny() -> Self {
+        Self::new(4, 16, 16, 4, 32, 2, 2).with_text_dim(16).with_text_len(12)
+    }
+
+    /// For the quick-start demo on a 2-core CPU.
+    pub fn small() -> Self {
+        Self::new(8, 32, 32, 4, 96, 4, 4).with_text_dim(64)
+    }
+
+    /// The benchmark size: B 8, T 8, 32×32 RGB, patch 4 (64 tokens per frame), D 128, 4 heads, depth 4.
+    pub fn base() -> Self {
+        Self::new(8, 32, 32, 4, 128, 4, 4).with_text_dim(64)
+    }
+
+    /// Look a preset up by name.
+    pub fn preset(name: &str) -> Option<Self> {
+        match name {
+            "tiny" => Some(Self::tiny()),
+            "small" => Some(Self::small()),
+            "base" => Some(Self::base()),
+            _ => None,
+        }
+    }
+
+    /// Names accepted by [`StdiTConfig::preset`].
+    pub const PRESETS: [&'static str; 3] = ["tiny", "small", "base"];
+
+    /// Patches per frame (S).
+    pub fn tokens_per_frame(&self) -> usize {
+        (self.height / self.patch) * (self.width / self.patch)
+    }
+
+    /// Width of one flattened patch (C·p·p).
+    pub fn patch_dim(&self) -> usize {
+        self.channels * self.patch * self.patch
+    }
+
+    /// Per-head width.
+    pub fn head_dim(&self) -> usize {
+        self.hidden / self.heads
+    }
+
+    /// MLP hidden width.
+    pub fn mlp_hidden(&self) -> usize {
+        (self.hidden as f64 * self.mlp_ratio).round() as usize
+    }
+
+    /// Checks the divisibility rules the model relies on; returns a message naming the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.patch == 0 || self.height % self.patch != 0 || self.width % self.patch != 0 {
+            return Err(format!(
+                "model.patch = {} must divide height {} and width {}",
+                self.patch, self.height, self.width
+            ));
+        }
+        if self.heads == 0 || self.hidden % self.heads != 0 {
+            return Err(format!(
+                "model.hidden = {} must be a multiple of model.heads = {}",
+                self.hidden, self.heads
+            ));
+        }
+        if self.hidden % 4 != 0 {
+            return Err(format!(
+                "model.hidden = {} must be a multiple of 4 (2-D sin-cos position embedding)",
+                self.hidden
+            ));
+        }
+        for (name, v) in [
+            ("frames", self.frames),
+            ("depth", self.depth),
+            ("text_dim", self.text_dim),
+            ("text_len", self.text_len),
+            ("channels", self.channels),
+        ] {
+            if v == 0 {
+                return Err(format!("model.{name} must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid_and_base_matches_the_benchmark_spec() {
+        for name in StdiTConfig::PRESETS {
+            StdiTConfig::preset(name).unwrap().validate().unwrap();
+        }
+        let b = StdiTConfig::base();
+        assert_eq!(b.tokens_per_frame(), 64);
+        assert_eq!((b.hidden, b.heads, b.depth, b.frames), (128, 4, 4, 8));
+    }
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let bad = StdiTConfig::tiny().with_patch(3);
+        assert!(bad.validate().unwrap_err().contains("model.patch"));
+        let bad = StdiTConfig::tiny().with_heads(3);
+        assert!(bad.validate().unwrap_err().contains("model.hidden"));
+    }
+}

@@ -1,0 +1,113 @@
+//! User-facing parameter paths: Open-Sora's STDiT state-dict keys.
+//!
+//! Burn names a parameter by its field path (`t_embedder.fc1.weight`). Where Open-Sora keeps
+//! layers inside an `nn.Sequential`, its key carries the list index instead (`t_embedder.mlp.0`,
+//! `t_block.1`); [`to_opensora`] and [`from_opensora`] translate. Linear weights keep the name
+//! `weight` but Burn stores them [in, out] where PyTorch stores [out, in]; importers transpose.
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::prelude::*;
+
+/// Burn field path prefix → Open-Sora key prefix.
+const RENAMES: [(&str, &str); 3] = [
+    ("t_embedder.fc1.", "t_embedder.mlp.0."),
+    ("t_embedder.fc2.", "t_embedder.mlp.2."),
+    ("t_block.", "t_block.1."),
+];
+
+/// Burn path → Open-Sora key.
+pub fn to_opensora(burn_path: &str) -> String {
+    for (from, to) in RENAMES {
+        if let Some(rest) = burn_path.strip_prefix(from) {
+            return format!("{to}{rest}");
+        }
+    }
+    burn_path.to_string()
+}
+
+/// Open-Sora key → Burn path (inverse of [`to_opensora`]).
+pub fn from_opensora(path: &str) -> String {
+    for (from, to) in RENAMES {
+        if let Some(rest) = path.strip_prefix(to) {
+            return format!("{from}{rest}");
+        }
+    }
+    path.to_string()
+}
+
+/// One parameter tensor of a model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamInfo {
+    /// Open-Sora key, e.g. `blocks.0.attn_temp.proj.weight`.
+    pub path: String,
+    /// Burn's field path, e.g. `t_embedder.fc1.weight`.
+    pub burn_path: String,
+    pub shape: Vec<usize>,
+    pub id: ParamId,
+}
+
+impl ParamInfo {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Tracks the module path during a traversal; shared by visitors and mappers.
+#[derive(Default)]
+pub struct PathStack(Vec<String>);
+
+impl PathStack {
+    pub fn enter(&mut self, name: &str) {
+        self.0.push(name.to_string());
+    }
+    pub fn exit(&mut self) {
+        self.0.pop();
+    }
+    /// The current Burn path joined with dots.
+    pub fn current(&self) -> String {
+        self.0.join(".")
+    }
+}
+
+struct Collector {
+    stack: PathStack,
+    out: Vec<ParamInfo>,
+}
+
+impl ModuleVisitor for Collector {
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.stack.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.stack.exit();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let burn_path = self.stack.current();
+        self.out.push(ParamInfo {
+            path: to_opensora(&burn_path),
+            burn_path,
+            shape: param.lazy_shape().to_vec(),
+            id: param.id,
+        });
+    }
+}
+
+/// Every float parameter of `module`, in traversal order, with its Open-Sora path.
+pub fn param_table<M: Module>(module: &M) -> Vec<ParamInfo> {
+    let mut c = Collector { stack: PathStack::default(), out: Vec::new() };
+    module.visit(&mut c);
+    c.out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renames_round_trip() {
+        for p in ["t_embedder.fc1.weight", "t_block.bias", "blocks.0.attn.qkv.weight"] {
+            assert_eq!(from_opensora(&to_opensora(p)), p);
+        }
+        assert_eq!(to_opensora("t_block.weight"), "t_block.1.weight");
+        assert_eq!(to_opensora("t_embedder.fc2.bias"), "t_embedder.mlp.2.bias");
+    }
+}

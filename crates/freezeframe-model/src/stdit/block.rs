@@ -1,0 +1,75 @@
+//! One STDiT block: spatial attention (modulated, gated) → temporal attention (on the
+//! unmodulated stream, sharing the spatial gate) → cross-attention to the caption → MLP.
+use burn::module::Param;
+use burn::prelude::*;
+
+use super::attention::{CrossAttention, SelfAttention};
+use super::mlp::Mlp;
+use super::modulation::{BlockModulation, modulate, norm};
+
+#[derive(Module, Debug)]
+pub struct StditBlock {
+    pub attn: SelfAttention,
+    pub attn_temp: SelfAttention,
+    pub cross_attn: CrossAttention,
+    pub mlp: Mlp,
+    /// [6, D]: added to the shared `t_block` output (adaLN-single).
+    pub scale_shift_table: Param<Tensor<2>>,
+}
+
+/// What a block needs besides the token stream.
+pub struct BlockContext<'a> {
+    /// Caption tokens [B, L, D] and their padding mask [B, L].
+    pub y: &'a Tensor<3>,
+    pub pad: &'a Tensor<2, Bool>,
+    /// Shared `t_block` output [B, 6·D].
+    pub t0: &'a Tensor<2>,
+    /// Frames T; 1 means image mode (temporal branch skipped).
+    pub frames: usize,
+    /// Temporal position embedding [1, T, D], given to the first block only.
+    pub tpe: Option<&'a Tensor<3>>,
+}
+
+impl StditBlock {
+    pub fn new(hidden: usize, heads: usize, mlp_hidden: usize, device: &Device) -> Self {
+        Self {
+            attn: SelfAttention::new(hidden, heads, device),
+            attn_temp: SelfAttention::new(hidden, heads, device),
+            cross_attn: CrossAttention::new(hidden, heads, device),
+            mlp: Mlp::new(hidden, mlp_hidden, hidden, device),
+            scale_shift_table: Param::from_tensor(Tensor::zeros([6, hidden], device)),
+        }
+    }
+
+    /// `x` [B, T·S, D] → [B, T·S, D].
+    pub fn forward(&self, x: Tensor<3>, ctx: &BlockContext) -> Tensor<3> {
+        let [b, n, d] = x.dims();
+        let t = ctx.frames;
+        let s = n / t;
+        let m = BlockModulation::new(self.scale_shift_table.val(), ctx.t0.clone());
+
+        // Spatial attention, within each frame.
+        let x_m = modulate(norm(x.clone()), m.attn.shift, m.attn.scale); // [B, N, D]
+        let x_s = self.attn.forward(x_m.reshape([b * t, s, d])).reshape([b, n, d]); // [B, N, D]
+        let mut x = x + m.attn.gate.clone() * x_s;
+
+        // Temporal attention, across frames at each spatial position.
+        if t > 1 {
+            let x_t = x.clone().reshape([b, t, s, d]).swap_dims(1, 2); // [B, S, T, D]
+            let mut x_t = x_t.reshape([b * s, t, d]); // [B·S, T, D]
+            if let Some(tpe) = ctx.tpe {
+                x_t = x_t + tpe.clone();
+            }
+            let x_t = self.attn_temp.forward(x_t); // [B·S, T, D]
+            let x_t = x_t.reshape([b, s, t, d]).swap_dims(1, 2).reshape([b, n, d]); // [B, N, D]
+            x = x + m.attn.gate * x_t;
+        }
+
+        // Cross-attention to the caption (unmodulated, ungated, as in PixArt-α).
+        x = x.clone() + self.cross_attn.forward(x, ctx.y.clone(), ctx.pad.clone());
+
+        // MLP.
+        let x_m = modulate(norm(x.clone()), m.mlp.shift, m.mlp.scale);
+        x.clone() + m.mlp.gate * self.mlp.forward(x_m)
+    }
+}

@@ -1,0 +1,126 @@
+//! The STDiT model, read top to bottom: embed → blocks → final layer → unpatchify.
+mod attention;
+mod block;
+mod embed;
+mod final_layer;
+mod mlp;
+mod modulation;
+
+pub use attention::{CrossAttention, SelfAttention};
+pub use block::{BlockContext, StditBlock};
+pub use embed::{CaptionEmbedder, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d, timestep_features};
+pub use final_layer::FinalLayer;
+pub use mlp::Mlp;
+pub use modulation::{BlockModulation, Modulation};
+
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::activation::silu;
+
+use crate::config::StdiTConfig;
+
+/// Encoded captions for a batch.
+#[derive(Debug, Clone)]
+pub struct CaptionBatch {
+    /// Frozen text-encoder output [B, L, text_dim].
+    pub tokens: Tensor<3>,
+    /// Padding mask [B, L]; true marks padding.
+    pub pad: Tensor<2, Bool>,
+    /// [B]; true replaces the caption by the learned null caption (dropout / unconditional).
+    pub null: Tensor<1, Bool>,
+}
+
+impl CaptionBatch {
+    /// The same captions with every row switched to the null caption (the CFG branch).
+    pub fn to_null(&self) -> Self {
+        let b = self.null.dims()[0];
+        Self {
+            tokens: self.tokens.clone(),
+            pad: self.pad.clone(),
+            null: Tensor::<1, Bool>::full([b], true, &self.null.device()),
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct Stdit {
+    pub x_embedder: PatchEmbed,
+    pub t_embedder: TimestepEmbedder,
+    /// Open-Sora's `t_block = Sequential(SiLU, Linear(D, 6D))`; user-facing path `t_block.1.*`.
+    pub t_block: Linear,
+    pub y_embedder: CaptionEmbedder,
+    pub blocks: Vec<StditBlock>,
+    pub final_layer: FinalLayer,
+    pub hidden: usize,
+    pub patch: usize,
+    pub channels: usize,
+}
+
+impl Stdit {
+    /// Builds the model with the shapes of `cfg`; call [`crate::init::initialize`] for weights.
+    pub fn new(cfg: &StdiTConfig, device: &Device) -> Self {
+        let d = cfg.hidden;
+        Self {
+            x_embedder: PatchEmbed::new(cfg.channels, cfg.patch, d, device),
+            t_embedder: TimestepEmbedder::new(d, device),
+            t_block: LinearConfig::new(d, 6 * d).init(device),
+            y_embedder: CaptionEmbedder::new(cfg.text_dim, cfg.text_len, d, device),
+            blocks: (0..cfg.depth)
+                .map(|_| StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), device))
+                .collect(),
+            final_layer: FinalLayer::new(d, cfg.patch * cfg.patch * cfg.channels, device),
+            hidden: d,
+            patch: cfg.patch,
+            channels: cfg.channels,
+        }
+    }
+
+    /// Predicts the rectified-flow velocity.
+    /// `x` [B, T, C, H, W] noisy video, `t` [B] in [0, 1] → velocity [B, T, C, H, W].
+    /// T = 1 is image mode: the temporal branch is skipped.
+    pub fn forward(&self, x: Tensor<5>, t: Tensor<1>, caption: &CaptionBatch) -> Tensor<5> {
+        let [b, frames, c, h, w] = x.dims();
+        let device = x.device();
+        let d = self.hidden;
+        let (hp, wp) = (h / self.patch, w / self.patch);
+        let s = hp * wp;
+
+        let x = self.x_embedder.forward(x); // [B, N, D]
+        let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &device).reshape([1, 1, s, d]);
+        let x = (x.reshape([b, frames, s, d]) + pos).reshape([b, frames * s, d]); // [B, N, D]
+        let tpe =
+            Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device).reshape([1, frames, d]);
+
+        let t_emb = self.t_embedder.forward(t); // [B, D]
+        let t0 = self.t_block.forward(silu(t_emb.clone())); // [B, 6D]
+        let (y, pad) = self.y_embedder.forward(
+            caption.tokens.clone(),
+            caption.pad.clone(),
+            caption.null.clone(),
+        ); // [B, L, D], [B, L]
+
+        let mut x = x;
+        for (i, block) in self.blocks.iter().enumerate() {
+            let ctx = BlockContext {
+                y: &y,
+                pad: &pad,
+                t0: &t0,
+                frames,
+                tpe: (i == 0).then_some(&tpe),
+            };
+            x = block.forward(x, &ctx);
+        }
+        let x = self.final_layer.forward(x, t_emb); // [B, N, p·p·C]
+        self.unpatchify(x, frames, c, h, w)
+    }
+
+    /// [B, T·S, p·p·C] with features ordered (p, p, C) → [B, T, C, H, W].
+    fn unpatchify(&self, x: Tensor<3>, frames: usize, c: usize, h: usize, w: usize) -> Tensor<5> {
+        let b = x.dims()[0];
+        let p = self.patch;
+        let (hp, wp) = (h / p, w / p);
+        let x = x.reshape([b * frames, hp, wp, p, p, c]); // [BT, h, w, p, p, C]
+        let x = x.permute([0, 5, 1, 3, 2, 4]); // [BT, C, h, p, w, p]
+        x.reshape([b, frames, c, h, w])
+    }
+}

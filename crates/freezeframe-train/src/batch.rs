@@ -1,0 +1,102 @@
+//! Training batches as a pure function of (seed, step): clip indices, noise, timesteps and
+//! caption dropout all come from a generator seeded by the run seed on the step's own stream,
+//! so a resumed run draws exactly the batches an uninterrupted one would.
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use freezeframe_data::{Split, Video, World};
+use freezeframe_diffusion::LogitNormal;
+use freezeframe_model::{CaptionBatch, TextEncoder};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
+use rayon::prelude::*;
+
+use crate::error::TrainError;
+
+/// Everything one training step consumes.
+pub struct Batch {
+    /// Clean videos scaled to [−1, 1], [B, T, C, H, W].
+    pub x0: Tensor<5>,
+    pub noise: Tensor<5>,
+    /// [B] in (0, 1).
+    pub t: Tensor<1>,
+    pub caption: CaptionBatch,
+}
+
+/// The generator for `step` of a run seeded `seed` (stream 0 is reserved for validation).
+pub fn step_rng(seed: u64, step: usize) -> ChaCha8Rng {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed_ba7c);
+    rng.set_stream(step as u64 + 1);
+    rng
+}
+
+/// Videos in [0, 1] → a [B, T, C, H, W] tensor in [−1, 1].
+pub fn videos_to_tensor(videos: &[&Video], device: &Device) -> Tensor<5> {
+    let v0 = videos[0];
+    let mut data = Vec::with_capacity(videos.len() * v0.data.len());
+    for v in videos {
+        data.extend(v.data.iter().map(|x| 2.0 * x - 1.0));
+    }
+    let shape = [videos.len(), v0.frames, v0.channels, v0.height, v0.width];
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
+
+/// A [B, T, C, H, W] tensor in [−1, 1] → videos in [0, 1] (clamped).
+pub fn tensor_to_videos(x: Tensor<5>) -> Vec<Video> {
+    let [b, t, c, h, w] = x.dims();
+    let data: Vec<f32> = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+    let n = t * c * h * w;
+    (0..b)
+        .map(|i| {
+            let v = data[i * n..(i + 1) * n].iter().map(|x| ((x + 1.0) / 2.0).clamp(0.0, 1.0)).collect();
+            Video::from_data(t, c, h, w, v)
+        })
+        .collect()
+}
+
+/// Standard-normal noise of `shape` from `rng`.
+pub fn normal_tensor<R: Rng>(rng: &mut R, shape: [usize; 5], device: &Device) -> Tensor<5> {
+    let n: usize = shape.iter().product();
+    let v: Vec<f32> = (0..n).map(|_| rng.sample(StandardNormal)).collect();
+    Tensor::from_data(TensorData::new(v, shape), device)
+}
+
+/// Caption tensors with the given rows replaced by the null caption.
+pub fn captions<E: TextEncoder + ?Sized>(
+    encoder: &E,
+    texts: &[String],
+    null: &[bool],
+    device: &Device,
+) -> Result<CaptionBatch, TrainError> {
+    let mut c = encoder.encode_batch(texts, device)?;
+    c.null = Tensor::from_data(TensorData::new(null.to_vec(), [null.len()]), device);
+    Ok(c)
+}
+
+/// The training batch of `step`.
+pub fn train_batch<E: TextEncoder + ?Sized>(
+    world: &World,
+    encoder: &E,
+    seed: u64,
+    step: usize,
+    batch_size: usize,
+    caption_dropout: f64,
+    device: &Device,
+) -> Result<Batch, TrainError> {
+    let mut rng = step_rng(seed, step);
+    let n = world.len(Split::Train) as u64;
+    let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();
+    let clips: Vec<_> = idx.par_iter().map(|&i| world.clip(Split::Train, i)).collect();
+    let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
+    let x0 = videos_to_tensor(&videos, device);
+    let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
+    let null: Vec<bool> = (0..batch_size).map(|_| rng.random_bool(caption_dropout)).collect();
+    let t = LogitNormal::default().sample(&mut rng, batch_size);
+    let noise = normal_tensor(&mut rng, x0.dims(), device);
+    Ok(Batch {
+        x0,
+        noise,
+        t: Tensor::from_data(TensorData::new(t, [batch_size]), device),
+        caption: captions(encoder, &texts, &null, device)?,
+    })
+}

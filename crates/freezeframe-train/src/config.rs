@@ -1,0 +1,286 @@
+//! The run configuration (TOML). Unknown keys and wrong types are errors that name the key;
+//! value checks name the key too. Missing sections and keys take the documented defaults.
+use std::path::{Path, PathBuf};
+
+use freezeframe_data::WorldConfig;
+use freezeframe_model::StdiTConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::TrainError;
+use crate::lr::Schedule;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunConfig {
+    /// Run name; the run folder is `out_dir/name`.
+    pub name: String,
+    #[serde(default = "default_out_dir")]
+    pub out_dir: PathBuf,
+    /// Seeds initialisation, batches, noise and caption dropout.
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default)]
+    pub model: ModelSection,
+    #[serde(default)]
+    pub data: WorldConfig,
+    #[serde(default)]
+    pub train: TrainSection,
+    #[serde(default)]
+    pub log: LogSection,
+    #[serde(default)]
+    pub sample: SampleSection,
+}
+
+fn default_out_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+/// Architecture: a preset, optionally overridden. Frames and resolution come from `[data]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    pub preset: String,
+    pub hidden: Option<usize>,
+    pub depth: Option<usize>,
+    pub heads: Option<usize>,
+    pub patch: Option<usize>,
+    pub mlp_ratio: Option<f64>,
+    pub text_dim: Option<usize>,
+    pub text_len: Option<usize>,
+}
+
+impl Default for ModelSection {
+    fn default() -> Self {
+        Self {
+            preset: "small".into(),
+            hidden: None,
+            depth: None,
+            heads: None,
+            patch: None,
+            mlp_ratio: None,
+            text_dim: None,
+            text_len: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainSection {
+    pub batch_size: usize,
+    pub steps: usize,
+    pub lr: f64,
+    pub betas: [f32; 2],
+    pub weight_decay: f32,
+    pub warmup: usize,
+    pub schedule: Schedule,
+    /// Final learning rate of the cosine schedule, as a fraction of `lr`.
+    pub min_lr_ratio: f64,
+    /// Global gradient-norm clip; 0 disables it.
+    pub grad_clip: f32,
+    pub ema_decay: f32,
+    /// Probability of replacing a caption by the null caption (enables guidance).
+    pub caption_dropout: f64,
+}
+
+impl Default for TrainSection {
+    fn default() -> Self {
+        Self {
+            batch_size: 8,
+            steps: 1000,
+            lr: 5e-4,
+            betas: [0.9, 0.99],
+            weight_decay: 0.0,
+            warmup: 50,
+            schedule: Schedule::Cosine,
+            min_lr_ratio: 0.1,
+            grad_clip: 1.0,
+            ema_decay: 0.99,
+            caption_dropout: 0.1,
+        }
+    }
+}
+
+/// Intervals in steps; 0 turns a periodic action off (the final checkpoint, validation and
+/// samples are always written).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSection {
+    pub every: usize,
+    pub val_every: usize,
+    pub checkpoint_every: usize,
+    pub sample_every: usize,
+    /// Held-out clips scored by the validation loss.
+    pub val_clips: usize,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        Self { every: 10, val_every: 200, checkpoint_every: 200, sample_every: 0, val_clips: 32 }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SampleSection {
+    pub prompts: Vec<String>,
+    /// Videos per prompt.
+    pub n: usize,
+    pub steps: usize,
+    pub cfg: f32,
+    pub seed: u64,
+}
+
+impl Default for SampleSection {
+    fn default() -> Self {
+        Self {
+            prompts: vec![
+                "a red circle moves left quickly".into(),
+                "a blue square moves up slowly".into(),
+                "a yellow triangle stays still".into(),
+            ],
+            n: 4,
+            steps: 30,
+            cfg: 4.0,
+            seed: 0,
+        }
+    }
+}
+
+impl RunConfig {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Self, TrainError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| TrainError::ReadConfig { path: path.to_path_buf(), source })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, TrainError> {
+        let cfg: RunConfig = toml::from_str(text).map_err(|e| TrainError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate().map_err(|message| TrainError::Config { path: path.to_path_buf(), message })?;
+        Ok(cfg)
+    }
+
+    /// The fully resolved TOML written into the run folder.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+    }
+
+    /// The model shape: the preset with overrides, frames and resolution from `[data]`.
+    pub fn model_config(&self) -> Result<StdiTConfig, String> {
+        let m = &self.model;
+        let mut c = StdiTConfig::preset(&m.preset).ok_or_else(|| {
+            format!("model.preset = {:?} is not one of {:?}", m.preset, StdiTConfig::PRESETS)
+        })?;
+        c.frames = self.data.clip_frames();
+        c.height = self.data.size;
+        c.width = self.data.size;
+        if let Some(v) = m.hidden {
+            c.hidden = v;
+        }
+        if let Some(v) = m.depth {
+            c.depth = v;
+        }
+        if let Some(v) = m.heads {
+            c.heads = v;
+        }
+        if let Some(v) = m.patch {
+            c.patch = v;
+        }
+        if let Some(v) = m.mlp_ratio {
+            c.mlp_ratio = v;
+        }
+        if let Some(v) = m.text_dim {
+            c.text_dim = v;
+        }
+        if let Some(v) = m.text_len {
+            c.text_len = v;
+        }
+        c.validate()?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) || self.name == "." || self.name == ".." {
+            return Err(format!("name = {:?} must be a plain folder name", self.name));
+        }
+        self.data.validate().map_err(|e| e.to_string())?;
+        self.model_config()?;
+        let t = &self.train;
+        let checks: [(bool, String); 8] = [
+            (t.batch_size >= 1, format!("train.batch_size = {} must be at least 1", t.batch_size)),
+            (t.steps >= 1, format!("train.steps = {} must be at least 1", t.steps)),
+            (t.lr > 0.0 && t.lr.is_finite(), format!("train.lr = {} must be positive", t.lr)),
+            (
+                t.betas.iter().all(|b| (0.0..1.0).contains(b)),
+                format!("train.betas = {:?} must lie in [0, 1)", t.betas),
+            ),
+            ((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay = {} must lie in [0, 1)", t.ema_decay)),
+            (
+                (0.0..1.0).contains(&t.caption_dropout),
+                format!("train.caption_dropout = {} must lie in [0, 1)", t.caption_dropout),
+            ),
+            (t.grad_clip >= 0.0, format!("train.grad_clip = {} must not be negative", t.grad_clip)),
+            (self.log.val_clips >= 1, format!("log.val_clips = {} must be at least 1", self.log.val_clips)),
+        ];
+        for (ok, msg) in checks {
+            if !ok {
+                return Err(msg);
+            }
+        }
+        if self.sample.steps == 0 || self.sample.n == 0 {
+            return Err("sample.steps and sample.n must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<RunConfig, TrainError> {
+        RunConfig::parse(s, Path::new("run.toml"))
+    }
+
+    #[test]
+    fn minimal_config_takes_defaults_and_round_trips() {
+        let c = parse("name = \"x\"\n").unwrap();
+        assert_eq!(c.train, TrainSection::default());
+        let again = parse(&c.to_toml()).unwrap();
+        assert_eq!(c, again);
+        assert_eq!(c.model_config().unwrap().frames, 8);
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_file() {
+        let e = parse("name = \"x\"\n[train]\nlrr = 0.1\n").unwrap_err().to_string();
+        assert!(e.contains("run.toml") && e.contains("lrr"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_named() {
+        let e = parse("name = \"x\"\n[train]\nsteps = \"many\"\n").unwrap_err().to_string();
+        assert!(e.contains("steps"), "{e}");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let e = parse("name = \"x\"\n[train]\nbatch_size = 0\n").unwrap_err().to_string();
+        assert!(e.contains("train.batch_size"), "{e}");
+        let e = parse("name = \"x\"\n[model]\npreset = \"huge\"\n").unwrap_err().to_string();
+        assert!(e.contains("model.preset") && e.contains("tiny"), "{e}");
+        let e = parse("name = \"x\"\n[data]\ncolours = []\n").unwrap_err().to_string();
+        assert!(e.contains("data.colours"), "{e}");
+    }
+
+    #[test]
+    fn missing_file_is_named() {
+        let e = RunConfig::load(Path::new("/nonexistent/run.toml")).unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/run.toml"), "{e}");
+    }
+}

@@ -1,0 +1,41 @@
+//! Exponential moving average of the weights, kept on the plain (non-autodiff) device.
+use std::collections::HashMap;
+
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+struct Snapshot(HashMap<ParamId, TensorData>);
+
+impl ModuleVisitor for Snapshot {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        self.0.insert(param.id, param.val().into_data());
+    }
+}
+
+struct Blend {
+    src: HashMap<ParamId, TensorData>,
+    decay: f32,
+}
+
+impl ModuleMapper for Blend {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        match self.src.remove(&param.id) {
+            Some(data) => {
+                let d = self.decay;
+                param.map(|e| {
+                    let dev = e.device();
+                    e.mul_scalar(d) + Tensor::<D>::from_data(data, &dev).mul_scalar(1.0 - d)
+                })
+            }
+            None => param,
+        }
+    }
+}
+
+/// `ema ← decay·ema + (1 − decay)·model`, matching parameters by id (the models share ids).
+pub fn update<M: Module, N: Module>(ema: N, model: &M, decay: f32) -> N {
+    let mut snap = Snapshot(HashMap::new());
+    model.visit(&mut snap);
+    ema.map(&mut Blend { src: snap.0, decay })
+}

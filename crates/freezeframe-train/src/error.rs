@@ -1,0 +1,30 @@
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("cannot read config {path}: {source}")]
+    ReadConfig { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Config { path: PathBuf, message: String },
+    #[error("{context}: {source}")]
+    Io { context: String, source: std::io::Error },
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("run folder {0} already exists; pass --resume to continue it or choose another run name")]
+    RunExists(PathBuf),
+    #[error("no complete checkpoint under {0}")]
+    NoCheckpoint(PathBuf),
+    #[error("{0}")]
+    Text(#[from] freezeframe_model::TextError),
+    #[error("{0}")]
+    Gif(#[from] freezeframe_data::gif_out::GifError),
+    #[error("{0}")]
+    World(#[from] freezeframe_data::world::WorldError),
+    #[error("training diverged at step {step}: loss is {loss}")]
+    Diverged { step: usize, loss: f32 },
+}
+
+pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> TrainError {
+    let context = context.into();
+    move |source| TrainError::Io { context, source }
+}

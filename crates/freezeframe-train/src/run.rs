@@ -1,0 +1,85 @@
+//! The run folder layout.
+use std::path::{Path, PathBuf};
+
+use crate::config::RunConfig;
+use crate::error::TrainError;
+
+/// `runs/NAME/`: `config.toml` (resolved), `metrics.jsonl`, `metrics.csv`,
+/// `checkpoints/step-NNNNNN/`, `samples/`.
+#[derive(Debug, Clone)]
+pub struct Run {
+    pub dir: PathBuf,
+}
+
+impl Run {
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The folder of a config: `out_dir/name`.
+    pub fn for_config(cfg: &RunConfig) -> Self {
+        Self::new(cfg.out_dir.join(&cfg.name))
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("config.toml")
+    }
+    pub fn metrics_path(&self) -> PathBuf {
+        self.dir.join("metrics.jsonl")
+    }
+    pub fn metrics_csv_path(&self) -> PathBuf {
+        self.dir.join("metrics.csv")
+    }
+    pub fn checkpoints_dir(&self) -> PathBuf {
+        self.dir.join("checkpoints")
+    }
+    pub fn samples_dir(&self) -> PathBuf {
+        self.dir.join("samples")
+    }
+
+    /// The resolved config the run was started with.
+    pub fn load_config(&self) -> Result<RunConfig, TrainError> {
+        RunConfig::load(&self.config_path())
+    }
+
+    /// Complete checkpoints (folders `step-N` holding `state.json`), oldest first. Temporary
+    /// folders of an interrupted save (`*.tmp`) are ignored.
+    pub fn checkpoints(&self) -> Vec<(usize, PathBuf)> {
+        let mut out = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(self.checkpoints_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                if let Some(n) = name.strip_prefix("step-").and_then(|s| s.parse::<usize>().ok())
+                    && e.path().join("state.json").is_file()
+                {
+                    out.push((n, e.path()));
+                }
+            }
+        }
+        out.sort();
+        out
+    }
+
+    pub fn latest_checkpoint(&self) -> Option<(usize, PathBuf)> {
+        self.checkpoints().pop()
+    }
+
+    /// Checkpoint folder name for a step.
+    pub fn checkpoint_dir(&self, step: usize) -> PathBuf {
+        self.checkpoints_dir().join(format!("step-{step:06}"))
+    }
+}
+
+/// Lower-case, dash-separated file stem for a prompt.
+pub fn slug(text: &str) -> String {
+    let s: String = text
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
+    if s.is_empty() { "prompt".into() } else { s.chars().take(60).collect() }
+}
+
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}

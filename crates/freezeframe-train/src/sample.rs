@@ -1,0 +1,123 @@
+//! Sampling videos from prompts with the Euler sampler and classifier-free guidance.
+use std::path::Path;
+
+use burn::prelude::*;
+use freezeframe_data::Video;
+use freezeframe_diffusion::{cfg_combine, euler_sample};
+use freezeframe_model::{CaptionBatch, Stdit, TextEncoder, WordEncoder};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::batch::{normal_tensor, tensor_to_videos};
+use crate::checkpoint::load_model;
+use crate::config::RunConfig;
+use crate::error::TrainError;
+use crate::run::Run;
+
+/// Seed of the frozen text encoder's word table: fixed, like a pretrained encoder, so runs with
+/// different seeds see the same text features.
+pub const TEXT_SEED: u64 = 0x7e47;
+
+/// The text encoder of a run.
+pub fn encoder_for(cfg: &RunConfig) -> Result<WordEncoder, TrainError> {
+    let m = cfg.model_config().map_err(|message| TrainError::Config { path: "config".into(), message })?;
+    Ok(WordEncoder::new(cfg.data.vocabulary(), m.text_dim, m.text_len, TEXT_SEED))
+}
+
+fn cat_captions(a: &CaptionBatch, b: &CaptionBatch) -> CaptionBatch {
+    CaptionBatch {
+        tokens: Tensor::cat(vec![a.tokens.clone(), b.tokens.clone()], 0),
+        pad: Tensor::cat(vec![a.pad.clone(), b.pad.clone()], 0),
+        null: Tensor::cat(vec![a.null.clone(), b.null.clone()], 0),
+    }
+}
+
+/// Sampling settings.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleSpec {
+    pub steps: usize,
+    pub cfg: f32,
+    pub seed: u64,
+    /// (T, C, H, W) of the videos.
+    pub shape: [usize; 4],
+}
+
+/// One video per prompt. Video i's noise depends only on (seed, i), so the same prompt list and
+/// seed give the same noise for every run being compared.
+pub fn generate<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    prompts: &[String],
+    spec: SampleSpec,
+    device: &Device,
+    mut on_step: impl FnMut(usize),
+) -> Result<Vec<Video>, TrainError> {
+    let b = prompts.len();
+    if b == 0 {
+        return Ok(Vec::new());
+    }
+    let [t, c, h, w] = spec.shape;
+    let noise: Vec<Tensor<5>> = (0..b)
+        .map(|i| {
+            let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+            rng.set_stream(i as u64);
+            normal_tensor(&mut rng, [1, t, c, h, w], device)
+        })
+        .collect();
+    let noise = Tensor::cat(noise, 0);
+    let cond = encoder.encode_batch(prompts, device)?;
+    let guided = spec.cfg != 1.0;
+    let both = if guided { cat_captions(&cond, &cond.to_null()) } else { cond.clone() };
+    let x = euler_sample(
+        noise,
+        spec.steps,
+        |x, time| {
+            let reps = if guided { 2 } else { 1 };
+            let xs = if guided { Tensor::cat(vec![x.clone(), x.clone()], 0) } else { x.clone() };
+            let tt = Tensor::<1>::full([b * reps], time, device);
+            let v = model.forward(xs, tt, &both);
+            if guided {
+                let vc = v.clone().narrow(0, 0, b);
+                let vu = v.narrow(0, b, b);
+                cfg_combine(vc, vu, spec.cfg)
+            } else {
+                v
+            }
+        },
+        &mut on_step,
+    );
+    Ok(tensor_to_videos(x))
+}
+
+/// The EMA weights of a run's newest checkpoint, its config and its text encoder.
+pub fn load_run(run: &Run, device: &Device) -> Result<(Stdit, WordEncoder, RunConfig), TrainError> {
+    let cfg = run.load_config()?;
+    let (_, dir) = run.latest_checkpoint().ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config { path: run.config_path(), message })?;
+    let model = load_model(Stdit::new(&mcfg, device), &dir.join("ema.safetensors"))?;
+    let enc = encoder_for(&cfg)?;
+    Ok((model, enc, cfg))
+}
+
+/// Samples `n` videos for each prompt and writes one GIF per prompt into `out_dir`
+/// (`<slug>.gif`, n tiles). Returns the written paths.
+pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    prompts: &[String],
+    n: usize,
+    spec: SampleSpec,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<Vec<std::path::PathBuf>, TrainError> {
+    std::fs::create_dir_all(out_dir).map_err(crate::error::io(format!("create {}", out_dir.display())))?;
+    let mut paths = Vec::new();
+    for p in prompts {
+        let rep: Vec<String> = vec![p.clone(); n];
+        let videos = generate(model, encoder, &rep, spec, device, |_| {})?;
+        let path = out_dir.join(format!("{}.gif", crate::run::slug(p)));
+        freezeframe_data::gif_out::write_grid(&path, &videos, n, 4, 15)?;
+        paths.push(path);
+    }
+    Ok(paths)
+}

@@ -1,0 +1,60 @@
+//! Validation loss: the rectified-flow loss at fixed, evenly spaced timesteps on held-out clips
+//! with fixed noise (Open-Sora's `eval_loss`), so values are comparable across steps and runs.
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use freezeframe_data::{Split, Video, World};
+use freezeframe_diffusion::{eval_timesteps, interpolate, rf_loss_per_sample_f32, velocity_target};
+use freezeframe_model::{Stdit, TextEncoder};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::Serialize;
+
+use crate::batch::{captions, normal_tensor, videos_to_tensor};
+use crate::error::TrainError;
+
+/// Timesteps scored.
+pub const VAL_TIMESTEPS: usize = 10;
+/// Clips per forward pass.
+const CHUNK: usize = 16;
+/// The noise of held-out clip i is fixed for every run and step.
+const VAL_NOISE_SEED: u64 = 0x0e7a_1005;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ValLoss {
+    pub mean: f32,
+    /// (t, loss) for each of the evaluation timesteps.
+    pub by_t: Vec<(f32, f32)>,
+}
+
+/// Scores `model` (on a plain device) on the first `n_clips` held-out clips.
+pub fn val_loss<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    world: &World,
+    encoder: &E,
+    n_clips: usize,
+    device: &Device,
+) -> Result<ValLoss, TrainError> {
+    let n = n_clips.min(world.len(Split::Val)).max(1);
+    let clips: Vec<_> = (0..n as u64).map(|i| world.clip(Split::Val, i)).collect();
+    let ts = eval_timesteps(VAL_TIMESTEPS);
+    let mut sums = vec![0.0f64; ts.len()];
+    for (ci, chunk) in clips.chunks(CHUNK).enumerate() {
+        let videos: Vec<&Video> = chunk.iter().map(|c| &c.video).collect();
+        let x0 = videos_to_tensor(&videos, device);
+        let mut rng = ChaCha8Rng::seed_from_u64(VAL_NOISE_SEED);
+        rng.set_stream(ci as u64);
+        let noise = normal_tensor(&mut rng, x0.dims(), device);
+        let texts: Vec<String> = chunk.iter().map(|c| c.caption.clone()).collect();
+        let cap = captions(encoder, &texts, &vec![false; chunk.len()], device)?;
+        for (k, &t) in ts.iter().enumerate() {
+            let tt = Tensor::<1>::from_data(TensorData::new(vec![t; chunk.len()], [chunk.len()]), device);
+            let xt = interpolate(x0.clone(), noise.clone(), tt.clone());
+            let pred = model.forward(xt, tt, &cap);
+            let per = rf_loss_per_sample_f32(pred, velocity_target(x0.clone(), noise.clone()));
+            sums[k] += per.iter().map(|&x| x as f64).sum::<f64>();
+        }
+    }
+    let by_t: Vec<(f32, f32)> = ts.iter().zip(&sums).map(|(&t, &s)| (t, (s / n as f64) as f32)).collect();
+    let mean = by_t.iter().map(|(_, l)| l).sum::<f32>() / by_t.len() as f32;
+    Ok(ValLoss { mean, by_t })
+}
