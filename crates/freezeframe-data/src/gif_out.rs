@@ -8,9 +8,15 @@ use crate::video::Video;
 #[derive(Debug, thiserror::Error)]
 pub enum GifError {
     #[error("cannot write {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("GIF encoding of {path} failed: {source}")]
-    Encode { path: String, source: gif::EncodingError },
+    Encode {
+        path: String,
+        source: gif::EncodingError,
+    },
     #[error("no videos to write")]
     Empty,
     #[error("videos in one grid must share their shape")]
@@ -19,9 +25,18 @@ pub enum GifError {
 
 /// Writes `videos` as one animated GIF, `cols` tiles per row, each pixel `scale`×`scale`,
 /// `delay_cs` hundredths of a second per frame.
-pub fn write_grid(path: &Path, videos: &[Video], cols: usize, scale: usize, delay_cs: u16) -> Result<(), GifError> {
+pub fn write_grid(
+    path: &Path,
+    videos: &[Video],
+    cols: usize,
+    scale: usize,
+    delay_cs: u16,
+) -> Result<(), GifError> {
     let first = videos.first().ok_or(GifError::Empty)?;
-    if videos.iter().any(|v| (v.frames, v.height, v.width) != (first.frames, first.height, first.width)) {
+    if videos
+        .iter()
+        .any(|v| (v.frames, v.height, v.width) != (first.frames, first.height, first.width))
+    {
         return Err(GifError::MixedShapes);
     }
     let (cols, gap) = (cols.max(1).min(videos.len()), 2usize);
@@ -29,9 +44,16 @@ pub fn write_grid(path: &Path, videos: &[Video], cols: usize, scale: usize, dela
     let (th, tw) = (first.height * scale, first.width * scale);
     let (gh, gw) = (rows * th + (rows + 1) * gap, cols * tw + (cols + 1) * gap);
     let ps = path.display().to_string();
-    let file = File::create(path).map_err(|source| GifError::Io { path: ps.clone(), source })?;
-    let enc_err = |source| GifError::Encode { path: ps.clone(), source };
-    let mut enc = gif::Encoder::new(BufWriter::new(file), gw as u16, gh as u16, &[]).map_err(enc_err)?;
+    let file = File::create(path).map_err(|source| GifError::Io {
+        path: ps.clone(),
+        source,
+    })?;
+    let enc_err = |source| GifError::Encode {
+        path: ps.clone(),
+        source,
+    };
+    let mut enc =
+        gif::Encoder::new(BufWriter::new(file), gw as u16, gh as u16, &[]).map_err(enc_err)?;
     enc.set_repeat(gif::Repeat::Infinite).map_err(enc_err)?;
     for t in 0..first.frames {
         let mut canvas = vec![40u8; gh * gw * 3];
@@ -64,7 +86,8 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("g.gif");
         let mut v = Video::zeros(3, 3, 4, 4);
-        v.data[v.idx(1, 0, 2, 2)] = 1.0;
+        let i = v.idx(1, 0, 2, 2);
+        v.data[i] = 1.0;
         write_grid(&path, &[v.clone(), v], 2, 2, 10).unwrap();
         let mut opts = gif::DecodeOptions::new();
         opts.set_color_output(gif::ColorOutput::RGBA);
@@ -75,6 +98,9 @@ mod tests {
         }
         assert_eq!(n, 3);
         assert_eq!((dec.width(), dec.height()), (2 * 8 + 3 * 2, 8 + 2 * 2));
-        assert!(matches!(write_grid(&path, &[], 1, 1, 1), Err(GifError::Empty)));
+        assert!(matches!(
+            write_grid(&path, &[], 1, 1, 1),
+            Err(GifError::Empty)
+        ));
     }
 }

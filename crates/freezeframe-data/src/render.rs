@@ -70,8 +70,14 @@ pub fn render(cfg: &WorldConfig, objects: &[ObjectTruth], bg: Background, bg_see
         for o in objects {
             let [cx, cy] = o.centres[t];
             let rgb = o.colour.rgb();
-            let (x0, x1) = ((cx - o.radius - 1.0).floor().max(0.0) as usize, ((cx + o.radius + 1.0).ceil() as usize).min(s));
-            let (y0, y1) = ((cy - o.radius - 1.0).floor().max(0.0) as usize, ((cy + o.radius + 1.0).ceil() as usize).min(s));
+            let (x0, x1) = (
+                (cx - o.radius - 1.0).floor().max(0.0) as usize,
+                ((cx + o.radius + 1.0).ceil() as usize).min(s),
+            );
+            let (y0, y1) = (
+                (cy - o.radius - 1.0).floor().max(0.0) as usize,
+                ((cy + o.radius + 1.0).ceil() as usize).min(s),
+            );
             for y in y0..y1 {
                 for x in x0..x1 {
                     let mut hits = 0;
@@ -115,7 +121,9 @@ mod tests {
                 let (mut sx, mut sy, mut sm) = (0.0, 0.0, 0.0);
                 for y in 0..v.height {
                     for x in 0..v.width {
-                        let m: f32 = (0..3).map(|c| (v.get(t, c, y, x) - PLAIN_LEVEL).abs()).sum();
+                        let m: f32 = (0..3)
+                            .map(|c| (v.get(t, c, y, x) - PLAIN_LEVEL).abs())
+                            .sum();
                         sx += m * (x as f32 + 0.5);
                         sy += m * (y as f32 + 0.5);
                         sm += m;
@@ -124,14 +132,21 @@ mod tests {
                 let [cx, cy] = o.centres[t];
                 // Triangles' centroid sits below the circumcentre; allow for it.
                 let tol = if o.shape == Shape::Triangle { 1.2 } else { 0.3 };
-                assert!((sx / sm - cx).abs() < 0.3 && (sy / sm - cy).abs() < tol, "{:?} t{t}", o.shape);
+                assert!(
+                    (sx / sm - cx).abs() < 0.3 && (sy / sm - cy).abs() < tol,
+                    "{:?} t{t}",
+                    o.shape
+                );
             }
         }
     }
 
     #[test]
     fn textured_backgrounds_vary_and_stay_in_range() {
-        let cfg = WorldConfig { backgrounds: vec![Background::Textured], ..WorldConfig::default() };
+        let cfg = WorldConfig {
+            backgrounds: vec![Background::Textured],
+            ..WorldConfig::default()
+        };
         let w = World::new(cfg).unwrap();
         let v = w.clip(Split::Train, 1).video;
         assert!(v.data.iter().all(|x| (0.0..=1.0).contains(x)));

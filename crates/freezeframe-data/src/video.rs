@@ -12,12 +12,30 @@ pub struct Video {
 
 impl Video {
     pub fn zeros(frames: usize, channels: usize, height: usize, width: usize) -> Self {
-        Self { frames, channels, height, width, data: vec![0.0; frames * channels * height * width] }
+        Self {
+            frames,
+            channels,
+            height,
+            width,
+            data: vec![0.0; frames * channels * height * width],
+        }
     }
 
-    pub fn from_data(frames: usize, channels: usize, height: usize, width: usize, data: Vec<f32>) -> Self {
+    pub fn from_data(
+        frames: usize,
+        channels: usize,
+        height: usize,
+        width: usize,
+        data: Vec<f32>,
+    ) -> Self {
         debug_assert_eq!(data.len(), frames * channels * height * width);
-        Self { frames, channels, height, width, data }
+        Self {
+            frames,
+            channels,
+            height,
+            width,
+            data,
+        }
     }
 
     #[inline]

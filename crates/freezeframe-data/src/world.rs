@@ -146,8 +146,17 @@ impl Default for WorldConfig {
             size: 32,
             shapes: ALL_SHAPES.to_vec(),
             colours: ALL_COLOURS.to_vec(),
-            motions: vec![Motion::Left, Motion::Right, Motion::Up, Motion::Down, Motion::Static],
-            speeds: Speeds { slow: 1.5, fast: 3.0 },
+            motions: vec![
+                Motion::Left,
+                Motion::Right,
+                Motion::Up,
+                Motion::Down,
+                Motion::Static,
+            ],
+            speeds: Speeds {
+                slow: 1.5,
+                fast: 3.0,
+            },
             object_size: [4.0, 5.0],
             backgrounds: vec![Background::Plain],
             two_objects: 0.0,
@@ -191,7 +200,11 @@ pub enum WorldError {
     #[error("data.{0} must not be empty")]
     EmptySet(&'static str),
     #[error("data.{field} = {value} is out of range: {why}")]
-    OutOfRange { field: &'static str, value: String, why: String },
+    OutOfRange {
+        field: &'static str,
+        value: String,
+        why: String,
+    },
 }
 
 impl WorldConfig {
@@ -209,31 +222,55 @@ impl WorldConfig {
             return Err(WorldError::EmptySet("backgrounds"));
         }
         let range = |field, value: String, why: &str| {
-            Err(WorldError::OutOfRange { field, value, why: why.to_string() })
+            Err(WorldError::OutOfRange {
+                field,
+                value,
+                why: why.to_string(),
+            })
         };
         if self.frames == 0 {
             return range("frames", "0".into(), "need at least one frame");
         }
         if self.size < 8 {
-            return range("size", self.size.to_string(), "frames must be at least 8 pixels");
+            return range(
+                "size",
+                self.size.to_string(),
+                "frames must be at least 8 pixels",
+            );
         }
         let [lo, hi] = self.object_size;
         if !(lo > 0.0 && hi >= lo && 2.0 * hi < self.size as f32) {
-            return range("object_size", format!("{:?}", self.object_size), "need 0 < min ≤ max < size/2");
+            return range(
+                "object_size",
+                format!("{:?}", self.object_size),
+                "need 0 < min ≤ max < size/2",
+            );
         }
-        let travel = self.speeds.fast.max(self.speeds.slow) * (self.frames.saturating_sub(1)) as f32;
+        let travel =
+            self.speeds.fast.max(self.speeds.slow) * (self.frames.saturating_sub(1)) as f32;
         if !self.image_mode && travel > self.size as f32 - 2.0 * hi {
             return range(
                 "speeds",
                 format!("{:?}", self.speeds),
-                &format!("a fast object travels {travel} px, more than the {} px the frame leaves", self.size as f32 - 2.0 * hi),
+                &format!(
+                    "a fast object travels {travel} px, more than the {} px the frame leaves",
+                    self.size as f32 - 2.0 * hi
+                ),
             );
         }
         if !(0.0..=1.0).contains(&self.two_objects) {
-            return range("two_objects", self.two_objects.to_string(), "a probability in [0, 1]");
+            return range(
+                "two_objects",
+                self.two_objects.to_string(),
+                "a probability in [0, 1]",
+            );
         }
         if self.train_clips == 0 || self.val_clips == 0 {
-            return range("train_clips", format!("{}/{}", self.train_clips, self.val_clips), "need clips in both splits");
+            return range(
+                "train_clips",
+                format!("{}/{}", self.train_clips, self.val_clips),
+                "need clips in both splits",
+            );
         }
         Ok(())
     }
@@ -245,10 +282,12 @@ impl WorldConfig {
 
     /// Every word a caption of this world can contain (the text encoder's vocabulary).
     pub fn vocabulary(&self) -> Vec<String> {
-        let mut v: Vec<String> = ["a", "an", "and", "moves", "quickly", "slowly", "stays", "still"]
-            .into_iter()
-            .map(String::from)
-            .collect();
+        let mut v: Vec<String> = [
+            "a", "an", "and", "moves", "quickly", "slowly", "stays", "still",
+        ]
+        .into_iter()
+        .map(String::from)
+        .collect();
         v.extend(ALL_SHAPES.iter().map(|s| s.word().to_string()));
         v.extend(ALL_COLOURS.iter().map(|c| c.word().to_string()));
         for w in ["left", "right", "up", "down"] {
@@ -312,7 +351,11 @@ pub fn caption(objects: &[ObjectTruth], image_mode: bool) -> String {
         } else if o.motion == Motion::Static {
             format!("{noun} stays still")
         } else {
-            let adv = if o.speed == Speed::Fast { "quickly" } else { "slowly" };
+            let adv = if o.speed == Speed::Fast {
+                "quickly"
+            } else {
+                "slowly"
+            };
             format!("{noun} moves {} {adv}", o.motion.words())
         }
     };
@@ -344,8 +387,16 @@ impl World {
     fn draw_object<R: Rng>(&self, rng: &mut R) -> ObjectTruth {
         let c = &self.config;
         let frames = c.clip_frames();
-        let motion = if c.image_mode { Motion::Static } else { pick(rng, &c.motions) };
-        let speed = if rng.random_bool(0.5) { Speed::Fast } else { Speed::Slow };
+        let motion = if c.image_mode {
+            Motion::Static
+        } else {
+            pick(rng, &c.motions)
+        };
+        let speed = if rng.random_bool(0.5) {
+            Speed::Fast
+        } else {
+            Speed::Slow
+        };
         let px = match speed {
             Speed::Fast => c.speeds.fast,
             Speed::Slow => c.speeds.slow,
@@ -370,7 +421,9 @@ impl World {
             motion,
             speed,
             radius,
-            centres: (0..frames).map(|f| [x0 + vx * f as f32, y0 + vy * f as f32]).collect(),
+            centres: (0..frames)
+                .map(|f| [x0 + vx * f as f32, y0 + vy * f as f32])
+                .collect(),
         }
     }
 
@@ -384,7 +437,12 @@ impl World {
         let background = pick(&mut rng, &self.config.backgrounds);
         let bg_seed: u64 = rng.random();
         let video = render(&self.config, &objects, background, bg_seed);
-        Clip { video, caption: caption(&objects, self.config.image_mode), objects, background }
+        Clip {
+            video,
+            caption: caption(&objects, self.config.image_mode),
+            objects,
+            background,
+        }
     }
 
     /// Number of clips in a split.
@@ -410,21 +468,39 @@ mod tests {
         assert_eq!(w.clip(Split::Train, 5), w.clip(Split::Train, 5));
         assert_ne!(w.clip(Split::Train, 5).video, w.clip(Split::Train, 6).video);
         assert_ne!(w.clip(Split::Train, 5).video, w.clip(Split::Val, 5).video);
-        let other = World::new(WorldConfig { seed: 1, ..WorldConfig::default() }).unwrap();
-        assert_ne!(w.clip(Split::Train, 5).video, other.clip(Split::Train, 5).video);
+        let other = World::new(WorldConfig {
+            seed: 1,
+            ..WorldConfig::default()
+        })
+        .unwrap();
+        assert_ne!(
+            w.clip(Split::Train, 5).video,
+            other.clip(Split::Train, 5).video
+        );
     }
 
     #[test]
     fn captions_follow_attributes_and_objects_stay_inside() {
-        let w = World::new(WorldConfig { two_objects: 0.5, ..WorldConfig::default() }).unwrap();
+        let w = World::new(WorldConfig {
+            two_objects: 0.5,
+            ..WorldConfig::default()
+        })
+        .unwrap();
         let vocab = w.config.vocabulary();
         for i in 0..200 {
             let clip = w.clip(Split::Train, i);
             for word in clip.caption.split(' ') {
-                assert!(vocab.contains(&word.to_string()), "{word} not in vocabulary");
+                assert!(
+                    vocab.contains(&word.to_string()),
+                    "{word} not in vocabulary"
+                );
             }
             for o in &clip.objects {
-                assert!(clip.caption.contains(&format!("a {} {}", o.colour.word(), o.shape.word())));
+                assert!(clip.caption.contains(&format!(
+                    "a {} {}",
+                    o.colour.word(),
+                    o.shape.word()
+                )));
                 for [x, y] in &o.centres {
                     assert!(*x >= o.radius - 1e-3 && *x <= 32.0 - o.radius + 1e-3);
                     assert!(*y >= o.radius - 1e-3 && *y <= 32.0 - o.radius + 1e-3);
@@ -439,7 +515,10 @@ mod tests {
             }
         }
         assert_eq!(
-            caption(&w.clip(Split::Train, 0).objects, true).split(' ').count() % 3,
+            caption(&w.clip(Split::Train, 0).objects, true)
+                .split(' ')
+                .count()
+                % 3,
             0,
             "image captions are 'a colour shape' phrases"
         );
@@ -447,9 +526,28 @@ mod tests {
 
     #[test]
     fn validation_names_the_field() {
-        let bad = WorldConfig { speeds: Speeds { slow: 1.0, fast: 9.0 }, ..WorldConfig::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("data.speeds"));
-        let bad = WorldConfig { colours: vec![], ..WorldConfig::default() };
-        assert!(bad.validate().unwrap_err().to_string().contains("data.colours"));
+        let bad = WorldConfig {
+            speeds: Speeds {
+                slow: 1.0,
+                fast: 9.0,
+            },
+            ..WorldConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("data.speeds")
+        );
+        let bad = WorldConfig {
+            colours: vec![],
+            ..WorldConfig::default()
+        };
+        assert!(
+            bad.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("data.colours")
+        );
     }
 }

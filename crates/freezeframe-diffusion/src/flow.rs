@@ -20,12 +20,20 @@ pub fn rf_loss<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Tensor<1> 
 /// Mean squared error per batch element, [B].
 pub fn rf_loss_per_sample<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Tensor<1> {
     let b = pred.dims()[0];
-    (pred - target).powi_scalar(2).reshape([b as i32, -1]).mean_dim(1).reshape([b])
+    (pred - target)
+        .powi_scalar(2)
+        .reshape([b as i32, -1])
+        .mean_dim(1)
+        .reshape([b])
 }
 
 /// [`rf_loss_per_sample`] read back to the host.
 pub fn rf_loss_per_sample_f32<const D: usize>(pred: Tensor<D>, target: Tensor<D>) -> Vec<f32> {
-    rf_loss_per_sample(pred, target).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default()
+    rf_loss_per_sample(pred, target)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default()
 }
 
 /// [B] → [B, 1, 1, ...] of rank D.
@@ -46,12 +54,21 @@ mod tests {
         let x0 = Tensor::<2>::from_floats([[1.0, -2.0], [0.5, 4.0]], &dev);
         let eps = Tensor::<2>::from_floats([[3.0, 0.0], [-0.5, 2.0]], &dev);
         let t = Tensor::<1>::from_floats([0.25, 1.0], &dev);
-        let xt = interpolate(x0.clone(), eps.clone(), t).into_data().to_vec::<f32>().unwrap();
+        let xt = interpolate(x0.clone(), eps.clone(), t)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         // row 0: 0.75·x0 + 0.25·ε = [1.5, −1.5]; row 1 (t = 1): ε.
         assert_eq!(xt, vec![1.5, -1.5, -0.5, 2.0]);
-        let v = velocity_target(x0, eps).into_data().to_vec::<f32>().unwrap();
+        let v = velocity_target(x0, eps)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(v, vec![2.0, 2.0, -1.0, -2.0]);
-        let l = rf_loss(Tensor::<2>::from_floats([[1.0, 3.0]], &dev), Tensor::from_floats([[0.0, 1.0]], &dev));
+        let l = rf_loss(
+            Tensor::<2>::from_floats([[1.0, 3.0]], &dev),
+            Tensor::from_floats([[0.0, 1.0]], &dev),
+        );
         assert_eq!(l.into_scalar::<f32>(), 2.5);
     }
 }

@@ -43,11 +43,17 @@ mod tests {
         let dev = Device::flex();
         let x = Tensor::<1>::from_floats([1.0, 2.0], &dev);
         let v = Tensor::<1>::from_floats([0.5, -1.0], &dev);
-        let y = euler_step(x, v, 0.25).into_data().to_vec::<f32>().unwrap();
+        let y = euler_step(x, v, 0.25)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(y, vec![0.875, 2.25]);
         let c = Tensor::<1>::from_floats([1.0, 0.0], &dev);
         let u = Tensor::<1>::from_floats([0.0, 1.0], &dev);
-        let g = cfg_combine(c, u, 4.0).into_data().to_vec::<f32>().unwrap();
+        let g = cfg_combine(c, u, 4.0)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
         assert_eq!(g, vec![4.0, -3.0]);
         assert_eq!(sampling_times(4), vec![1.0, 0.75, 0.5, 0.25, 0.0]);
     }
@@ -59,7 +65,12 @@ mod tests {
         let dev = Device::flex();
         let x0 = Tensor::<1>::from_floats([0.3, -0.7, 1.2], &dev);
         let noise = Tensor::<1>::from_floats([1.0, 0.5, -2.0], &dev);
-        let out = euler_sample(noise, 7, |x, t| (x.clone() - x0.clone()).div_scalar(t), |_| {});
+        let out = euler_sample(
+            noise,
+            7,
+            |x, t| (x.clone() - x0.clone()).div_scalar(t),
+            |_| {},
+        );
         let diff = (out - x0).abs().max().into_scalar::<f32>();
         assert!(diff < 1e-5, "{diff}");
     }

@@ -12,7 +12,10 @@ pub struct LogitNormal {
 
 impl Default for LogitNormal {
     fn default() -> Self {
-        Self { mean: 0.0, std: 1.0 }
+        Self {
+            mean: 0.0,
+            std: 1.0,
+        }
     }
 }
 
@@ -23,7 +26,9 @@ impl LogitNormal {
     }
 
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R, n: usize) -> Vec<f32> {
-        (0..n).map(|_| self.from_normal(rng.sample::<f64, _>(StandardNormal)) as f32).collect()
+        (0..n)
+            .map(|_| self.from_normal(rng.sample::<f64, _>(StandardNormal)) as f32)
+            .collect()
     }
 }
 
@@ -45,7 +50,10 @@ mod tests {
         assert_eq!(d.from_normal(0.0), 0.5);
         assert!((d.from_normal(1.0) - 0.731_058_578_6).abs() < 1e-9);
         assert!((d.from_normal(-2.0) - 0.119_202_922_0).abs() < 1e-9);
-        let shifted = LogitNormal { mean: 1.0, std: 0.5 };
+        let shifted = LogitNormal {
+            mean: 1.0,
+            std: 0.5,
+        };
         assert!((shifted.from_normal(2.0) - 0.880_797_077_9).abs() < 1e-9);
     }
 

@@ -35,7 +35,9 @@ pub struct StdiTConfig {
 impl StdiTConfig {
     /// For tests: a few milliseconds per step.
     pub fn tiny() -> Self {
-        Self::new(4, 16, 16, 4, 32, 2, 2).with_text_dim(16).with_text_len(12)
+        Self::new(4, 16, 16, 4, 32, 2, 2)
+            .with_text_dim(16)
+            .with_text_len(12)
     }
 
     /// For the quick-start demo on a 2-core CPU.
@@ -132,9 +134,15 @@ mod tests {
 
     #[test]
     fn validate_names_the_bad_field() {
-        let bad = StdiTConfig::tiny().with_patch(3);
+        let bad = StdiTConfig {
+            patch: 3,
+            ..StdiTConfig::tiny()
+        };
         assert!(bad.validate().unwrap_err().contains("model.patch"));
-        let bad = StdiTConfig::tiny().with_heads(3);
+        let bad = StdiTConfig {
+            heads: 3,
+            ..StdiTConfig::tiny()
+        };
         assert!(bad.validate().unwrap_err().contains("model.hidden"));
     }
 }

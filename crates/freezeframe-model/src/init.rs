@@ -53,9 +53,9 @@ fn sample(init: Init, shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
             let b = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
             (0..n).map(|_| rng.random_range(-b..b)).collect()
         }
-        Init::Normal(std) => {
-            (0..n).map(|_| rng.sample::<f32, _>(StandardNormal) * std as f32).collect()
-        }
+        Init::Normal(std) => (0..n)
+            .map(|_| rng.sample::<f32, _>(StandardNormal) * std as f32)
+            .collect(),
     }
 }
 
@@ -103,11 +103,20 @@ mod tests {
     fn rules_follow_opensora() {
         assert_eq!(rule("blocks.2.attn_temp.proj.weight", &[8, 8]), Init::Zeros);
         assert_eq!(rule("blocks.2.attn_temp.proj.bias", &[8]), Init::Zeros);
-        assert_eq!(rule("blocks.2.attn_temp.qkv.weight", &[8, 24]), Init::XavierUniform);
+        assert_eq!(
+            rule("blocks.2.attn_temp.qkv.weight", &[8, 24]),
+            Init::XavierUniform
+        );
         assert_eq!(rule("final_layer.linear.weight", &[8, 48]), Init::Zeros);
-        assert_eq!(rule("t_embedder.mlp.0.weight", &[256, 8]), Init::Normal(0.02));
+        assert_eq!(
+            rule("t_embedder.mlp.0.weight", &[256, 8]),
+            Init::Normal(0.02)
+        );
         assert_eq!(rule("t_block.1.weight", &[8, 48]), Init::Normal(0.02));
-        assert_eq!(rule("blocks.0.scale_shift_table", &[6, 16]), Init::Normal(0.25));
+        assert_eq!(
+            rule("blocks.0.scale_shift_table", &[6, 16]),
+            Init::Normal(0.25)
+        );
         assert_eq!(rule("blocks.0.mlp.fc1.bias", &[16]), Init::Zeros);
     }
 }

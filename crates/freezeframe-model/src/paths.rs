@@ -93,7 +93,10 @@ impl ModuleVisitor for Collector {
 
 /// Every float parameter of `module`, in traversal order, with its Open-Sora path.
 pub fn param_table<M: Module>(module: &M) -> Vec<ParamInfo> {
-    let mut c = Collector { stack: PathStack::default(), out: Vec::new() };
+    let mut c = Collector {
+        stack: PathStack::default(),
+        out: Vec::new(),
+    };
     module.visit(&mut c);
     c.out
 }
@@ -104,7 +107,11 @@ mod tests {
 
     #[test]
     fn renames_round_trip() {
-        for p in ["t_embedder.fc1.weight", "t_block.bias", "blocks.0.attn.qkv.weight"] {
+        for p in [
+            "t_embedder.fc1.weight",
+            "t_block.bias",
+            "blocks.0.attn.qkv.weight",
+        ] {
             assert_eq!(from_opensora(&to_opensora(p)), p);
         }
         assert_eq!(to_opensora("t_block.weight"), "t_block.1.weight");

@@ -21,8 +21,14 @@ pub const UNK: &str = "<unk>";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TextError {
-    #[error("prompt {prompt:?} has words outside the vocabulary: {unknown:?}; known words: {vocab}")]
-    UnknownWords { prompt: String, unknown: Vec<String>, vocab: String },
+    #[error(
+        "prompt {prompt:?} has words outside the vocabulary: {unknown:?}; known words: {vocab}"
+    )]
+    UnknownWords {
+        prompt: String,
+        unknown: Vec<String>,
+        vocab: String,
+    },
     #[error("prompt {0:?} has no words")]
     Empty(String),
 }
@@ -81,12 +87,23 @@ pub struct WordEncoder {
 
 impl WordEncoder {
     /// `vocab` is deduplicated and sorted; `<unk>` is always part of it.
-    pub fn new(vocab: impl IntoIterator<Item = String>, dim: usize, max_len: usize, seed: u64) -> Self {
+    pub fn new(
+        vocab: impl IntoIterator<Item = String>,
+        dim: usize,
+        max_len: usize,
+        seed: u64,
+    ) -> Self {
         let mut vocab: Vec<String> = vocab.into_iter().map(|w| w.to_lowercase()).collect();
         vocab.push(UNK.to_string());
         vocab.sort();
         vocab.dedup();
-        Self { vocab, dim, max_len, seed, strict: true }
+        Self {
+            vocab,
+            dim,
+            max_len,
+            seed,
+            strict: true,
+        }
     }
 
     /// Map unknown words to `<unk>` instead of failing.
@@ -113,7 +130,9 @@ impl WordEncoder {
         }
         let mut rng = ChaCha8Rng::seed_from_u64(h);
         let s = 1.0 / (self.dim as f32).sqrt();
-        (0..self.dim).map(|_| rng.sample::<f32, _>(StandardNormal) * s).collect()
+        (0..self.dim)
+            .map(|_| rng.sample::<f32, _>(StandardNormal) * s)
+            .collect()
     }
 }
 
@@ -136,7 +155,13 @@ impl TextEncoder for WordEncoder {
             return Err(TextError::UnknownWords {
                 prompt: prompt.to_string(),
                 unknown,
-                vocab: self.vocab.iter().filter(|v| *v != UNK).cloned().collect::<Vec<_>>().join(", "),
+                vocab: self
+                    .vocab
+                    .iter()
+                    .filter(|v| *v != UNK)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
         let (l, d) = (self.max_len, self.dim);
@@ -161,7 +186,12 @@ mod tests {
     use super::*;
 
     fn enc() -> WordEncoder {
-        WordEncoder::new(["a", "red", "circle", "moves", "left"].map(String::from), 8, 6, 7)
+        WordEncoder::new(
+            ["a", "red", "circle", "moves", "left"].map(String::from),
+            8,
+            6,
+            7,
+        )
     }
 
     #[test]
@@ -172,13 +202,19 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.pad, vec![false, false, false, false, false, true]);
         assert!(a.tokens[5 * 8..].iter().all(|&x| x == 0.0));
-        assert_ne!(e.encode("a red circle").unwrap(), e.encode("a circle red").unwrap());
+        assert_ne!(
+            e.encode("a red circle").unwrap(),
+            e.encode("a circle red").unwrap()
+        );
     }
 
     #[test]
     fn unknown_words_error_lists_vocabulary_or_map_to_unk() {
         let err = enc().encode("a purple circle").unwrap_err().to_string();
-        assert!(err.contains("purple") && err.contains("circle, left"), "{err}");
+        assert!(
+            err.contains("purple") && err.contains("circle, left"),
+            "{err}"
+        );
         let lenient = enc().lenient();
         assert!(lenient.encode("a purple circle").is_ok());
         assert!(matches!(enc().encode("  ,"), Err(TextError::Empty(_))));

@@ -44,11 +44,18 @@ pub fn videos_to_tensor(videos: &[&Video], device: &Device) -> Tensor<5> {
 /// A [B, T, C, H, W] tensor in [−1, 1] → videos in [0, 1] (clamped).
 pub fn tensor_to_videos(x: Tensor<5>) -> Vec<Video> {
     let [b, t, c, h, w] = x.dims();
-    let data: Vec<f32> = x.into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+    let data: Vec<f32> = x
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
     let n = t * c * h * w;
     (0..b)
         .map(|i| {
-            let v = data[i * n..(i + 1) * n].iter().map(|x| ((x + 1.0) / 2.0).clamp(0.0, 1.0)).collect();
+            let v = data[i * n..(i + 1) * n]
+                .iter()
+                .map(|x| ((x + 1.0) / 2.0).clamp(0.0, 1.0))
+                .collect();
             Video::from_data(t, c, h, w, v)
         })
         .collect()
@@ -86,11 +93,16 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
     let mut rng = step_rng(seed, step);
     let n = world.len(Split::Train) as u64;
     let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();
-    let clips: Vec<_> = idx.par_iter().map(|&i| world.clip(Split::Train, i)).collect();
+    let clips: Vec<_> = idx
+        .par_iter()
+        .map(|&i| world.clip(Split::Train, i))
+        .collect();
     let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
     let x0 = videos_to_tensor(&videos, device);
     let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
-    let null: Vec<bool> = (0..batch_size).map(|_| rng.random_bool(caption_dropout)).collect();
+    let null: Vec<bool> = (0..batch_size)
+        .map(|_| rng.random_bool(caption_dropout))
+        .collect();
     let t = LogitNormal::default().sample(&mut rng, batch_size);
     let noise = normal_tensor(&mut rng, x0.dims(), device);
     Ok(Batch {

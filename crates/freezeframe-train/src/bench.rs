@@ -28,27 +28,45 @@ pub struct StepBench {
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
-    if v.is_empty() { f64::NAN } else { v[v.len() / 2] }
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v[v.len() / 2]
+    }
 }
 
 /// Times `steps` training steps after `warmup` untimed ones.
-pub fn train_step(preset: &str, batch_size: usize, steps: usize, warmup: usize) -> Result<StepBench, TrainError> {
+pub fn train_step(
+    preset: &str,
+    batch_size: usize,
+    steps: usize,
+    warmup: usize,
+) -> Result<StepBench, TrainError> {
     let mcfg = StdiTConfig::preset(preset).ok_or_else(|| TrainError::Config {
         path: "--preset".into(),
         message: format!("{preset:?} is not one of {:?}", StdiTConfig::PRESETS),
     })?;
-    let mut cfg = RunConfig::parse(&format!("name = \"bench\"\n[model]\npreset = \"{preset}\"\n"), "bench".as_ref())?;
+    let mut cfg = RunConfig::parse(
+        &format!("name = \"bench\"\n[model]\npreset = \"{preset}\"\n"),
+        "bench".as_ref(),
+    )?;
     cfg.data = WorldConfig {
         frames: mcfg.frames,
         size: mcfg.height,
-        speeds: freezeframe_data::world::Speeds { slow: 0.5, fast: 1.0 },
+        speeds: freezeframe_data::world::Speeds {
+            slow: 0.5,
+            fast: 1.0,
+        },
         object_size: [2.0, 3.0],
         ..WorldConfig::default()
     };
     let world = World::new(cfg.data.clone())?;
     let encoder = encoder_for(&cfg)?;
     let device = Device::flex().autodiff();
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config { path: "bench".into(), message })?;
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
+        path: "bench".into(),
+        message,
+    })?;
     let mut model = build_model(&mcfg, 0, &device);
     let params = param_table(&model).iter().map(|p| p.numel()).sum();
     let mut optim = optimizer(&cfg);

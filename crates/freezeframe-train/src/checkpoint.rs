@@ -26,22 +26,39 @@ pub struct CheckpointState {
 
 /// (Burn path prefix, Open-Sora key prefix) regexes for the renamed Sequential layers.
 const KEY_MAP: [(&str, &str, &str, &str); 3] = [
-    (r"^t_embedder\.fc1\.", "t_embedder.mlp.0.", r"^t_embedder\.mlp\.0\.", "t_embedder.fc1."),
-    (r"^t_embedder\.fc2\.", "t_embedder.mlp.2.", r"^t_embedder\.mlp\.2\.", "t_embedder.fc2."),
+    (
+        r"^t_embedder\.fc1\.",
+        "t_embedder.mlp.0.",
+        r"^t_embedder\.mlp\.0\.",
+        "t_embedder.fc1.",
+    ),
+    (
+        r"^t_embedder\.fc2\.",
+        "t_embedder.mlp.2.",
+        r"^t_embedder\.mlp\.2\.",
+        "t_embedder.fc2.",
+    ),
     (r"^t_block\.", "t_block.1.", r"^t_block\.1\.", "t_block."),
 ];
 
 fn ckpt_err(path: &Path, message: impl Into<String>) -> TrainError {
-    TrainError::Checkpoint { path: path.to_path_buf(), message: message.into() }
+    TrainError::Checkpoint {
+        path: path.to_path_buf(),
+        message: message.into(),
+    }
 }
 
 /// Writes a model as safetensors with Open-Sora keys.
 pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
-    let mut store = SafetensorsStore::from_file(path).with_to_adapter(BurnToPyTorchAdapter).metadata("format", "freezeframe-stdit");
+    let mut store = SafetensorsStore::from_file(path)
+        .with_to_adapter(BurnToPyTorchAdapter)
+        .metadata("format", "freezeframe-stdit");
     for (from, to, _, _) in KEY_MAP {
         store = store.with_key_remapping(from, to);
     }
-    model.save_into(&mut store).map_err(|e| ckpt_err(path, e.to_string()))
+    model
+        .save_into(&mut store)
+        .map_err(|e| ckpt_err(path, e.to_string()))
 }
 
 /// Loads safetensors with Open-Sora keys into `model`; every parameter must be present.
@@ -49,14 +66,21 @@ pub fn load_model(mut model: Stdit, path: &Path) -> Result<Stdit, TrainError> {
     if !path.is_file() {
         return Err(ckpt_err(path, "file is missing"));
     }
-    let mut store = SafetensorsStore::from_file(path).with_from_adapter(PyTorchToBurnAdapter).allow_partial(false);
+    let mut store = SafetensorsStore::from_file(path)
+        .with_from_adapter(PyTorchToBurnAdapter)
+        .allow_partial(false);
     for (_, _, from, to) in KEY_MAP {
         store = store.with_key_remapping(from, to);
     }
-    let result = model.load_from(&mut store).map_err(|e| ckpt_err(path, format!("unreadable safetensors: {e}")))?;
+    let result = model
+        .load_from(&mut store)
+        .map_err(|e| ckpt_err(path, format!("unreadable safetensors: {e}")))?;
     if !result.errors.is_empty() || !result.missing.is_empty() {
         let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(ckpt_err(path, format!("errors {:?}; missing tensors {:?}", result.errors, missing)));
+        return Err(ckpt_err(
+            path,
+            format!("errors {:?}; missing tensors {:?}", result.errors, missing),
+        ));
     }
     Ok(model)
 }
@@ -78,9 +102,13 @@ pub fn save(dir: &Path, ck: Checkpoint) -> Result<(), TrainError> {
     std::fs::create_dir_all(&tmp).map_err(io(format!("create {}", tmp.display())))?;
     save_model(ck.model, &tmp.join("model.safetensors"))?;
     save_model(ck.ema, &tmp.join("ema.safetensors"))?;
-    let bytes = ck.optimizer.into_bytes().map_err(|e| ckpt_err(&tmp, format!("optimizer record: {e}")))?;
+    let bytes = ck
+        .optimizer
+        .into_bytes()
+        .map_err(|e| ckpt_err(&tmp, format!("optimizer record: {e}")))?;
     std::fs::write(tmp.join("optimizer.bpk"), &bytes[..]).map_err(io("write optimizer.bpk"))?;
-    let state = serde_json::to_string_pretty(&ck.state).map_err(|e| ckpt_err(&tmp, e.to_string()))?;
+    let state =
+        serde_json::to_string_pretty(&ck.state).map_err(|e| ckpt_err(&tmp, e.to_string()))?;
     // state.json last: its presence marks the folder complete.
     std::fs::write(tmp.join("state.json"), state).map_err(io("write state.json"))?;
     if dir.exists() {
@@ -92,9 +120,16 @@ pub fn save(dir: &Path, ck: Checkpoint) -> Result<(), TrainError> {
 pub fn load_state(dir: &Path) -> Result<CheckpointState, TrainError> {
     let p = dir.join("state.json");
     let text = std::fs::read_to_string(&p).map_err(|e| ckpt_err(&p, e.to_string()))?;
-    let st: CheckpointState = serde_json::from_str(&text).map_err(|e| ckpt_err(&p, format!("corrupt state: {e}")))?;
+    let st: CheckpointState =
+        serde_json::from_str(&text).map_err(|e| ckpt_err(&p, format!("corrupt state: {e}")))?;
     if st.format_version != FORMAT_VERSION {
-        return Err(ckpt_err(&p, format!("format version {} (this build reads {FORMAT_VERSION})", st.format_version)));
+        return Err(ckpt_err(
+            &p,
+            format!(
+                "format version {} (this build reads {FORMAT_VERSION})",
+                st.format_version
+            ),
+        ));
     }
     Ok(st)
 }
@@ -104,7 +139,9 @@ pub fn load_state(dir: &Path) -> Result<CheckpointState, TrainError> {
 pub fn load_optimizer(optim: ModuleOptimizer, dir: &Path) -> Result<ModuleOptimizer, TrainError> {
     let p = dir.join("optimizer.bpk");
     let raw = std::fs::read(&p).map_err(|e| ckpt_err(&p, e.to_string()))?;
-    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| optim.from_bytes(Bytes::from_bytes_vec(raw))));
+    let res = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        optim.from_bytes(Bytes::from_bytes_vec(raw))
+    }));
     match res {
         Ok(Ok(o)) => Ok(o),
         Ok(Err(e)) => Err(ckpt_err(&p, format!("corrupt optimizer record: {e}"))),

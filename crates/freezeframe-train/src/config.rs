@@ -116,7 +116,13 @@ pub struct LogSection {
 
 impl Default for LogSection {
     fn default() -> Self {
-        Self { every: 10, val_every: 200, checkpoint_every: 200, sample_every: 0, val_clips: 32 }
+        Self {
+            every: 10,
+            val_every: 200,
+            checkpoint_every: 200,
+            sample_every: 0,
+            val_clips: 32,
+        }
     }
 }
 
@@ -150,8 +156,10 @@ impl Default for SampleSection {
 impl RunConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| TrainError::ReadConfig { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| TrainError::ReadConfig {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text, path)
     }
 
@@ -161,20 +169,28 @@ impl RunConfig {
             path: path.to_path_buf(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        cfg.validate().map_err(|message| TrainError::Config { path: path.to_path_buf(), message })?;
+        cfg.validate().map_err(|message| TrainError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
         Ok(cfg)
     }
 
     /// The fully resolved TOML written into the run folder.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
+        toml::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
     }
 
     /// The model shape: the preset with overrides, frames and resolution from `[data]`.
     pub fn model_config(&self) -> Result<StdiTConfig, String> {
         let m = &self.model;
         let mut c = StdiTConfig::preset(&m.preset).ok_or_else(|| {
-            format!("model.preset = {:?} is not one of {:?}", m.preset, StdiTConfig::PRESETS)
+            format!(
+                "model.preset = {:?} is not one of {:?}",
+                m.preset,
+                StdiTConfig::PRESETS
+            )
         })?;
         c.frames = self.data.clip_frames();
         c.height = self.data.size;
@@ -205,27 +221,55 @@ impl RunConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty() || self.name.contains(['/', '\\']) || self.name == "." || self.name == ".." {
-            return Err(format!("name = {:?} must be a plain folder name", self.name));
+        if self.name.trim().is_empty()
+            || self.name.contains(['/', '\\'])
+            || self.name == "."
+            || self.name == ".."
+        {
+            return Err(format!(
+                "name = {:?} must be a plain folder name",
+                self.name
+            ));
         }
         self.data.validate().map_err(|e| e.to_string())?;
         self.model_config()?;
         let t = &self.train;
         let checks: [(bool, String); 8] = [
-            (t.batch_size >= 1, format!("train.batch_size = {} must be at least 1", t.batch_size)),
-            (t.steps >= 1, format!("train.steps = {} must be at least 1", t.steps)),
-            (t.lr > 0.0 && t.lr.is_finite(), format!("train.lr = {} must be positive", t.lr)),
+            (
+                t.batch_size >= 1,
+                format!("train.batch_size = {} must be at least 1", t.batch_size),
+            ),
+            (
+                t.steps >= 1,
+                format!("train.steps = {} must be at least 1", t.steps),
+            ),
+            (
+                t.lr > 0.0 && t.lr.is_finite(),
+                format!("train.lr = {} must be positive", t.lr),
+            ),
             (
                 t.betas.iter().all(|b| (0.0..1.0).contains(b)),
                 format!("train.betas = {:?} must lie in [0, 1)", t.betas),
             ),
-            ((0.0..1.0).contains(&t.ema_decay), format!("train.ema_decay = {} must lie in [0, 1)", t.ema_decay)),
+            (
+                (0.0..1.0).contains(&t.ema_decay),
+                format!("train.ema_decay = {} must lie in [0, 1)", t.ema_decay),
+            ),
             (
                 (0.0..1.0).contains(&t.caption_dropout),
-                format!("train.caption_dropout = {} must lie in [0, 1)", t.caption_dropout),
+                format!(
+                    "train.caption_dropout = {} must lie in [0, 1)",
+                    t.caption_dropout
+                ),
             ),
-            (t.grad_clip >= 0.0, format!("train.grad_clip = {} must not be negative", t.grad_clip)),
-            (self.log.val_clips >= 1, format!("log.val_clips = {} must be at least 1", self.log.val_clips)),
+            (
+                t.grad_clip >= 0.0,
+                format!("train.grad_clip = {} must not be negative", t.grad_clip),
+            ),
+            (
+                self.log.val_clips >= 1,
+                format!("log.val_clips = {} must be at least 1", self.log.val_clips),
+            ),
         ];
         for (ok, msg) in checks {
             if !ok {
@@ -258,29 +302,41 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_file() {
-        let e = parse("name = \"x\"\n[train]\nlrr = 0.1\n").unwrap_err().to_string();
+        let e = parse("name = \"x\"\n[train]\nlrr = 0.1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("run.toml") && e.contains("lrr"), "{e}");
     }
 
     #[test]
     fn wrong_type_is_named() {
-        let e = parse("name = \"x\"\n[train]\nsteps = \"many\"\n").unwrap_err().to_string();
+        let e = parse("name = \"x\"\n[train]\nsteps = \"many\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("steps"), "{e}");
     }
 
     #[test]
     fn bad_values_are_named() {
-        let e = parse("name = \"x\"\n[train]\nbatch_size = 0\n").unwrap_err().to_string();
+        let e = parse("name = \"x\"\n[train]\nbatch_size = 0\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("train.batch_size"), "{e}");
-        let e = parse("name = \"x\"\n[model]\npreset = \"huge\"\n").unwrap_err().to_string();
+        let e = parse("name = \"x\"\n[model]\npreset = \"huge\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("model.preset") && e.contains("tiny"), "{e}");
-        let e = parse("name = \"x\"\n[data]\ncolours = []\n").unwrap_err().to_string();
+        let e = parse("name = \"x\"\n[data]\ncolours = []\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("data.colours"), "{e}");
     }
 
     #[test]
     fn missing_file_is_named() {
-        let e = RunConfig::load(Path::new("/nonexistent/run.toml")).unwrap_err().to_string();
+        let e = RunConfig::load(Path::new("/nonexistent/run.toml"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("/nonexistent/run.toml"), "{e}");
     }
 }

@@ -3,14 +3,22 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     #[error("cannot read config {path}: {source}")]
-    ReadConfig { path: PathBuf, source: std::io::Error },
+    ReadConfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config {path}: {message}")]
     Config { path: PathBuf, message: String },
     #[error("{context}: {source}")]
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
-    #[error("run folder {0} already exists; pass --resume to continue it or choose another run name")]
+    #[error(
+        "run folder {0} already exists; pass --resume to continue it or choose another run name"
+    )]
     RunExists(PathBuf),
     #[error("no complete checkpoint under {0}")]
     NoCheckpoint(PathBuf),

@@ -3,8 +3,6 @@
 //! Burn's `GradientClipping::Norm` clips each parameter tensor by its own norm; Open-Sora (like
 //! PyTorch's `clip_grad_norm_`) clips by the norm of all gradients together, which preserves the
 //! direction of the update. That is what this module does.
-use std::collections::HashMap;
-
 use burn::module::{Module, ModuleVisitor, Param, ParamId};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -24,15 +22,25 @@ impl ModuleVisitor for SqNorms<'_> {
     }
 }
 
-/// Squared L2 norm of each parameter's gradient (parameters without a gradient are absent).
-pub fn squared_norms<M: Module>(module: &M, grads: &GradientsParams) -> HashMap<ParamId, f32> {
-    let mut v = SqNorms { grads, ids: Vec::new(), sums: Vec::new() };
+/// Squared L2 norm of each parameter's gradient, in module traversal order (parameters without
+/// a gradient are absent). A fixed order matters: summing in hash-map order would change the
+/// global norm in its last bit from run to run and break bit-exact resume.
+pub fn squared_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(ParamId, f32)> {
+    let mut v = SqNorms {
+        grads,
+        ids: Vec::new(),
+        sums: Vec::new(),
+    };
     module.visit(&mut v);
     if v.sums.is_empty() {
-        return HashMap::new();
+        return Vec::new();
     }
     // One read-back for all tensors instead of one per parameter.
-    let all: Vec<f32> = Tensor::cat(v.sums, 0).into_data().convert::<f32>().try_into_vec::<f32>().unwrap_or_default();
+    let all: Vec<f32> = Tensor::cat(v.sums, 0)
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .unwrap_or_default();
     v.ids.into_iter().zip(all).collect()
 }
 
@@ -44,16 +52,24 @@ struct Scale<'a> {
 impl ModuleVisitor for Scale<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         if let Some(g) = self.grads.remove::<D>(param.id) {
-            self.grads.register::<D>(param.id, g.mul_scalar(self.factor));
+            self.grads
+                .register::<D>(param.id, g.mul_scalar(self.factor));
         }
     }
 }
 
 /// Clips the global gradient norm to `max_norm` (0 = no clipping); returns the norm before.
 pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
-    let norm = squared_norms(module, grads).values().sum::<f32>().sqrt();
+    let norm = squared_norms(module, grads)
+        .iter()
+        .map(|(_, s)| s)
+        .sum::<f32>()
+        .sqrt();
     if max_norm > 0.0 && norm > max_norm {
-        module.visit(&mut Scale { grads, factor: max_norm / (norm + 1e-6) });
+        module.visit(&mut Scale {
+            grads,
+            factor: max_norm / (norm + 1e-6),
+        });
     }
     norm
 }

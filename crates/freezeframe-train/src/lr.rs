@@ -10,7 +10,14 @@ pub enum Schedule {
 
 /// Linear warm-up from 0 to `base` over `warmup` steps (step 0 already gets base/warmup), then
 /// constant or cosine decay to `base·min_ratio` at `total`.
-pub fn lr_at(step: usize, total: usize, warmup: usize, base: f64, schedule: Schedule, min_ratio: f64) -> f64 {
+pub fn lr_at(
+    step: usize,
+    total: usize,
+    warmup: usize,
+    base: f64,
+    schedule: Schedule,
+    min_ratio: f64,
+) -> f64 {
     if step < warmup {
         return base * (step + 1) as f64 / warmup as f64;
     }

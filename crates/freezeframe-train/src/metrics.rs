@@ -14,8 +14,15 @@ pub struct MetricsLog {
 
 impl MetricsLog {
     pub fn open(path: &Path) -> Result<Self, TrainError> {
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(io(format!("open {}", path.display())))?;
-        Ok(Self { path: path.to_path_buf(), file })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io(format!("open {}", path.display())))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     pub fn write(&mut self, record: &Value) -> Result<(), TrainError> {
@@ -48,12 +55,18 @@ impl MetricsLog {
 
 fn read_lines(path: &Path) -> Result<Vec<String>, TrainError> {
     let f = File::open(path).map_err(io(format!("open {}", path.display())))?;
-    BufReader::new(f).lines().collect::<Result<_, _>>().map_err(io(format!("read {}", path.display())))
+    BufReader::new(f)
+        .lines()
+        .collect::<Result<_, _>>()
+        .map_err(io(format!("read {}", path.display())))
 }
 
 /// All records of a metrics file (lines that are not JSON are skipped).
 pub fn read(path: &Path) -> Result<Vec<Value>, TrainError> {
-    Ok(read_lines(path)?.iter().filter_map(|l| serde_json::from_str(l).ok()).collect())
+    Ok(read_lines(path)?
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect())
 }
 
 /// Writes the training-loss records as CSV (step, loss, lr, grad_norm, it_s) beside the JSONL.
@@ -64,7 +77,14 @@ pub fn write_csv(jsonl: &Path, csv: &Path) -> Result<(), TrainError> {
             continue;
         }
         let f = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
-        out.push_str(&format!("{},{},{},{},{}\n", f("step"), f("loss"), f("lr"), f("grad_norm"), f("it_s")));
+        out.push_str(&format!(
+            "{},{},{},{},{}\n",
+            f("step"),
+            f("loss"),
+            f("lr"),
+            f("grad_norm"),
+            f("it_s")
+        ));
     }
     std::fs::write(csv, out).map_err(io(format!("write {}", csv.display())))
 }

@@ -49,7 +49,9 @@ impl Run {
         if let Ok(entries) = std::fs::read_dir(self.checkpoints_dir()) {
             for e in entries.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
-                if let Some(n) = name.strip_prefix("step-").and_then(|s| s.parse::<usize>().ok())
+                if let Some(n) = name
+                    .strip_prefix("step-")
+                    .and_then(|s| s.parse::<usize>().ok())
                     && e.path().join("state.json").is_file()
                 {
                     out.push((n, e.path()));
@@ -74,10 +76,24 @@ impl Run {
 pub fn slug(text: &str) -> String {
     let s: String = text
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
         .collect();
-    let s = s.split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-");
-    if s.is_empty() { "prompt".into() } else { s.chars().take(60).collect() }
+    let s = s
+        .split('-')
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    if s.is_empty() {
+        "prompt".into()
+    } else {
+        s.chars().take(60).collect()
+    }
 }
 
 pub fn exists(path: &Path) -> bool {

@@ -20,8 +20,16 @@ pub const TEXT_SEED: u64 = 0x7e47;
 
 /// The text encoder of a run.
 pub fn encoder_for(cfg: &RunConfig) -> Result<WordEncoder, TrainError> {
-    let m = cfg.model_config().map_err(|message| TrainError::Config { path: "config".into(), message })?;
-    Ok(WordEncoder::new(cfg.data.vocabulary(), m.text_dim, m.text_len, TEXT_SEED))
+    let m = cfg.model_config().map_err(|message| TrainError::Config {
+        path: "config".into(),
+        message,
+    })?;
+    Ok(WordEncoder::new(
+        cfg.data.vocabulary(),
+        m.text_dim,
+        m.text_len,
+        TEXT_SEED,
+    ))
 }
 
 fn cat_captions(a: &CaptionBatch, b: &CaptionBatch) -> CaptionBatch {
@@ -67,13 +75,21 @@ pub fn generate<E: TextEncoder + ?Sized>(
     let noise = Tensor::cat(noise, 0);
     let cond = encoder.encode_batch(prompts, device)?;
     let guided = spec.cfg != 1.0;
-    let both = if guided { cat_captions(&cond, &cond.to_null()) } else { cond.clone() };
+    let both = if guided {
+        cat_captions(&cond, &cond.to_null())
+    } else {
+        cond.clone()
+    };
     let x = euler_sample(
         noise,
         spec.steps,
         |x, time| {
             let reps = if guided { 2 } else { 1 };
-            let xs = if guided { Tensor::cat(vec![x.clone(), x.clone()], 0) } else { x.clone() };
+            let xs = if guided {
+                Tensor::cat(vec![x.clone(), x.clone()], 0)
+            } else {
+                x.clone()
+            };
             let tt = Tensor::<1>::full([b * reps], time, device);
             let v = model.forward(xs, tt, &both);
             if guided {
@@ -92,8 +108,13 @@ pub fn generate<E: TextEncoder + ?Sized>(
 /// The EMA weights of a run's newest checkpoint, its config and its text encoder.
 pub fn load_run(run: &Run, device: &Device) -> Result<(Stdit, WordEncoder, RunConfig), TrainError> {
     let cfg = run.load_config()?;
-    let (_, dir) = run.latest_checkpoint().ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config { path: run.config_path(), message })?;
+    let (_, dir) = run
+        .latest_checkpoint()
+        .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
+        path: run.config_path(),
+        message,
+    })?;
     let model = load_model(Stdit::new(&mcfg, device), &dir.join("ema.safetensors"))?;
     let enc = encoder_for(&cfg)?;
     Ok((model, enc, cfg))
@@ -110,7 +131,8 @@ pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
     out_dir: &Path,
     device: &Device,
 ) -> Result<Vec<std::path::PathBuf>, TrainError> {
-    std::fs::create_dir_all(out_dir).map_err(crate::error::io(format!("create {}", out_dir.display())))?;
+    std::fs::create_dir_all(out_dir)
+        .map_err(crate::error::io(format!("create {}", out_dir.display())))?;
     let mut paths = Vec::new();
     for p in prompts {
         let rep: Vec<String> = vec![p.clone(); n];

@@ -37,7 +37,12 @@ pub struct TrainOptions {
 
 impl Default for TrainOptions {
     fn default() -> Self {
-        Self { resume: false, progress: true, stop_after: None, final_samples: true }
+        Self {
+            resume: false,
+            progress: true,
+            stop_after: None,
+            final_samples: true,
+        }
     }
 }
 
@@ -109,7 +114,10 @@ fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError>
 pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
     let started = Instant::now();
     let run = Run::for_config(cfg);
-    let has_content = run.dir.is_dir() && std::fs::read_dir(&run.dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+    let has_content = run.dir.is_dir()
+        && std::fs::read_dir(&run.dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(false);
     if has_content && !opts.resume {
         return Err(TrainError::RunExists(run.dir.clone()));
     }
@@ -119,7 +127,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
     std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
 
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config { path: run.config_path(), message })?;
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
+        path: run.config_path(),
+        message,
+    })?;
     let world = World::new(cfg.data.clone())?;
     let encoder = encoder_for(cfg)?;
     let device = Device::flex().autodiff();
@@ -145,20 +156,46 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     let mut log = MetricsLog::open(&run.metrics_path())?;
 
     let t = &cfg.train;
-    let end = opts.stop_after.map_or(t.steps, |n| (start + n).min(t.steps));
-    let bar = if opts.progress { ProgressBar::new(t.steps as u64) } else { ProgressBar::hidden() };
+    let end = opts
+        .stop_after
+        .map_or(t.steps, |n| (start + n).min(t.steps));
+    let bar = if opts.progress {
+        ProgressBar::new(t.steps as u64)
+    } else {
+        ProgressBar::hidden()
+    };
     bar.set_style(
-        ProgressStyle::with_template("{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        ProgressStyle::with_template(
+            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(cfg.name.clone());
     bar.set_position(start as u64);
 
     let shape = [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width];
-    let spec = SampleSpec { steps: cfg.sample.steps, cfg: cfg.sample.cfg, seed: cfg.sample.seed, shape };
+    let spec = SampleSpec {
+        steps: cfg.sample.steps,
+        cfg: cfg.sample.cfg,
+        seed: cfg.sample.seed,
+        shape,
+    };
     let save = |step: usize, model: &Stdit, ema_model: &Stdit, optim: &ModuleOptimizer| {
-        let state = CheckpointState { format_version: FORMAT_VERSION, step, seed: cfg.seed, rng: "chacha8(seed, stream=step+1)".into() };
-        checkpoint::save(&run.checkpoint_dir(step), Checkpoint { model, ema: ema_model, optimizer: optim, state })
+        let state = CheckpointState {
+            format_version: FORMAT_VERSION,
+            step,
+            seed: cfg.seed,
+            rng: "chacha8(seed, stream=step+1)".into(),
+        };
+        checkpoint::save(
+            &run.checkpoint_dir(step),
+            Checkpoint {
+                model,
+                ema: ema_model,
+                optimizer: optim,
+                state,
+            },
+        )
     };
 
     let mut losses = Vec::new();
@@ -166,7 +203,15 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     let mut last_saved = if start > 0 { Some(start) } else { None };
     let mut final_val = None;
     for step in start..end {
-        let batch = train_batch(&world, &encoder, cfg.seed, step, t.batch_size, t.caption_dropout, &device)?;
+        let batch = train_batch(
+            &world,
+            &encoder,
+            cfg.seed,
+            step,
+            t.batch_size,
+            t.caption_dropout,
+            &device,
+        )?;
         let lr = lr_at(step, t.steps, t.warmup, t.lr, t.schedule, t.min_lr_ratio);
         let (m, loss, norm) = train_step(model, &mut optim, batch, lr, t.grad_clip);
         model = m;
@@ -206,7 +251,15 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         }
         if cfg.log.sample_every > 0 && done % cfg.log.sample_every == 0 && !is_last {
             let dir = run.samples_dir().join(format!("step-{done:06}"));
-            write_prompt_gifs(&ema_model, &encoder, &cfg.sample.prompts, cfg.sample.n, spec, &dir, &plain)?;
+            write_prompt_gifs(
+                &ema_model,
+                &encoder,
+                &cfg.sample.prompts,
+                cfg.sample.n,
+                spec,
+                &dir,
+                &plain,
+            )?;
         }
     }
     bar.finish_and_clear();
@@ -219,7 +272,22 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     let mut samples = Vec::new();
     if opts.final_samples && completed == t.steps {
         let dir = run.samples_dir().join("final");
-        samples = write_prompt_gifs(&ema_model, &encoder, &cfg.sample.prompts, cfg.sample.n, spec, &dir, &plain)?;
+        samples = write_prompt_gifs(
+            &ema_model,
+            &encoder,
+            &cfg.sample.prompts,
+            cfg.sample.n,
+            spec,
+            &dir,
+            &plain,
+        )?;
     }
-    Ok(TrainSummary { run, steps: completed, losses, final_val, seconds: started.elapsed().as_secs_f64(), samples })
+    Ok(TrainSummary {
+        run,
+        steps: completed,
+        losses,
+        final_val,
+        seconds: started.elapsed().as_secs_f64(),
+        samples,
+    })
 }

@@ -47,14 +47,21 @@ pub fn val_loss<E: TextEncoder + ?Sized>(
         let texts: Vec<String> = chunk.iter().map(|c| c.caption.clone()).collect();
         let cap = captions(encoder, &texts, &vec![false; chunk.len()], device)?;
         for (k, &t) in ts.iter().enumerate() {
-            let tt = Tensor::<1>::from_data(TensorData::new(vec![t; chunk.len()], [chunk.len()]), device);
+            let tt = Tensor::<1>::from_data(
+                TensorData::new(vec![t; chunk.len()], [chunk.len()]),
+                device,
+            );
             let xt = interpolate(x0.clone(), noise.clone(), tt.clone());
             let pred = model.forward(xt, tt, &cap);
             let per = rf_loss_per_sample_f32(pred, velocity_target(x0.clone(), noise.clone()));
             sums[k] += per.iter().map(|&x| x as f64).sum::<f64>();
         }
     }
-    let by_t: Vec<(f32, f32)> = ts.iter().zip(&sums).map(|(&t, &s)| (t, (s / n as f64) as f32)).collect();
+    let by_t: Vec<(f32, f32)> = ts
+        .iter()
+        .zip(&sums)
+        .map(|(&t, &s)| (t, (s / n as f64) as f32))
+        .collect();
     let mean = by_t.iter().map(|(_, l)| l).sum::<f32>() / by_t.len() as f32;
     Ok(ValLoss { mean, by_t })
 }

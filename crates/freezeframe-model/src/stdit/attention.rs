@@ -28,7 +28,14 @@ impl SelfAttention {
         let qkv = self.qkv.forward(x).reshape([n, l, 3, h, d / h]); // [N, L, 3, H, hd]
         let qkv = qkv.permute([2, 0, 3, 1, 4]); // [3, N, H, L, hd]
         let take = |i: usize| qkv.clone().narrow(0, i, 1).squeeze_dim::<4>(0); // [N, H, L, hd]
-        let out = attention(take(0), take(1), take(2), None, None, AttentionModuleOptions::default());
+        let out = attention(
+            take(0),
+            take(1),
+            take(2),
+            None,
+            None,
+            AttentionModuleOptions::default(),
+        );
         let out = out.swap_dims(1, 2).reshape([n, l, d]); // [N, L, D]
         self.proj.forward(out)
     }
@@ -58,7 +65,11 @@ impl CrossAttention {
         let [b, n, d] = x.dims();
         let l = y.dims()[1];
         let h = self.heads;
-        let q = self.q_linear.forward(x).reshape([b, n, h, d / h]).swap_dims(1, 2); // [B, H, N, hd]
+        let q = self
+            .q_linear
+            .forward(x)
+            .reshape([b, n, h, d / h])
+            .swap_dims(1, 2); // [B, H, N, hd]
         let kv = self.kv_linear.forward(y).reshape([b, l, 2, h, d / h]); // [B, L, 2, H, hd]
         let kv = kv.permute([2, 0, 3, 1, 4]); // [2, B, H, L, hd]
         let k = kv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0); // [B, H, L, hd]

@@ -50,7 +50,10 @@ impl StditBlock {
 
         // Spatial attention, within each frame.
         let x_m = modulate(norm(x.clone()), m.attn.shift, m.attn.scale); // [B, N, D]
-        let x_s = self.attn.forward(x_m.reshape([b * t, s, d])).reshape([b, n, d]); // [B, N, D]
+        let x_s = self
+            .attn
+            .forward(x_m.reshape([b * t, s, d]))
+            .reshape([b, n, d]); // [B, N, D]
         let mut x = x + m.attn.gate.clone() * x_s;
 
         // Temporal attention, across frames at each spatial position.

@@ -17,7 +17,10 @@ pub struct PatchEmbed {
 
 impl PatchEmbed {
     pub fn new(channels: usize, patch: usize, hidden: usize, device: &Device) -> Self {
-        Self { proj: LinearConfig::new(channels * patch * patch, hidden).init(device), patch }
+        Self {
+            proj: LinearConfig::new(channels * patch * patch, hidden).init(device),
+            patch,
+        }
     }
 
     /// `x` [B, T, C, H, W] → tokens [B, T·S, D], S = (H/p)(W/p), row-major over patches.
@@ -63,8 +66,9 @@ impl TimestepEmbedder {
 /// `[cos(t·f_i), sin(t·f_i)]` with f_i = 10000^(−i/half), as Open-Sora's `timestep_embedding`.
 pub fn timestep_features(t: Tensor<1>) -> Tensor<2> {
     let half = TIME_FREQ_DIM / 2;
-    let freqs: Vec<f32> =
-        (0..half).map(|i| (-(10_000f32).ln() * i as f32 / half as f32).exp()).collect();
+    let freqs: Vec<f32> = (0..half)
+        .map(|i| (-(10_000f32).ln() * i as f32 / half as f32).exp())
+        .collect();
     let freqs = Tensor::<1>::from_floats(freqs.as_slice(), &t.device()).unsqueeze_dim::<2>(0); // [1, half]
     let args = t.unsqueeze_dim::<2>(1) * freqs; // [B, half]
     Tensor::cat(vec![args.clone().cos(), args.sin()], 1) // [B, 256]
@@ -97,7 +101,11 @@ impl CaptionEmbedder {
         let [b, l, dt] = y.dims();
         let null_row = null.clone().reshape([b, 1]).expand([b, l]); // [B, L]
         let null_tok = null_row.clone().reshape([b, l, 1]).expand([b, l, dt]); // [B, L, Dt]
-        let table = self.y_embedding.val().unsqueeze_dim::<3>(0).expand([b, l, dt]); // [B, L, Dt]
+        let table = self
+            .y_embedding
+            .val()
+            .unsqueeze_dim::<3>(0)
+            .expand([b, l, dt]); // [B, L, Dt]
         let y = y.mask_where(null_tok, table);
         // The null caption is attended in full.
         let pad = pad.bool_and(null_row.bool_not());

@@ -8,7 +8,9 @@ mod modulation;
 
 pub use attention::{CrossAttention, SelfAttention};
 pub use block::{BlockContext, StditBlock};
-pub use embed::{CaptionEmbedder, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d, timestep_features};
+pub use embed::{
+    CaptionEmbedder, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d, timestep_features,
+};
 pub use final_layer::FinalLayer;
 pub use mlp::Mlp;
 pub use modulation::{BlockModulation, Modulation};
@@ -86,10 +88,11 @@ impl Stdit {
         let s = hp * wp;
 
         let x = self.x_embedder.forward(x); // [B, N, D]
-        let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &device).reshape([1, 1, s, d]);
+        let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &device)
+            .reshape([1, 1, s, d]);
         let x = (x.reshape([b, frames, s, d]) + pos).reshape([b, frames * s, d]); // [B, N, D]
-        let tpe =
-            Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device).reshape([1, frames, d]);
+        let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)
+            .reshape([1, frames, d]);
 
         let t_emb = self.t_embedder.forward(t); // [B, D]
         let t0 = self.t_block.forward(silu(t_emb.clone())); // [B, 6D]
@@ -124,3 +127,6 @@ impl Stdit {
         x.reshape([b, frames, c, h, w])
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -25,8 +25,16 @@ impl BlockModulation {
         let m = t0.reshape([b, 6, d]) + table.unsqueeze_dim::<3>(0); // [B, 6, D]
         let row = |i: usize| m.clone().narrow(1, i, 1); // [B, 1, D]
         Self {
-            attn: Modulation { shift: row(0), scale: row(1), gate: row(2) },
-            mlp: Modulation { shift: row(3), scale: row(4), gate: row(5) },
+            attn: Modulation {
+                shift: row(0),
+                scale: row(1),
+                gate: row(2),
+            },
+            mlp: Modulation {
+                shift: row(3),
+                scale: row(4),
+                gate: row(5),
+            },
         }
     }
 }

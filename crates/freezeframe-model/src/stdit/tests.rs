@@ -1,0 +1,325 @@
+use burn::module::{Module, ModuleMapper, Param};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::{Distribution, TensorData};
+
+use super::*;
+use crate::init::initialize;
+use crate::paths::{PathStack, param_table, to_opensora};
+use crate::text::{TextEncoder, WordEncoder};
+
+fn tiny() -> StdiTConfig {
+    StdiTConfig::tiny()
+}
+
+fn captions(b: usize, dev: &Device) -> CaptionBatch {
+    let enc = WordEncoder::new(
+        ["a", "red", "circle", "moves", "left", "blue"].map(String::from),
+        16,
+        12,
+        0,
+    );
+    let prompts: Vec<String> = (0..b)
+        .map(|i| {
+            if i % 2 == 0 {
+                "a red circle moves left".into()
+            } else {
+                "a blue circle".into()
+            }
+        })
+        .collect();
+    enc.encode_batch(&prompts, dev).unwrap()
+}
+
+fn video(b: usize, t: usize, dev: &Device) -> Tensor<5> {
+    Tensor::random([b, t, 3, 16, 16], Distribution::Normal(0.0, 1.0), dev)
+}
+
+fn max_abs_diff(a: Tensor<5>, b: Tensor<5>) -> f32 {
+    (a - b).abs().max().into_scalar::<f32>()
+}
+
+/// Adds N(0, std) to every parameter whose Open-Sora path contains `pattern`.
+struct Perturb {
+    stack: PathStack,
+    pattern: &'static str,
+    std: f64,
+}
+
+impl ModuleMapper for Perturb {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.stack.enter(name);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.stack.exit();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if !to_opensora(&self.stack.current()).contains(self.pattern) {
+            return p;
+        }
+        let std = self.std;
+        p.map(|t| {
+            let g = t.is_require_grad();
+            let noise = Tensor::random(t.shape(), Distribution::Normal(0.0, std), &t.device());
+            let dev = t.device();
+            Tensor::from_data((t + noise).into_data(), &dev).set_require_grad(g)
+        })
+    }
+}
+
+fn perturb<M: Module>(m: M, pattern: &'static str, std: f64) -> M {
+    m.map(&mut Perturb {
+        stack: PathStack::default(),
+        pattern,
+        std,
+    })
+}
+
+#[test]
+fn forward_keeps_the_video_shape_in_video_and_image_mode() {
+    let dev = Device::flex();
+    let model = initialize(Stdit::new(&tiny(), &dev), 0);
+    let x = video(2, 4, &dev);
+    let y = model.forward(x, Tensor::from_floats([0.3, 0.9], &dev), &captions(2, &dev));
+    assert_eq!(y.dims(), [2, 4, 3, 16, 16]);
+    let img = model.forward(
+        video(3, 1, &dev),
+        Tensor::from_floats([0.1, 0.5, 0.7], &dev),
+        &captions(3, &dev),
+    );
+    assert_eq!(img.dims(), [3, 1, 3, 16, 16]);
+}
+
+#[test]
+fn parameter_paths_are_opensora_keys() {
+    let model = Stdit::new(&tiny(), &Device::flex());
+    let paths: Vec<String> = param_table(&model).into_iter().map(|p| p.path).collect();
+    for key in [
+        "x_embedder.proj.weight",
+        "t_embedder.mlp.0.weight",
+        "t_embedder.mlp.2.bias",
+        "t_block.1.weight",
+        "y_embedder.y_proj.fc1.weight",
+        "y_embedder.y_embedding",
+        "blocks.0.attn.qkv.weight",
+        "blocks.1.attn_temp.proj.weight",
+        "blocks.0.cross_attn.q_linear.weight",
+        "blocks.0.cross_attn.kv_linear.bias",
+        "blocks.1.mlp.fc2.weight",
+        "blocks.1.scale_shift_table",
+        "final_layer.linear.weight",
+        "final_layer.scale_shift_table",
+    ] {
+        assert!(
+            paths.contains(&key.to_string()),
+            "missing {key}; have {paths:?}"
+        );
+    }
+    assert_eq!(paths.len(), 13 + 19 * 2 + 3);
+}
+
+#[test]
+fn inflated_model_equals_the_per_frame_image_model() {
+    let dev = Device::flex();
+    // Random weights everywhere except the zero-initialised temporal output projection.
+    let model = perturb(initialize(Stdit::new(&tiny(), &dev), 1), "", 0.05);
+    let model = initialize_temporal_proj_to_zero(model);
+    let (b, t) = (2, 4);
+    let x = video(b, t, &dev);
+    let time = Tensor::<1>::from_floats([0.25, 0.8], &dev);
+    let cap = captions(b, &dev);
+    let video_out = model.forward(x.clone(), time.clone(), &cap); // [B, T, C, H, W]
+
+    // The image model: every frame on its own, T = 1, temporal branch skipped.
+    let frames = x.clone().reshape([b * t, 1, 3, 16, 16]);
+    let time_f = time.clone().reshape([b, 1]).expand([b, t]).reshape([b * t]);
+    let cap_f = CaptionBatch {
+        tokens: cap
+            .tokens
+            .clone()
+            .unsqueeze_dim::<4>(1)
+            .expand([b, t, 12, 16])
+            .reshape([b * t, 12, 16]),
+        pad: cap
+            .pad
+            .clone()
+            .unsqueeze_dim::<3>(1)
+            .expand([b, t, 12])
+            .reshape([b * t, 12]),
+        null: cap
+            .null
+            .clone()
+            .reshape([b, 1])
+            .expand([b, t])
+            .reshape([b * t]),
+    };
+    let image_out = model
+        .forward(frames.clone(), time_f.clone(), &cap_f)
+        .reshape([b, t, 3, 16, 16]);
+    let d = max_abs_diff(video_out.clone(), image_out.clone());
+    assert!(d < 1e-5, "inflation identity broken: |Δ| = {d}");
+
+    // The check is sensitive: a non-zero temporal projection breaks the identity.
+    let moved = perturb(model, "attn_temp.proj", 0.05);
+    let d2 = max_abs_diff(moved.forward(x, time, &cap), image_out);
+    assert!(d2 > 1e-3, "temporal branch had no effect: {d2}");
+}
+
+fn initialize_temporal_proj_to_zero(m: Stdit) -> Stdit {
+    struct Zero(PathStack);
+    impl ModuleMapper for Zero {
+        fn enter_module(&mut self, name: &str, _: &str) {
+            self.0.enter(name);
+        }
+        fn exit_module(&mut self, _: &str, _: &str) {
+            self.0.exit();
+        }
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            if self.0.current().contains("attn_temp.proj") {
+                p.map(|t| t.zeros_like())
+            } else {
+                p
+            }
+        }
+    }
+    m.map(&mut Zero(PathStack::default()))
+}
+
+#[test]
+fn null_caption_changes_the_prediction_and_padding_is_ignored() {
+    let dev = Device::flex();
+    let model = perturb(initialize(Stdit::new(&tiny(), &dev), 2), "", 0.05);
+    let x = video(2, 4, &dev);
+    let t = Tensor::<1>::from_floats([0.5, 0.5], &dev);
+    let cap = captions(2, &dev);
+    let a = model.forward(x.clone(), t.clone(), &cap);
+    let b = model.forward(x.clone(), t.clone(), &cap.to_null());
+    assert!(max_abs_diff(a.clone(), b) > 1e-4);
+    // Garbage in padded token slots must not matter.
+    let noise = Tensor::<3>::random([2, 12, 16], Distribution::Normal(0.0, 1.0), &dev);
+    let pad3 = cap.pad.clone().unsqueeze_dim::<3>(2).expand([2, 12, 16]);
+    let dirty = CaptionBatch {
+        tokens: cap.tokens.clone().mask_where(pad3, noise),
+        ..cap.clone()
+    };
+    assert!(max_abs_diff(a, model.forward(x, t, &dirty)) < 1e-5);
+}
+
+/// Loss of a fixed batch as f64, for finite differences.
+fn loss_of(
+    model: &Stdit,
+    x: &Tensor<5>,
+    t: &Tensor<1>,
+    cap: &CaptionBatch,
+    target: &Tensor<5>,
+) -> Tensor<1> {
+    (model.forward(x.clone(), t.clone(), cap) - target.clone())
+        .powi_scalar(2)
+        .mean()
+}
+
+struct Nudge {
+    stack: PathStack,
+    path: &'static str,
+    index: usize,
+    eps: f32,
+}
+
+impl ModuleMapper for Nudge {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.stack.enter(name);
+    }
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.stack.exit();
+    }
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if to_opensora(&self.stack.current()) != self.path {
+            return p;
+        }
+        let (i, eps) = (self.index, self.eps);
+        p.map(|t| {
+            let shape = t.shape();
+            let mut v: Vec<f32> = t
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap();
+            v[i] += eps;
+            Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+        })
+    }
+}
+
+#[test]
+fn autodiff_gradients_match_finite_differences() {
+    // No hand-written backward exists in the model; this guards Burn's attention, layer-norm and
+    // reshape backward as the model composes them.
+    let ad = Device::flex().autodiff();
+    let plain = Device::flex();
+    let model = perturb(initialize(Stdit::new(&tiny(), &ad), 3), "", 0.1);
+    let x = video(2, 4, &plain);
+    let target = video(2, 4, &plain);
+    let t = Tensor::<1>::from_floats([0.3, 0.7], &plain);
+    let cap = captions(2, &plain);
+    let to_ad = |c: &CaptionBatch| CaptionBatch {
+        tokens: c.tokens.clone().to_device(&ad),
+        pad: c.pad.clone().to_device(&ad),
+        null: c.null.clone().to_device(&ad),
+    };
+    let loss = loss_of(
+        &model,
+        &x.clone().to_device(&ad),
+        &t.clone().to_device(&ad),
+        &to_ad(&cap),
+        &target.clone().to_device(&ad),
+    );
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let table = param_table(&model);
+    let plain_model = model.valid();
+    for (path, index) in [
+        ("blocks.0.attn.qkv.weight", 5),
+        ("blocks.1.attn_temp.qkv.weight", 40),
+        ("blocks.0.attn_temp.proj.weight", 7),
+        ("blocks.1.cross_attn.kv_linear.weight", 3),
+        ("blocks.0.mlp.fc1.weight", 11),
+        ("blocks.1.scale_shift_table", 9),
+        ("y_embedder.y_proj.fc1.weight", 2),
+        ("t_embedder.mlp.0.weight", 100),
+        ("x_embedder.proj.weight", 17),
+    ] {
+        let info = table.iter().find(|p| p.path == path).unwrap();
+        let g: Vec<f32> = match info.shape.len() {
+            1 => grads
+                .get::<1>(info.id)
+                .unwrap()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap(),
+            _ => grads
+                .get::<2>(info.id)
+                .unwrap()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap(),
+        };
+        let eps = 1e-2;
+        let f = |e: f32| {
+            let m = plain_model.clone().map(&mut Nudge {
+                stack: PathStack::default(),
+                path,
+                index,
+                eps: e,
+            });
+            loss_of(&m, &x, &t, &cap, &target).into_scalar::<f32>() as f64
+        };
+        let fd = (f(eps) - f(-eps)) / (2.0 * eps as f64);
+        let ag = g[index] as f64;
+        let tol = 2e-2 * fd.abs().max(ag.abs()) + 1e-5;
+        assert!(
+            (fd - ag).abs() < tol,
+            "{path}[{index}]: autodiff {ag:.6e} vs finite difference {fd:.6e}"
+        );
+    }
+}

@@ -1,0 +1,285 @@
+//! End-to-end checks of training runs on the tiny preset.
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use freezeframe_data::World;
+use freezeframe_model::Stdit;
+use freezeframe_train::batch::train_batch;
+use freezeframe_train::checkpoint::{load_model, save_model};
+use freezeframe_train::run::Run;
+use freezeframe_train::sample::encoder_for;
+use freezeframe_train::trainer::{build_model, optimizer, train_step};
+use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn tiny_config(name: &str, out: &Path, steps: usize) -> RunConfig {
+    let text = format!(
+        r#"
+name = "{name}"
+out_dir = "{out}"
+seed = 3
+[model]
+preset = "tiny"
+[data]
+frames = 4
+size = 16
+speeds = {{ slow = 0.5, fast = 1.0 }}
+object_size = [2.0, 3.0]
+train_clips = 64
+val_clips = 8
+[train]
+batch_size = 4
+steps = {steps}
+lr = 1e-3
+warmup = 2
+[log]
+every = 1
+val_every = 0
+checkpoint_every = 0
+val_clips = 4
+[sample]
+prompts = ["a red circle moves left quickly"]
+n = 2
+steps = 3
+"#,
+        out = out.display()
+    );
+    RunConfig::parse(&text, Path::new("test.toml")).unwrap()
+}
+
+fn quiet() -> TrainOptions {
+    TrainOptions {
+        progress: false,
+        final_samples: false,
+        ..TrainOptions::default()
+    }
+}
+
+struct Flatten(Vec<f32>);
+impl ModuleVisitor for Flatten {
+    fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
+        self.0.extend(
+            p.val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap(),
+        );
+    }
+}
+fn weights<M: Module>(m: &M) -> Vec<f32> {
+    let mut f = Flatten(Vec::new());
+    m.visit(&mut f);
+    f.0
+}
+
+#[test]
+fn loss_on_a_fixed_batch_falls_by_half() {
+    let out = tmp("overfit");
+    let cfg = tiny_config("overfit", &out, 1);
+    let mcfg = cfg.model_config().unwrap();
+    let world = World::new(cfg.data.clone()).unwrap();
+    let enc = encoder_for(&cfg).unwrap();
+    let dev = Device::flex().autodiff();
+    let mut model = build_model(&mcfg, 0, &dev);
+    let mut optim = optimizer(&cfg);
+    let mut losses = Vec::new();
+    for _ in 0..300 {
+        // The same batch every step: step index 0 always.
+        let batch = train_batch(&world, &enc, 0, 0, 4, 0.0, &dev).unwrap();
+        let (m, loss, _) = train_step(model, &mut optim, batch, 1e-3, 1.0);
+        model = m;
+        losses.push(loss);
+    }
+    let first = losses[..5].iter().sum::<f32>() / 5.0;
+    let last = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;
+    assert!(last < 0.5 * first, "loss {first} → {last}");
+}
+
+#[test]
+fn same_seed_gives_the_same_losses_and_other_seeds_differ() {
+    let out = tmp("determinism");
+    let a = train(&tiny_config("a", &out, 6), &quiet()).unwrap();
+    let b = train(&tiny_config("b", &out, 6), &quiet()).unwrap();
+    assert_eq!(a.losses, b.losses);
+    let mut c_cfg = tiny_config("c", &out, 6);
+    c_cfg.seed = 4;
+    let c = train(&c_cfg, &quiet()).unwrap();
+    assert_ne!(a.losses, c.losses);
+}
+
+#[test]
+fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
+    let out = tmp("resume");
+    let full = train(&tiny_config("full", &out, 10), &quiet()).unwrap();
+
+    let cfg = tiny_config("split", &out, 10);
+    let first = train(
+        &cfg,
+        &TrainOptions {
+            stop_after: Some(4),
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(first.steps, 4);
+    // A run folder that exists is never silently reused.
+    assert!(matches!(
+        train(&cfg, &quiet()),
+        Err(TrainError::RunExists(_))
+    ));
+    let second = train(
+        &cfg,
+        &TrainOptions {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap();
+    assert_eq!(second.steps, 10);
+    let resumed: Vec<(usize, f32)> = first.losses.iter().chain(&second.losses).copied().collect();
+    assert_eq!(resumed, full.losses, "resumed trajectory differs");
+
+    // The metrics file holds each step once, and the final weights agree bit for bit.
+    let steps: Vec<u64> =
+        freezeframe_train::metrics::read(&Run::new(out.join("split")).metrics_path())
+            .unwrap()
+            .iter()
+            .filter(|r| r.get("loss").is_some())
+            .filter_map(|r| r["step"].as_u64())
+            .collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<u64>>());
+    let dev = Device::flex();
+    let mcfg = cfg.model_config().unwrap();
+    let a = load_model(
+        Stdit::new(&mcfg, &dev),
+        &out.join("full/checkpoints/step-000010/model.safetensors"),
+    )
+    .unwrap();
+    let b = load_model(
+        Stdit::new(&mcfg, &dev),
+        &out.join("split/checkpoints/step-000010/model.safetensors"),
+    )
+    .unwrap();
+    let (wa, wb) = (weights(&a), weights(&b));
+    let differing = wa.iter().zip(&wb).filter(|(x, y)| x != y).count();
+    let max = wa
+        .iter()
+        .zip(&wb)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0f32, f32::max);
+    assert_eq!(
+        differing,
+        0,
+        "{differing} of {} weights differ, by up to {max}",
+        wa.len()
+    );
+}
+
+#[test]
+fn checkpoint_round_trips_and_uses_opensora_keys() {
+    let out = tmp("roundtrip");
+    let cfg = tiny_config("rt", &out, 1);
+    let mcfg = cfg.model_config().unwrap();
+    let dev = Device::flex();
+    let a = build_model(&mcfg, 1, &dev);
+    let path = out.join("m.safetensors");
+    save_model(&a, &path).unwrap();
+    let b = load_model(build_model(&mcfg, 2, &dev), &path).unwrap();
+    assert_eq!(weights(&a), weights(&b));
+    assert_ne!(weights(&a), weights(&build_model(&mcfg, 2, &dev)));
+    // The file speaks Open-Sora: keys and [out, in] Linear layout.
+    let raw = std::fs::read(&path).unwrap();
+    let header_len = u64::from_le_bytes(raw[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&raw[8..8 + header_len]).unwrap();
+    assert_eq!(
+        header["t_embedder.mlp.0.weight"]["shape"],
+        serde_json::json!([mcfg.hidden, 256])
+    );
+    assert_eq!(
+        header["t_block.1.weight"]["shape"],
+        serde_json::json!([6 * mcfg.hidden, mcfg.hidden])
+    );
+    assert!(header.get("blocks.0.attn_temp.proj.weight").is_some());
+}
+
+#[test]
+fn corrupt_checkpoints_are_errors_naming_the_file() {
+    let out = tmp("corrupt");
+    let cfg = tiny_config("c", &out, 2);
+    train(&cfg, &quiet()).unwrap();
+    let ck = out.join("c/checkpoints/step-000002");
+    let model_file = ck.join("model.safetensors");
+    let bytes = std::fs::read(&model_file).unwrap();
+    std::fs::write(&model_file, &bytes[..bytes.len() / 2]).unwrap();
+    let mut longer = cfg.clone();
+    longer.train.steps = 4;
+    let e = train(
+        &longer,
+        &TrainOptions {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("model.safetensors"), "{e}");
+
+    std::fs::write(&model_file, &bytes).unwrap();
+    std::fs::write(ck.join("optimizer.bpk"), b"not a burnpack").unwrap();
+    let e = train(
+        &longer,
+        &TrainOptions {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("optimizer.bpk"), "{e}");
+
+    std::fs::write(ck.join("state.json"), "{").unwrap();
+    let e = train(
+        &longer,
+        &TrainOptions {
+            resume: true,
+            ..quiet()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("state.json"), "{e}");
+}
+
+#[test]
+fn a_finished_run_writes_its_folder_and_samples() {
+    let out = tmp("folder");
+    let cfg = tiny_config("f", &out, 3);
+    let s = train(
+        &cfg,
+        &TrainOptions {
+            progress: false,
+            ..TrainOptions::default()
+        },
+    )
+    .unwrap();
+    let run = Run::new(out.join("f"));
+    assert_eq!(run.load_config().unwrap(), cfg);
+    assert!(run.metrics_csv_path().is_file());
+    assert_eq!(run.latest_checkpoint().unwrap().0, 3);
+    assert_eq!(s.samples.len(), 1);
+    assert!(s.samples[0].ends_with("samples/final/a-red-circle-moves-left-quickly.gif"));
+    let recs = freezeframe_train::metrics::read(&run.metrics_path()).unwrap();
+    let val = recs
+        .iter()
+        .find(|r| r.get("val_loss").is_some())
+        .expect("final validation record");
+    assert_eq!(val["val_loss_by_t"].as_array().unwrap().len(), 10);
+}
