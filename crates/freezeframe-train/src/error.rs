@@ -22,11 +22,11 @@ pub enum TrainError {
     RunExists(PathBuf),
     #[error("no complete checkpoint under {0}")]
     NoCheckpoint(PathBuf),
-    #[error("{0}")]
+    #[error(transparent)]
     Text(#[from] freezeframe_model::TextError),
-    #[error("{0}")]
+    #[error(transparent)]
     Gif(#[from] freezeframe_data::gif_out::GifError),
-    #[error("{0}")]
+    #[error(transparent)]
     World(#[from] freezeframe_data::world::WorldError),
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged { step: usize, loss: f32 },
