@@ -198,6 +198,19 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         )
     };
 
+    let samples_into = |ema: &Stdit, folder: &str| {
+        let dir = run.samples_dir().join(folder);
+        write_prompt_gifs(
+            ema,
+            &encoder,
+            &cfg.sample.prompts,
+            cfg.sample.n,
+            spec,
+            &dir,
+            &plain,
+        )
+    };
+
     let mut losses = Vec::new();
     let (mut window, mut window_start) = (Vec::new(), Instant::now());
     let mut last_saved = if start > 0 { Some(start) } else { None };
@@ -250,16 +263,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             last_saved = Some(done);
         }
         if cfg.log.sample_every > 0 && done % cfg.log.sample_every == 0 && !is_last {
-            let dir = run.samples_dir().join(format!("step-{done:06}"));
-            write_prompt_gifs(
-                &ema_model,
-                &encoder,
-                &cfg.sample.prompts,
-                cfg.sample.n,
-                spec,
-                &dir,
-                &plain,
-            )?;
+            samples_into(&ema_model, &format!("step-{done:06}"))?;
         }
     }
     bar.finish_and_clear();
@@ -271,16 +275,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
 
     let mut samples = Vec::new();
     if opts.final_samples && completed == t.steps {
-        let dir = run.samples_dir().join("final");
-        samples = write_prompt_gifs(
-            &ema_model,
-            &encoder,
-            &cfg.sample.prompts,
-            cfg.sample.n,
-            spec,
-            &dir,
-            &plain,
-        )?;
+        samples = samples_into(&ema_model, "final")?;
     }
     Ok(TrainSummary {
         run,
