@@ -4,14 +4,12 @@
 //! `attn_temp.proj` (an inflated model starts as its image model), `cross_attn.proj` and
 //! `final_layer.linear`. Parameter ids are set to their traversal index so that a model rebuilt
 //! from the same config has the same ids, which Burn's optimizer state is keyed by.
-use burn::module::{Module, ModuleMapper, Param, ParamId};
-use burn::prelude::*;
-use burn::tensor::TensorData;
+use burn::module::Module;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 
-use crate::paths::{PathStack, to_opensora};
+use crate::paths::{map_values, stable_ids};
 
 /// How one parameter is initialised.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -59,40 +57,13 @@ fn sample(init: Init, shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
     }
 }
 
-struct Initializer {
-    stack: PathStack,
-    rng: ChaCha8Rng,
-    index: u64,
-}
-
-impl ModuleMapper for Initializer {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.enter(name);
-    }
-    fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.stack.exit();
-    }
-    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        let path = to_opensora(&self.stack.current());
-        let shape = param.lazy_shape().to_vec();
-        let values = sample(rule(&path, &shape), &shape, &mut self.rng);
-        let mut param = param.map(|old| {
-            let grad = old.is_require_grad();
-            Tensor::from_data(TensorData::new(values, shape), &old.device()).set_require_grad(grad)
-        });
-        param.id = ParamId::from(self.index);
-        self.index += 1;
-        param
-    }
-}
-
 /// Initialise every parameter of `module` from `seed` (deterministic, backend-independent).
 pub fn initialize<M: Module>(module: M, seed: u64) -> M {
-    module.map(&mut Initializer {
-        stack: PathStack::default(),
-        rng: ChaCha8Rng::seed_from_u64(seed),
-        index: 1,
-    })
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let module = map_values(module, |path, shape, _| {
+        Some(sample(rule(path, shape), shape, &mut rng))
+    });
+    stable_ids(module)
 }
 
 #[cfg(test)]

@@ -4,8 +4,9 @@
 //! layers inside an `nn.Sequential`, its key carries the list index instead (`t_embedder.mlp.0`,
 //! `t_block.1`); [`to_opensora`] and [`from_opensora`] translate. Linear weights keep the name
 //! `weight` but Burn stores them [in, out] where PyTorch stores [out, in]; importers transpose.
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
+use burn::tensor::TensorData;
 
 /// Burn field path prefix → Open-Sora key prefix.
 const RENAMES: [(&str, &str); 3] = [
@@ -99,6 +100,79 @@ pub fn param_table<M: Module>(module: &M) -> Vec<ParamInfo> {
     };
     module.visit(&mut c);
     c.out
+}
+
+/// Reads a parameter's current values (row-major f32) when called.
+pub type ReadValues<'a> = &'a mut dyn FnMut() -> Vec<f32>;
+
+struct ValueMapper<F> {
+    stack: PathStack,
+    f: F,
+}
+
+impl<F> ModuleMapper for ValueMapper<F>
+where
+    F: FnMut(&str, &[usize], ReadValues) -> Option<Vec<f32>>,
+{
+    fn enter_module(&mut self, name: &str, _container: &str) {
+        self.stack.enter(name);
+    }
+    fn exit_module(&mut self, _name: &str, _container: &str) {
+        self.stack.exit();
+    }
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        let path = to_opensora(&self.stack.current());
+        let shape = param.lazy_shape().to_vec();
+        let new = {
+            let mut read = || {
+                param
+                    .val()
+                    .into_data()
+                    .convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .unwrap_or_default()
+            };
+            (self.f)(&path, &shape, &mut read)
+        };
+        match new {
+            None => param,
+            Some(values) => param.map(|old| {
+                let grad = old.is_require_grad();
+                Tensor::from_data(TensorData::new(values, shape), &old.device())
+                    .set_require_grad(grad)
+            }),
+        }
+    }
+}
+
+/// Rewrites parameter values by Open-Sora path: `f(path, shape, read)` returns the new
+/// row-major values, or `None` to keep the parameter as it is. `read()` yields the current
+/// values (and is only paid for when called). Ids and gradient requirements are kept.
+pub fn map_values<M, F>(module: M, f: F) -> M
+where
+    M: Module,
+    F: FnMut(&str, &[usize], ReadValues) -> Option<Vec<f32>>,
+{
+    module.map(&mut ValueMapper {
+        stack: PathStack::default(),
+        f,
+    })
+}
+
+struct StableIds(u64);
+
+impl ModuleMapper for StableIds {
+    fn map_float<const D: usize>(&mut self, mut param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.id = ParamId::from(self.0);
+        self.0 += 1;
+        param
+    }
+}
+
+/// Sets each parameter's id to its traversal index (from 1), so that a model rebuilt from the
+/// same config has the same ids — Burn's optimizer state is keyed by id.
+pub fn stable_ids<M: Module>(module: M) -> M {
+    module.map(&mut StableIds(1))
 }
 
 #[cfg(test)]

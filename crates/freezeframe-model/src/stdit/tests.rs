@@ -1,11 +1,14 @@
-use burn::module::{Module, ModuleMapper, Param};
+use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use burn::tensor::{Distribution, TensorData};
+use burn::tensor::Distribution;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use rand_distr::StandardNormal;
 
 use super::*;
 use crate::init::initialize;
-use crate::paths::{PathStack, param_table, to_opensora};
+use crate::paths::{map_values, param_table};
 use crate::text::{TextEncoder, WordEncoder};
 
 fn tiny() -> StdiTConfig {
@@ -40,38 +43,15 @@ fn max_abs_diff(a: Tensor<5>, b: Tensor<5>) -> f32 {
 }
 
 /// Adds N(0, std) to every parameter whose Open-Sora path contains `pattern`.
-struct Perturb {
-    stack: PathStack,
-    pattern: &'static str,
-    std: f64,
-}
-
-impl ModuleMapper for Perturb {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.stack.enter(name);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.stack.exit();
-    }
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if !to_opensora(&self.stack.current()).contains(self.pattern) {
-            return p;
-        }
-        let std = self.std;
-        p.map(|t| {
-            let g = t.is_require_grad();
-            let noise = Tensor::random(t.shape(), Distribution::Normal(0.0, std), &t.device());
-            let dev = t.device();
-            Tensor::from_data((t + noise).into_data(), &dev).set_require_grad(g)
+fn perturb<M: Module>(m: M, pattern: &'static str, std: f32) -> M {
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    map_values(m, |path, _, read| {
+        path.contains(pattern).then(|| {
+            read()
+                .into_iter()
+                .map(|x| x + std * rng.sample::<f32, _>(StandardNormal))
+                .collect()
         })
-    }
-}
-
-fn perturb<M: Module>(m: M, pattern: &'static str, std: f64) -> M {
-    m.map(&mut Perturb {
-        stack: PathStack::default(),
-        pattern,
-        std,
     })
 }
 
@@ -166,23 +146,10 @@ fn inflated_model_equals_the_per_frame_image_model() {
 }
 
 fn initialize_temporal_proj_to_zero(m: Stdit) -> Stdit {
-    struct Zero(PathStack);
-    impl ModuleMapper for Zero {
-        fn enter_module(&mut self, name: &str, _: &str) {
-            self.0.enter(name);
-        }
-        fn exit_module(&mut self, _: &str, _: &str) {
-            self.0.exit();
-        }
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            if self.0.current().contains("attn_temp.proj") {
-                p.map(|t| t.zeros_like())
-            } else {
-                p
-            }
-        }
-    }
-    m.map(&mut Zero(PathStack::default()))
+    map_values(m, |path, shape, _| {
+        path.contains("attn_temp.proj")
+            .then(|| vec![0.0; shape.iter().product()])
+    })
 }
 
 #[test]
@@ -218,36 +185,15 @@ fn loss_of(
         .mean()
 }
 
-struct Nudge {
-    stack: PathStack,
-    path: &'static str,
-    index: usize,
-    eps: f32,
-}
-
-impl ModuleMapper for Nudge {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.stack.enter(name);
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.stack.exit();
-    }
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        if to_opensora(&self.stack.current()) != self.path {
-            return p;
-        }
-        let (i, eps) = (self.index, self.eps);
-        p.map(|t| {
-            let shape = t.shape();
-            let mut v: Vec<f32> = t
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap();
-            v[i] += eps;
-            Tensor::from_data(TensorData::new(v, shape), &Device::flex())
+/// The model with element `index` of the parameter at `target` moved by `eps`.
+fn nudge(m: Stdit, target: &str, index: usize, eps: f32) -> Stdit {
+    map_values(m, |path, _, read| {
+        (path == target).then(|| {
+            let mut v = read();
+            v[index] += eps;
+            v
         })
-    }
+    })
 }
 
 #[test]
@@ -306,12 +252,7 @@ fn autodiff_gradients_match_finite_differences() {
         };
         let eps = 1e-2;
         let f = |e: f32| {
-            let m = plain_model.clone().map(&mut Nudge {
-                stack: PathStack::default(),
-                path,
-                index,
-                eps: e,
-            });
+            let m = nudge(plain_model.clone(), path, index, e);
             loss_of(&m, &x, &t, &cap, &target).into_scalar::<f32>() as f64
         };
         let fd = (f(eps) - f(-eps)) / (2.0 * eps as f64);
