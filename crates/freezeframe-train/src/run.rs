@@ -1,5 +1,5 @@
 //! The run folder layout.
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config::RunConfig;
 use crate::error::TrainError;
@@ -94,8 +94,4 @@ pub fn slug(text: &str) -> String {
     } else {
         s.chars().take(60).collect()
     }
-}
-
-pub fn exists(path: &Path) -> bool {
-    path.exists()
 }

@@ -221,40 +221,27 @@ fn corrupt_checkpoints_are_errors_naming_the_file() {
     std::fs::write(&model_file, &bytes[..bytes.len() / 2]).unwrap();
     let mut longer = cfg.clone();
     longer.train.steps = 4;
-    let e = train(
-        &longer,
-        &TrainOptions {
-            resume: true,
-            ..quiet()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let resume_error = || {
+        train(
+            &longer,
+            &TrainOptions {
+                resume: true,
+                ..quiet()
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    };
+    let e = resume_error();
     assert!(e.contains("model.safetensors"), "{e}");
 
     std::fs::write(&model_file, &bytes).unwrap();
     std::fs::write(ck.join("optimizer.bpk"), b"not a burnpack").unwrap();
-    let e = train(
-        &longer,
-        &TrainOptions {
-            resume: true,
-            ..quiet()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let e = resume_error();
     assert!(e.contains("optimizer.bpk"), "{e}");
 
     std::fs::write(ck.join("state.json"), "{").unwrap();
-    let e = train(
-        &longer,
-        &TrainOptions {
-            resume: true,
-            ..quiet()
-        },
-    )
-    .unwrap_err()
-    .to_string();
+    let e = resume_error();
     assert!(e.contains("state.json"), "{e}");
 }
 
