@@ -1,5 +1,6 @@
 //! Data for freezeframe: a deterministic synthetic text-to-video world whose every sample keeps
 //! its ground truth, and GIF writing for previews and samples.
+pub mod gif_in;
 pub mod gif_out;
 pub mod render;
 pub mod video;

@@ -85,19 +85,22 @@ impl StdiTConfig {
 
     /// Checks the divisibility rules the model relies on; returns a message naming the field.
     pub fn validate(&self) -> Result<(), String> {
-        if self.patch == 0 || self.height % self.patch != 0 || self.width % self.patch != 0 {
+        if self.patch == 0
+            || !self.height.is_multiple_of(self.patch)
+            || !self.width.is_multiple_of(self.patch)
+        {
             return Err(format!(
                 "model.patch = {} must divide height {} and width {}",
                 self.patch, self.height, self.width
             ));
         }
-        if self.heads == 0 || self.hidden % self.heads != 0 {
+        if self.heads == 0 || !self.hidden.is_multiple_of(self.heads) {
             return Err(format!(
                 "model.hidden = {} must be a multiple of model.heads = {}",
                 self.hidden, self.heads
             ));
         }
-        if self.hidden % 4 != 0 {
+        if !self.hidden.is_multiple_of(4) {
             return Err(format!(
                 "model.hidden = {} must be a multiple of 4 (2-D sin-cos position embedding)",
                 self.hidden

@@ -14,6 +14,7 @@ use rayon::prelude::*;
 use crate::error::TrainError;
 
 /// Everything one training step consumes.
+#[derive(Clone)]
 pub struct Batch {
     /// Clean videos scaled to [−1, 1], [B, T, C, H, W].
     pub x0: Tensor<5>,

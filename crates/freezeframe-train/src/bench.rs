@@ -9,13 +9,21 @@ use serde::Serialize;
 
 use crate::batch::train_batch;
 use crate::config::RunConfig;
+use crate::diagnostics::{peak_rss_mib, reset_peak_rss};
 use crate::error::TrainError;
+use crate::plans::{resolve_for, set_trainable};
 use crate::sample::encoder_for;
-use crate::trainer::{self, build_model, optimizer};
+use crate::trainer::{self, build_model};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepBench {
     pub preset: String,
+    /// The plan and the phase whose frozen set was benchmarked.
+    pub plan: String,
+    pub phase: String,
+    pub trainable_params: usize,
+    /// Peak resident memory of the process over the timed steps (Linux only).
+    pub peak_rss_mib: Option<f64>,
     pub batch_size: usize,
     pub params: usize,
     pub steps: usize,
@@ -35,9 +43,12 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Times `steps` training steps after `warmup` untimed ones.
+/// Times `steps` training steps after `warmup` untimed ones, with the parameters of `plan`'s
+/// phase `phase` trainable and the rest frozen.
 pub fn train_step(
     preset: &str,
+    plan: &str,
+    phase: usize,
     batch_size: usize,
     steps: usize,
     warmup: usize,
@@ -69,14 +80,29 @@ pub fn train_step(
     })?;
     let mut model = build_model(&mcfg, 0, &device);
     let params = param_table(&model).iter().map(|p| p.numel()).sum();
-    let mut optim = optimizer(&cfg);
+    cfg.train.steps = warmup + steps;
+    let loaded = freezeframe_plan::load(plan, std::path::Path::new("."))?;
+    let bound = resolve_for(&loaded, &model, mcfg.depth, warmup + steps)?;
+    if phase >= bound.plan.phases.len() {
+        return Err(TrainError::Config {
+            path: "--phase".into(),
+            message: format!("plan `{plan}` has {} phases", bound.plan.phases.len()),
+        });
+    }
+    // Steps of the benchmarked phase, so that learning rates are those of that phase.
+    let first = bound.plan.phases[phase].start;
+    model = set_trainable(model, &bound.trainable(phase));
+    let mut optim = bound.optimizer(&cfg);
     let (mut times, mut data_times) = (Vec::new(), Vec::new());
     for step in 0..warmup + steps {
         let t0 = Instant::now();
         let batch = train_batch(&world, &encoder, 0, step, batch_size, 0.1, &device)?;
         let t1 = Instant::now();
-        let (m, _, _) = trainer::train_step(model, &mut optim, batch, 1e-4, 1.0);
-        model = m;
+        let lr = bound.learning_rates(first, 1e-4);
+        model = trainer::train_step(model, &mut optim, batch, lr, 1.0).model;
+        if step + 1 == warmup {
+            reset_peak_rss();
+        }
         if step >= warmup {
             times.push(t1.elapsed().as_secs_f64() * 1e3);
             data_times.push((t1 - t0).as_secs_f64() * 1e3);
@@ -84,6 +110,10 @@ pub fn train_step(
     }
     Ok(StepBench {
         preset: preset.to_string(),
+        plan: bound.plan.name.clone(),
+        phase: bound.plan.phases[phase].name.clone(),
+        trainable_params: bound.phase_size(phase).1,
+        peak_rss_mib: peak_rss_mib(),
         batch_size,
         params,
         steps,

@@ -22,6 +22,11 @@ pub struct CheckpointState {
     pub seed: u64,
     /// The batch RNG is a pure function of (seed, step); recorded for readers.
     pub rng: String,
+    /// The training plan (preset name or file) and the phase the next step belongs to.
+    #[serde(default)]
+    pub plan: String,
+    #[serde(default)]
+    pub phase: String,
 }
 
 /// (Burn path prefix, Open-Sora key prefix) regexes for the renamed Sequential layers.
@@ -62,27 +67,41 @@ pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
 }
 
 /// Loads safetensors with Open-Sora keys into `model`; every parameter must be present.
-pub fn load_model(mut model: Stdit, path: &Path) -> Result<Stdit, TrainError> {
+pub fn load_model(model: Stdit, path: &Path) -> Result<Stdit, TrainError> {
+    let (model, missing) = load_model_partial(model, path)?;
+    if !missing.is_empty() {
+        return Err(ckpt_err(path, format!("missing tensors {missing:?}")));
+    }
+    Ok(model)
+}
+
+/// Loads every tensor the file has into `model`; returns the model and the Open-Sora paths the
+/// file lacked (those keep their current values). Shape mismatches are errors.
+pub fn load_model_partial(
+    mut model: Stdit,
+    path: &Path,
+) -> Result<(Stdit, Vec<String>), TrainError> {
     if !path.is_file() {
         return Err(ckpt_err(path, "file is missing"));
     }
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
-        .allow_partial(false);
+        .allow_partial(true);
     for (_, _, from, to) in KEY_MAP {
         store = store.with_key_remapping(from, to);
     }
     let result = model
         .load_from(&mut store)
         .map_err(|e| ckpt_err(path, format!("unreadable safetensors: {e}")))?;
-    if !result.errors.is_empty() || !result.missing.is_empty() {
-        let missing: Vec<&str> = result.missing.iter().map(|(p, _)| p.as_str()).collect();
-        return Err(ckpt_err(
-            path,
-            format!("errors {:?}; missing tensors {:?}", result.errors, missing),
-        ));
+    if !result.errors.is_empty() {
+        return Err(ckpt_err(path, format!("errors {:?}", result.errors)));
     }
-    Ok(model)
+    let missing = result
+        .missing
+        .iter()
+        .map(|(p, _)| freezeframe_model::paths::to_opensora(p))
+        .collect();
+    Ok((model, missing))
 }
 
 /// Everything a checkpoint holds.

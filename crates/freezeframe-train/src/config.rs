@@ -19,6 +19,12 @@ pub struct RunConfig {
     /// Seeds initialisation, batches, noise and caption dropout.
     #[serde(default)]
     pub seed: u64,
+    /// Training plan: a preset name (`freezeframe plan list`) or a plan file, relative to the
+    /// config's folder.
+    #[serde(default = "default_plan")]
+    pub plan: String,
+    #[serde(default)]
+    pub init: InitSection,
     #[serde(default)]
     pub model: ModelSection,
     #[serde(default)]
@@ -33,6 +39,19 @@ pub struct RunConfig {
 
 fn default_out_dir() -> PathBuf {
     PathBuf::from("runs")
+}
+
+fn default_plan() -> String {
+    "scratch".into()
+}
+
+/// Where initial weights come from when the plan says `init = "image"`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InitSection {
+    /// A run folder (its newest checkpoint's EMA weights) or a `.safetensors` file with
+    /// Open-Sora keys.
+    pub from: Option<PathBuf>,
 }
 
 /// Architecture: a preset, optionally overridden. Frames and resolution come from `[data]`.
@@ -112,6 +131,10 @@ pub struct LogSection {
     pub sample_every: usize,
     /// Held-out clips scored by the validation loss.
     pub val_clips: usize,
+    /// Per-group gradient norm and update/weight ratio (0 = off).
+    pub diag_every: usize,
+    /// Gradient norm that frozen groups would receive, by an extra backward (0 = off).
+    pub frozen_grad_every: usize,
 }
 
 impl Default for LogSection {
@@ -122,6 +145,8 @@ impl Default for LogSection {
             checkpoint_every: 200,
             sample_every: 0,
             val_clips: 32,
+            diag_every: 50,
+            frozen_grad_every: 0,
         }
     }
 }
@@ -160,7 +185,21 @@ impl RunConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::parse(&text, path)
+        let mut cfg = Self::parse(&text, path)?;
+        // A plan file named in a config is found next to the config, wherever it is run from.
+        let is_preset = freezeframe_plan::PRESETS
+            .iter()
+            .any(|(n, _)| *n == cfg.plan);
+        if !is_preset
+            && Path::new(&cfg.plan).is_relative()
+            && let Some(dir) = path.parent()
+        {
+            let joined = dir.join(&cfg.plan);
+            if joined.is_file() {
+                cfg.plan = joined.display().to_string();
+            }
+        }
+        Ok(cfg)
     }
 
     /// Parses and validates TOML text; `path` only labels errors.

@@ -1,15 +1,20 @@
 //! Exponential moving average of the weights, kept on the plain (non-autodiff) device.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-struct Snapshot(HashMap<ParamId, TensorData>);
+struct Snapshot<'a> {
+    only: &'a HashSet<ParamId>,
+    out: HashMap<ParamId, TensorData>,
+}
 
-impl ModuleVisitor for Snapshot {
+impl ModuleVisitor for Snapshot<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        self.0.insert(param.id, param.val().into_data());
+        if self.only.contains(&param.id) {
+            self.out.insert(param.id, param.val().into_data());
+        }
     }
 }
 
@@ -33,9 +38,16 @@ impl ModuleMapper for Blend {
     }
 }
 
-/// `ema ← decay·ema + (1 − decay)·model`, matching parameters by id (the models share ids).
-pub fn update<M: Module, N: Module>(ema: N, model: &M, decay: f32) -> N {
-    let mut snap = Snapshot(HashMap::new());
+/// `ema ← decay·ema + (1 − decay)·model` for the parameters in `only` (those that have trained:
+/// the others still equal their starting values in both models), matched by id.
+pub fn update<M: Module, N: Module>(ema: N, model: &M, decay: f32, only: &HashSet<ParamId>) -> N {
+    let mut snap = Snapshot {
+        only,
+        out: HashMap::new(),
+    };
     model.visit(&mut snap);
-    ema.map(&mut Blend { src: snap.0, decay })
+    ema.map(&mut Blend {
+        src: snap.out,
+        decay,
+    })
 }

@@ -28,6 +28,10 @@ pub enum TrainError {
     Gif(#[from] freezeframe_data::gif_out::GifError),
     #[error(transparent)]
     World(#[from] freezeframe_data::world::WorldError),
+    #[error(transparent)]
+    Plan(#[from] freezeframe_plan::PlanError),
+    #[error("[init]: {0}")]
+    Init(String),
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged { step: usize, loss: f32 },
 }

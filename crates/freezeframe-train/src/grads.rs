@@ -58,18 +58,20 @@ impl ModuleVisitor for Scale<'_> {
     }
 }
 
-/// Clips the global gradient norm to `max_norm` (0 = no clipping); returns the norm before.
-pub fn clip_global_norm<M: Module>(module: &M, grads: &mut GradientsParams, max_norm: f32) -> f32 {
-    let norm = squared_norms(module, grads)
-        .iter()
-        .map(|(_, s)| s)
-        .sum::<f32>()
-        .sqrt();
+/// Clips the global gradient norm to `max_norm` (0 = no clipping); returns the norm before and
+/// each parameter's squared gradient norm (before clipping).
+pub fn clip_global_norm<M: Module>(
+    module: &M,
+    grads: &mut GradientsParams,
+    max_norm: f32,
+) -> (f32, Vec<(ParamId, f32)>) {
+    let sq = squared_norms(module, grads);
+    let norm = sq.iter().map(|(_, s)| s).sum::<f32>().sqrt();
     if max_norm > 0.0 && norm > max_norm {
         module.visit(&mut Scale {
             grads,
             factor: max_norm / (norm + 1e-6),
         });
     }
-    norm
+    (norm, sq)
 }

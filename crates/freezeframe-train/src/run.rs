@@ -24,6 +24,10 @@ impl Run {
     pub fn config_path(&self) -> PathBuf {
         self.dir.join("config.toml")
     }
+    /// The plan's text as the run was started with it.
+    pub fn plan_path(&self) -> PathBuf {
+        self.dir.join("plan.toml")
+    }
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
     }

@@ -58,6 +58,20 @@ pub fn generate<E: TextEncoder + ?Sized>(
     prompts: &[String],
     spec: SampleSpec,
     device: &Device,
+    on_step: impl FnMut(usize),
+) -> Result<Vec<Video>, TrainError> {
+    generate_from(model, encoder, prompts, 0, spec, device, on_step)
+}
+
+/// Like [`generate`] for prompts `first..first + prompts.len()` of a longer list: video i gets
+/// the noise of index `first + i`, so a list sampled in batches gets the same noise as at once.
+pub fn generate_from<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    prompts: &[String],
+    first: u64,
+    spec: SampleSpec,
+    device: &Device,
     mut on_step: impl FnMut(usize),
 ) -> Result<Vec<Video>, TrainError> {
     let b = prompts.len();
@@ -68,7 +82,7 @@ pub fn generate<E: TextEncoder + ?Sized>(
     let noise: Vec<Tensor<5>> = (0..b)
         .map(|i| {
             let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
-            rng.set_stream(i as u64);
+            rng.set_stream(first + i as u64);
             normal_tensor(&mut rng, [1, t, c, h, w], device)
         })
         .collect();

@@ -1,8 +1,11 @@
 //! The training loop.
 use std::time::Instant;
 
-use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use std::collections::HashSet;
+
+use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
+use burn::module::{Module, ParamId};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use freezeframe_data::World;
 use freezeframe_diffusion::{interpolate, rf_loss, velocity_target};
@@ -17,10 +20,11 @@ use crate::config::RunConfig;
 use crate::error::{TrainError, io};
 use crate::lr::lr_at;
 use crate::metrics::MetricsLog;
+use crate::plans::{BoundPlan, set_trainable};
 use crate::run::Run;
 use crate::sample::{SampleSpec, encoder_for, write_prompt_gifs};
 use crate::validate::val_loss;
-use crate::{ema, grads};
+use crate::{diagnostics, ema, grads, plans};
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -63,34 +67,101 @@ pub fn build_model(cfg: &StdiTConfig, seed: u64, device: &Device) -> Stdit {
     initialize(Stdit::new(cfg, device), seed)
 }
 
-/// The run's AdamW.
-pub fn optimizer(cfg: &RunConfig) -> ModuleOptimizer {
-    let t = &cfg.train;
-    AdamWConfig::new()
-        .with_beta_1(t.betas[0])
-        .with_beta_2(t.betas[1])
-        .with_epsilon(1e-8)
-        .with_weight_decay(t.weight_decay)
-        .init()
+/// What one optimisation step reports.
+pub struct StepOut {
+    pub model: Stdit,
+    pub loss: f32,
+    /// Global gradient norm before clipping.
+    pub grad_norm: f32,
+    /// Squared gradient norm of every parameter that received a gradient.
+    pub sq_norms: Vec<(ParamId, f32)>,
 }
 
-/// One optimisation step; returns the updated model, the loss and the pre-clip gradient norm.
-#[allow(clippy::too_many_arguments)]
+/// One optimisation step. Parameters that do not require gradients get none and are left
+/// untouched by the optimiser.
 pub fn train_step(
     model: Stdit,
     optim: &mut ModuleOptimizer,
     batch: crate::batch::Batch,
-    lr: f64,
+    lr: impl Into<ModuleLearningRate>,
     grad_clip: f32,
-) -> (Stdit, f32, f32) {
+) -> StepOut {
     let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
     let target = velocity_target(batch.x0, batch.noise);
     let pred = model.forward(xt, batch.t, &batch.caption);
     let loss = rf_loss(pred, target);
     let loss_value = loss.clone().into_scalar::<f32>();
     let mut g = GradientsParams::from_grads(loss.backward(), &model);
-    let norm = grads::clip_global_norm(&model, &mut g, grad_clip);
-    (optim.step(lr, model, g), loss_value, norm)
+    let (grad_norm, sq_norms) = grads::clip_global_norm(&model, &mut g, grad_clip);
+    StepOut {
+        model: optim.step(lr, model, g),
+        loss: loss_value,
+        grad_norm,
+        sq_norms,
+    }
+}
+
+/// Weights for a run's first step: the seeded initialisation, then — for plans that start from
+/// image weights — every non-fresh parameter loaded from `[init] from`.
+pub fn initial_model(
+    cfg: &RunConfig,
+    mcfg: &StdiTConfig,
+    bound: &BoundPlan,
+    device: &Device,
+) -> Result<Stdit, TrainError> {
+    let model = build_model(mcfg, cfg.seed, device);
+    let Some(from) = &cfg.init.from else {
+        return Ok(model);
+    };
+    let file = if from.is_dir() {
+        let run = Run::new(from);
+        let (_, dir) = run.latest_checkpoint().ok_or_else(|| {
+            TrainError::Init(format!("{} holds no complete checkpoint", from.display()))
+        })?;
+        dir.join("ema.safetensors")
+    } else {
+        from.clone()
+    };
+    let fresh: Vec<(String, Vec<f32>)> = {
+        let mut keep = Vec::new();
+        let fresh_paths: HashSet<&str> = bound
+            .plan
+            .params
+            .iter()
+            .filter(|p| p.fresh)
+            .map(|p| p.path.as_str())
+            .collect();
+        freezeframe_model::paths::map_values(model.clone(), |path, _, read| {
+            if fresh_paths.contains(path) {
+                keep.push((path.to_string(), read()));
+            }
+            None
+        });
+        keep
+    };
+    let (model, missing) = checkpoint::load_model_partial(model, &file)?;
+    let needed: Vec<&String> = missing
+        .iter()
+        .filter(|m| !fresh.iter().any(|(p, _)| p == *m))
+        .collect();
+    if !needed.is_empty() {
+        return Err(TrainError::Init(format!(
+            "{} lacks {} parameters the plan expects from image weights (not `fresh`): {:?}",
+            file.display(),
+            needed.len(),
+            needed.iter().take(6).collect::<Vec<_>>()
+        )));
+    }
+    // Fresh parameters keep their initialisation even when the image checkpoint has them
+    // (Open-Sora's temporal attention is new; ours was trained on single frames).
+    let model = freezeframe_model::paths::map_values(model, |path, _, _| {
+        fresh
+            .iter()
+            .find(|(p, _)| p == path)
+            .map(|(_, v)| v.clone())
+    });
+    tracing::info!(from = %file.display(), fresh = fresh.len(), "initialised from image weights");
+    Ok(model)
 }
 
 fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError> {
@@ -101,6 +172,8 @@ fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError>
     b.train.steps = 0;
     a.log = b.log.clone();
     a.sample = b.sample.clone();
+    // The plan is compared by content (plan.toml in the run folder), not by how it was named.
+    a.plan = b.plan.clone();
     if a != b {
         return Err(TrainError::Config {
             path: "--resume".into(),
@@ -121,36 +194,70 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     if has_content && !opts.resume {
         return Err(TrainError::RunExists(run.dir.clone()));
     }
-    if opts.resume && run.config_path().is_file() {
-        check_resumable(&run.load_config()?, cfg)?;
-    }
-    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
-    std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
-
     let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
         path: run.config_path(),
         message,
     })?;
-    let world = World::new(cfg.data.clone())?;
-    let encoder = encoder_for(cfg)?;
     let device = Device::flex().autodiff();
     let plain = Device::flex();
+    let loaded_plan = freezeframe_plan::load(&cfg.plan, std::path::Path::new("."))?;
+    // Validate the plan before anything is written or trained.
+    let bound = plans::bind_loaded(
+        cfg,
+        &loaded_plan,
+        &build_model(&mcfg, cfg.seed, &plain),
+        mcfg.depth,
+    )?;
+    if opts.resume && run.config_path().is_file() {
+        check_resumable(&run.load_config()?, cfg)?;
+        let saved = std::fs::read_to_string(run.plan_path()).unwrap_or_default();
+        if saved != loaded_plan.text {
+            return Err(TrainError::Config {
+                path: run.plan_path(),
+                message: format!(
+                    "plan `{}` differs from the plan the run was started with",
+                    cfg.plan
+                ),
+            });
+        }
+    }
+    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
+    std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
+    std::fs::write(run.plan_path(), &loaded_plan.text).map_err(io("write plan.toml"))?;
 
-    let mut model = build_model(&mcfg, cfg.seed, &device);
-    let mut ema_model = build_model(&mcfg, cfg.seed, &plain);
-    let mut optim = optimizer(cfg);
+    let world = World::new(cfg.data.clone())?;
+    let encoder = encoder_for(cfg)?;
+    let plan = &bound.plan;
+
     let mut start = 0;
-    if opts.resume {
-        if let Some((step, dir)) = run.latest_checkpoint() {
-            let st = checkpoint::load_state(&dir)?;
-            model = checkpoint::load_model(model, &dir.join("model.safetensors"))?;
-            ema_model = checkpoint::load_model(ema_model, &dir.join("ema.safetensors"))?;
-            optim = checkpoint::load_optimizer(optim, &dir)?;
-            start = st.step;
-            tracing::info!(step, dir = %dir.display(), "resuming");
-        } else {
+    let (mut model, mut ema_model, mut optim);
+    let resume_from = if opts.resume {
+        run.latest_checkpoint()
+    } else {
+        None
+    };
+    if let Some((step, dir)) = resume_from {
+        let st = checkpoint::load_state(&dir)?;
+        model = checkpoint::load_model(
+            build_model(&mcfg, cfg.seed, &device),
+            &dir.join("model.safetensors"),
+        )?;
+        ema_model = checkpoint::load_model(
+            build_model(&mcfg, cfg.seed, &plain),
+            &dir.join("ema.safetensors"),
+        )?;
+        optim = checkpoint::load_optimizer(bound.optimizer(cfg), &dir)?;
+        start = st.step;
+        tracing::info!(step, dir = %dir.display(), "resuming");
+    } else {
+        if opts.resume {
             tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
         }
+        model = initial_model(cfg, &mcfg, &bound, &device)?;
+        ema_model = model.valid();
+        optim = bound.optimizer(cfg);
+    }
+    if opts.resume {
         MetricsLog::truncate_after(&run.metrics_path(), start)?;
     }
     let mut log = MetricsLog::open(&run.metrics_path())?;
@@ -172,6 +279,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     );
     bar.set_prefix(cfg.name.clone());
     bar.set_position(start as u64);
+    if opts.progress && start == 0 {
+        bar.println(freezeframe_plan::explain(plan, t.lr));
+    }
 
     let shape = [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width];
     let spec = SampleSpec {
@@ -186,6 +296,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             step,
             seed: cfg.seed,
             rng: "chacha8(seed, stream=step+1)".into(),
+            plan: plan.name.clone(),
+            phase: plan.phases[plan.phase_at(step.min(t.steps.saturating_sub(1)))]
+                .name
+                .clone(),
         };
         checkpoint::save(
             &run.checkpoint_dir(step),
@@ -210,12 +324,52 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             &plain,
         )
     };
+    let phase_record = |ph: usize, step: usize| {
+        let (tensors, params) = bound.phase_size(ph);
+        json!({
+            "step": step,
+            "event": "phase_start",
+            "phase": plan.phases[ph].name,
+            "trainable_tensors": tensors,
+            "trainable_params": params,
+            "adam_state_bytes": params * freezeframe_plan::explain::ADAM_BYTES_PER_PARAM,
+        })
+    };
 
     let mut losses = Vec::new();
     let (mut window, mut window_start) = (Vec::new(), Instant::now());
     let mut last_saved = if start > 0 { Some(start) } else { None };
     let mut final_val = None;
+    let mut phase: Option<usize> = None;
+    let mut trained: HashSet<ParamId> = HashSet::new();
+    let mut trainable: HashSet<ParamId> = HashSet::new();
     for step in start..end {
+        let ph = plan.phase_at(step);
+        if phase != Some(ph) {
+            if plan.is_switch(step) {
+                // Leaving parameters lose their moments: if a later phase trains them again
+                // they start fresh, as newly unfrozen ones do.
+                let prev = bound.trainable(ph - 1);
+                let next = bound.trainable(ph);
+                let leaving: HashSet<ParamId> = prev.difference(&next).copied().collect();
+                optim = bound.drop_state(optim, cfg, &leaving);
+                if let Some(mib) = diagnostics::peak_rss_mib() {
+                    log.write(&json!({ "step": step, "event": "phase_end", "phase": plan.phases[ph - 1].name, "peak_rss_mib": mib }))?;
+                }
+                bar.println(format!(
+                    "step {step}: phase `{}` begins",
+                    plan.phases[ph].name
+                ));
+            }
+            if plan.is_switch(step) || step == 0 {
+                log.write(&phase_record(ph, step))?;
+            }
+            diagnostics::reset_peak_rss();
+            trainable = bound.trainable(ph);
+            model = set_trainable(model, &trainable);
+            trained = bound.trained_by(step);
+            phase = Some(ph);
+        }
         let batch = train_batch(
             &world,
             &encoder,
@@ -225,19 +379,64 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             t.caption_dropout,
             &device,
         )?;
+        let done = step + 1;
+        let diag = cfg.log.diag_every > 0 && done % cfg.log.diag_every == 0;
+        let probe = cfg.log.frozen_grad_every > 0
+            && done % cfg.log.frozen_grad_every == 0
+            && trainable.len() < bound.ids.len();
+        let would_be =
+            probe.then(|| diagnostics::would_be_grad_norms(&model, batch.clone(), &bound));
+        let before = diag.then(|| diagnostics::values_of(&model, &trainable));
+
         let lr = lr_at(step, t.steps, t.warmup, t.lr, t.schedule, t.min_lr_ratio);
-        let (m, loss, norm) = train_step(model, &mut optim, batch, lr, t.grad_clip);
-        model = m;
+        let out = train_step(
+            model,
+            &mut optim,
+            batch,
+            bound.learning_rates(step, lr),
+            t.grad_clip,
+        );
+        model = out.model;
+        let loss = out.loss;
         if !loss.is_finite() {
             return Err(TrainError::Diverged { step, loss });
         }
-        ema_model = ema::update(ema_model, &model, t.ema_decay);
-        losses.push((step + 1, loss));
-        window.push((loss, norm));
-        let done = step + 1;
+        ema_model = ema::update(ema_model, &model, t.ema_decay, &trained);
+        losses.push((done, loss));
+        window.push((loss, out.grad_norm));
         bar.set_position(done as u64);
-        bar.set_message(format!("loss {loss:.4} lr {lr:.1e}"));
+        bar.set_message(format!(
+            "loss {loss:.4} lr {lr:.1e} [{}]",
+            plan.phases[ph].name
+        ));
 
+        if diag || would_be.is_some() {
+            let norms = diagnostics::group_norms(&bound, &out.sq_norms);
+            let ratios = before
+                .map(|b| {
+                    diagnostics::update_ratios(
+                        &bound,
+                        &b,
+                        &diagnostics::values_of(&model, &trainable),
+                    )
+                })
+                .unwrap_or_default();
+            let frozen: Vec<Option<f64>> = would_be
+                .map(|w| {
+                    // Only the groups that are frozen in this phase: for the others the probe
+                    // merely repeats the real gradient.
+                    w.into_iter()
+                        .zip(&norms)
+                        .map(|(w, real)| if real.is_some() { None } else { w })
+                        .collect()
+                })
+                .unwrap_or_default();
+            log.write(&json!({
+                "step": done,
+                "phase": plan.phases[ph].name,
+                "groups": diagnostics::by_group(&bound, &[("grad_norm", &norms), ("update_ratio", &ratios), ("frozen_grad_norm", &frozen)]),
+            }))?;
+        }
         if (cfg.log.every > 0 && done % cfg.log.every == 0) || done == end {
             let n = window.len() as f32;
             let it_s = window.len() as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
@@ -247,6 +446,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
                 "lr": lr,
                 "grad_norm": window.iter().map(|w| w.1).sum::<f32>() / n,
                 "it_s": it_s,
+                "phase": plan.phases[ph].name,
             }))?;
             window.clear();
             window_start = Instant::now();
@@ -257,6 +457,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             log.write(&json!({ "step": done, "val_loss": v.mean, "val_loss_by_t": v.by_t }))?;
             bar.println(format!("step {done}: val loss {:.4}", v.mean));
             final_val = Some(v.mean);
+        }
+        if is_last && let Some(mib) = diagnostics::peak_rss_mib() {
+            log.write(&json!({ "step": done, "event": "phase_end", "phase": plan.phases[ph].name, "peak_rss_mib": mib }))?;
         }
         if (cfg.log.checkpoint_every > 0 && done % cfg.log.checkpoint_every == 0) || done == end {
             save(done, &model, &ema_model, &optim)?;

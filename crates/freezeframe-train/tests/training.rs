@@ -7,9 +7,10 @@ use freezeframe_data::World;
 use freezeframe_model::Stdit;
 use freezeframe_train::batch::train_batch;
 use freezeframe_train::checkpoint::{load_model, save_model};
+use freezeframe_train::plans;
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::encoder_for;
-use freezeframe_train::trainer::{build_model, optimizer, train_step};
+use freezeframe_train::trainer::{build_model, train_step};
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
 
 fn tmp(name: &str) -> PathBuf {
@@ -89,14 +90,16 @@ fn loss_on_a_fixed_batch_falls_by_half() {
     let enc = encoder_for(&cfg).unwrap();
     let dev = Device::flex().autodiff();
     let mut model = build_model(&mcfg, 0, &dev);
-    let mut optim = optimizer(&cfg);
+    let mut optim = plans::bind(&cfg, &model, mcfg.depth)
+        .unwrap()
+        .optimizer(&cfg);
     let mut losses = Vec::new();
     for _ in 0..300 {
         // The same batch every step: step index 0 always.
         let batch = train_batch(&world, &enc, 0, 0, 4, 0.0, &dev).unwrap();
-        let (m, loss, _) = train_step(model, &mut optim, batch, 1e-3, 1.0);
-        model = m;
-        losses.push(loss);
+        let out = train_step(model, &mut optim, batch, 1e-3, 1.0);
+        model = out.model;
+        losses.push(out.loss);
     }
     let first = losses[..5].iter().sum::<f32>() / 5.0;
     let last = losses[losses.len() - 5..].iter().sum::<f32>() / 5.0;

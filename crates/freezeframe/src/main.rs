@@ -69,10 +69,60 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         seed: u64,
     },
+    /// Score videos: a run's samples against real videos of the same prompts (`--run`), or
+    /// existing GIFs with the metrics that need no prompt (`--videos`).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["run", "videos"])))]
+    Eval {
+        /// Run folder: samples a fixed prompt set with fixed noise from its newest EMA weights;
+        /// writes eval.json and eval.md into it.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// A GIF, or a folder of GIFs (each file one video).
+        #[arg(long)]
+        videos: Option<PathBuf>,
+        #[arg(long, default_value_t = 256)]
+        n: usize,
+        #[arg(long, default_value_t = 30)]
+        steps: usize,
+        #[arg(long, default_value_t = 4.0)]
+        cfg: f32,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Frame rate of `--videos` (sets VBench's dynamic-degree threshold).
+        #[arg(long, default_value_t = 8.0)]
+        fps: f32,
+    },
+    /// Training plans: which parameters learn, when, and how fast.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
     /// Benchmarks.
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PlanCommand {
+    /// The built-in plans (also shipped as files under configs/plans/).
+    List,
+    /// Validate a plan against a model and print its table: groups, phases, learning rates,
+    /// optimiser state. Exits non-zero with the validation message on an invalid plan.
+    Explain {
+        /// A preset name or a plan file.
+        #[arg(long)]
+        plan: String,
+        /// Model preset whose parameter paths the plan is resolved against.
+        #[arg(long, default_value = "base")]
+        model: String,
+        /// Length of the run (fractions in the plan are fractions of this).
+        #[arg(long, default_value_t = 1000)]
+        steps: usize,
+        /// Peak learning rate shown in the table.
+        #[arg(long, default_value_t = 5e-4)]
+        lr: f64,
     },
 }
 
@@ -103,10 +153,21 @@ enum DataCommand {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Seconds to score a set of synthetic 8×32×32 videos with every evaluation metric.
+    Eval {
+        #[arg(long, default_value_t = 256)]
+        n: usize,
+    },
     /// Median milliseconds of a full training step.
     TrainStep {
         #[arg(long, default_value = "base")]
         preset: String,
+        /// Freeze as this plan does (preset or file) …
+        #[arg(long, default_value = "full")]
+        plan: String,
+        /// … in this phase (0-based).
+        #[arg(long, default_value_t = 0)]
+        phase: usize,
         #[arg(long, default_value_t = 20)]
         steps: usize,
         #[arg(long, default_value_t = 3)]
@@ -116,7 +177,22 @@ enum BenchCommand {
     },
 }
 
+/// glibc's default malloc returns every freed block above its mmap threshold to the kernel, and
+/// a training step frees and reallocates megabytes of activations: measured on `base`, 0.15–0.3 s
+/// per step went to page faults (system time), more with frozen parameters, whose smaller
+/// working set keeps the dynamic threshold low. Keeping freed memory in the heap removes that.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 256 << 20);
+    }
+}
+
 fn main() -> ExitCode {
+    tune_allocator();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -160,25 +236,80 @@ fn run(cli: Cli) -> Result<()> {
             cfg,
             seed,
         } => sample(&run, &prompt, n, &out, steps, cfg, seed),
+        Command::Eval {
+            run,
+            videos,
+            n,
+            steps,
+            cfg,
+            seed,
+            fps,
+        } => match (run, videos) {
+            (Some(run), _) => eval_run(&run, n, steps, cfg, seed),
+            (None, Some(path)) => eval_videos(&path, fps),
+            (None, None) => bail!("give --run or --videos"),
+        },
+        Command::Bench {
+            command: BenchCommand::Eval { n },
+        } => {
+            let r = freezeframe_eval::bench::score_set(n)?;
+            println!(
+                "bench eval: {} videos of {:?} scored in {:.2} s ({:.1} ms/video, {} threads); set comparison {:.1} ms",
+                r.videos,
+                r.shape,
+                r.scoring_seconds,
+                1e3 * r.scoring_seconds / r.videos as f64,
+                r.threads,
+                r.compare_ms
+            );
+            println!("{}", serde_json::to_string(&r)?);
+            Ok(())
+        }
+        Command::Plan {
+            command: PlanCommand::List,
+        } => {
+            for (name, text) in freezeframe_plan::PRESETS {
+                let p = freezeframe_plan::parse(name, text)?;
+                println!("{name:<22} {}", p.spec.description);
+            }
+            Ok(())
+        }
+        Command::Plan {
+            command:
+                PlanCommand::Explain {
+                    plan,
+                    model,
+                    steps,
+                    lr,
+                },
+        } => plan_explain(&plan, &model, steps, lr),
         Command::Bench {
             command:
                 BenchCommand::TrainStep {
                     preset,
+                    plan,
+                    phase,
                     steps,
                     warmup,
                     batch,
                 },
         } => {
-            let r = freezeframe_train::bench::train_step(&preset, batch, steps, warmup)?;
+            let r =
+                freezeframe_train::bench::train_step(&preset, &plan, phase, batch, steps, warmup)?;
             println!(
-                "bench train-step preset={} batch={} params={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); batch construction {:.1} ms (not included)",
+                "bench train-step preset={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
                 r.preset,
+                r.plan,
+                r.phase,
                 r.batch_size,
                 r.params,
+                r.trainable_params,
                 r.steps,
                 r.median_ms,
                 r.min_ms,
                 r.max_ms,
+                r.peak_rss_mib
+                    .map_or("n/a".to_string(), |m| format!("{m:.0} MiB")),
                 r.data_ms_median
             );
             println!("{}", serde_json::to_string(&r)?);
@@ -223,7 +354,7 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
     )?;
     let first =
         s.losses.iter().take(10).map(|l| l.1).sum::<f32>() / s.losses.len().clamp(1, 10) as f32;
-    let last_n = s.losses.len().min(10).max(1);
+    let last_n = s.losses.len().clamp(1, 10);
     let last = s.losses.iter().rev().take(last_n).map(|l| l.1).sum::<f32>() / last_n as f32;
     println!("run folder: {}", s.run.dir.display());
     println!(
@@ -239,6 +370,75 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
     for p in &s.samples {
         println!("sample: {}", p.display());
     }
+    Ok(())
+}
+
+fn eval_run(run: &Path, n: usize, steps: usize, cfg: f32, seed: u64) -> Result<()> {
+    let opts = freezeframe_train::evaluate::EvalOptions {
+        n,
+        steps,
+        cfg,
+        seed,
+        progress: true,
+    };
+    let report = freezeframe_train::evaluate::evaluate_run(&Run::new(run), &opts)?;
+    print!("{}", freezeframe_train::evaluate::markdown(&report));
+    println!(
+        "wrote {} and {}",
+        run.join("eval.json").display(),
+        run.join("eval.md").display()
+    );
+    Ok(())
+}
+
+fn eval_videos(path: &Path, fps: f32) -> Result<()> {
+    let files: Vec<PathBuf> = if path.is_dir() {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("read {}", path.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e.eq_ignore_ascii_case("gif")))
+            .collect();
+        v.sort();
+        v
+    } else {
+        vec![path.to_path_buf()]
+    };
+    let (mut videos, mut skipped) = (Vec::new(), 0);
+    for f in &files {
+        match freezeframe_data::gif_in::read_gif(f) {
+            Ok(v) => videos.push(v),
+            Err(e) => {
+                tracing::warn!("skipped: {e}");
+                skipped += 1;
+            }
+        }
+    }
+    if videos.is_empty() {
+        bail!(
+            "no readable GIF under {} ({skipped} skipped)",
+            path.display()
+        );
+    }
+    let s = freezeframe_eval::summarise(&freezeframe_eval::score_videos(&videos, fps));
+    println!("{} videos scored ({skipped} skipped) at {fps} fps", s.n);
+    println!("{}", serde_json::to_string_pretty(&s)?);
+    Ok(())
+}
+
+fn plan_explain(plan: &str, model: &str, steps: usize, lr: f64) -> Result<()> {
+    let Some(cfg) = StdiTConfig::preset(model) else {
+        bail!(
+            "unknown model preset {model:?}; choose one of {:?}",
+            StdiTConfig::PRESETS
+        );
+    };
+    if steps == 0 {
+        bail!("--steps must be at least 1");
+    }
+    let loaded = freezeframe_plan::load(plan, Path::new("."))?;
+    let m = freezeframe_model::paths::stable_ids(Stdit::new(&cfg, &Device::flex()));
+    let bound = freezeframe_train::plans::resolve_for(&loaded, &m, cfg.depth, steps)?;
+    print!("{}", freezeframe_plan::explain(&bound.plan, lr));
     Ok(())
 }
 

@@ -1,0 +1,138 @@
+//! Per-group diagnostics written to `metrics.jsonl`: gradient norm and update/weight ratio of
+//! every group, the gradient norm frozen groups *would* receive (an extra backward with every
+//! parameter unfrozen — the "gradient propagation" of Open-Sora #279 made visible), and the
+//! process's peak memory per phase.
+use std::collections::{HashMap, HashSet};
+
+use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use freezeframe_diffusion::{interpolate, rf_loss, velocity_target};
+use freezeframe_model::Stdit;
+use serde_json::{Map, Value, json};
+
+use crate::batch::Batch;
+use crate::grads::squared_norms;
+use crate::plans::{BoundPlan, set_trainable};
+
+struct Values<'a> {
+    ids: &'a HashSet<ParamId>,
+    out: HashMap<ParamId, Vec<f32>>,
+}
+
+impl ModuleVisitor for Values<'_> {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        if self.ids.contains(&param.id) {
+            let v = param
+                .val()
+                .into_data()
+                .convert::<f32>()
+                .try_into_vec::<f32>()
+                .unwrap_or_default();
+            self.out.insert(param.id, v);
+        }
+    }
+}
+
+/// Host copies of the values of the parameters in `ids`.
+pub fn values_of<M: Module>(model: &M, ids: &HashSet<ParamId>) -> HashMap<ParamId, Vec<f32>> {
+    let mut v = Values {
+        ids,
+        out: HashMap::new(),
+    };
+    model.visit(&mut v);
+    v.out
+}
+
+fn index(bound: &BoundPlan) -> HashMap<ParamId, usize> {
+    bound
+        .ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (*id, i))
+        .collect()
+}
+
+/// √(Σ squared norms) per group, over the parameters present in `sq`; `None` for groups with
+/// none present.
+pub fn group_norms(bound: &BoundPlan, sq: &[(ParamId, f32)]) -> Vec<Option<f64>> {
+    let idx = index(bound);
+    let mut sums = vec![None::<f64>; bound.plan.groups.len()];
+    for (id, s) in sq {
+        if let Some(&i) = idx.get(id) {
+            let g = bound.plan.params[i].group;
+            *sums[g].get_or_insert(0.0) += *s as f64;
+        }
+    }
+    sums.into_iter().map(|s| s.map(f64::sqrt)).collect()
+}
+
+/// ‖Δw‖ / ‖w‖ per group between two snapshots of the same parameters.
+pub fn update_ratios(
+    bound: &BoundPlan,
+    before: &HashMap<ParamId, Vec<f32>>,
+    after: &HashMap<ParamId, Vec<f32>>,
+) -> Vec<Option<f64>> {
+    let idx = index(bound);
+    let n = bound.plan.groups.len();
+    let (mut num, mut den) = (vec![0.0f64; n], vec![None::<f64>; n]);
+    for (id, b) in before {
+        let (Some(a), Some(&i)) = (after.get(id), idx.get(id)) else {
+            continue;
+        };
+        let g = bound.plan.params[i].group;
+        num[g] += b
+            .iter()
+            .zip(a)
+            .map(|(x, y)| ((y - x) as f64).powi(2))
+            .sum::<f64>();
+        *den[g].get_or_insert(0.0) += b.iter().map(|x| (*x as f64).powi(2)).sum::<f64>();
+    }
+    num.into_iter()
+        .zip(den)
+        .map(|(n, d)| d.map(|d| n.sqrt() / d.sqrt().max(1e-12)))
+        .collect()
+}
+
+/// Gradient norms every group would receive on `batch` if nothing were frozen; the model is
+/// not changed (the probe works on a copy whose every parameter requires gradients).
+pub fn would_be_grad_norms(model: &Stdit, batch: Batch, bound: &BoundPlan) -> Vec<Option<f64>> {
+    let all: HashSet<ParamId> = bound.ids.iter().copied().collect();
+    let probe = set_trainable(model.clone(), &all);
+    let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
+    let target = velocity_target(batch.x0, batch.noise);
+    let loss = rf_loss(probe.forward(xt, batch.t, &batch.caption), target);
+    let grads = GradientsParams::from_grads(loss.backward(), &probe);
+    group_norms(bound, &squared_norms(&probe, &grads))
+}
+
+/// A JSON object `{group: {key: value, …}, …}` from per-group columns (absent values omitted).
+pub fn by_group(bound: &BoundPlan, columns: &[(&str, &[Option<f64>])]) -> Value {
+    let mut out = Map::new();
+    for (g, name) in bound.plan.groups.iter().enumerate() {
+        let mut row = Map::new();
+        for (key, col) in columns {
+            if let Some(Some(v)) = col.get(g) {
+                row.insert((*key).to_string(), json!(v));
+            }
+        }
+        if !row.is_empty() {
+            out.insert(name.clone(), Value::Object(row));
+        }
+    }
+    Value::Object(out)
+}
+
+/// The process's peak resident memory in MiB since start or since the last [`reset_peak_rss`]
+/// (Linux `VmHWM`); `None` elsewhere.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Resets the peak-memory mark (Linux ≥ 4.0: writing 5 to `clear_refs`); best effort.
+pub fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}

@@ -1,0 +1,268 @@
+//! `freezeframe eval --run`: sample a fixed prompt set with fixed noise from a run's EMA
+//! weights and score the videos against the real videos of the same prompts. The prompt set
+//! and noise depend only on the run's world config and the eval seed, so runs over the same
+//! world are compared on identical inputs.
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use burn::prelude::*;
+use freezeframe_data::{Split, Video, World};
+use freezeframe_eval::{Comparison, Target, compare, read_videos, score_videos};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::error::{TrainError, io};
+use crate::run::Run;
+use crate::sample::{SampleSpec, generate_from, load_run};
+use crate::validate::val_loss;
+
+/// Frames per second assumed for synthetic clips (VBench's reference rate: its dynamic
+/// threshold is then 6·min(H, W)/256 px).
+pub const SYNTHETIC_FPS: f32 = 8.0;
+/// Videos sampled per forward batch; fixed so that timing, not results, depends on it.
+const BATCH: usize = 16;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalOptions {
+    pub n: usize,
+    pub steps: usize,
+    pub cfg: f32,
+    pub seed: u64,
+    #[serde(skip)]
+    pub progress: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        Self {
+            n: 256,
+            steps: 30,
+            cfg: 4.0,
+            seed: 0,
+            progress: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EvalReport {
+    pub run: PathBuf,
+    /// Step of the checkpoint whose EMA weights were sampled.
+    pub checkpoint_step: usize,
+    pub options: EvalOptions,
+    #[serde(flatten)]
+    pub comparison: Comparison,
+    /// Rectified-flow loss of the EMA weights on held-out clips, mean and per timestep.
+    pub val_loss: f32,
+    pub val_loss_by_t: Vec<(f32, f32)>,
+    pub sampling_seconds: f64,
+    pub scoring_seconds: f64,
+}
+
+/// The real clips and their targets: the first `n` held-out clips of the run's world.
+pub fn prompt_set(world: &World, n: usize) -> (Vec<String>, Vec<Video>, Vec<Target>) {
+    let mut prompts = Vec::with_capacity(n);
+    let mut real = Vec::with_capacity(n);
+    let mut targets = Vec::with_capacity(n);
+    for i in 0..n as u64 {
+        let c = world.clip(Split::Val, i);
+        let o = &c.objects[0];
+        targets.push(Target {
+            shape: o.shape,
+            colour: o.colour,
+            motion: o.motion,
+            speed: o.speed,
+        });
+        prompts.push(c.caption);
+        real.push(c.video);
+    }
+    (prompts, real, targets)
+}
+
+pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainError> {
+    if opts.n == 0 || opts.steps == 0 {
+        return Err(TrainError::Config {
+            path: "eval".into(),
+            message: "--n and --steps must be at least 1".into(),
+        });
+    }
+    let device = Device::flex();
+    let (model, encoder, cfg) = load_run(run, &device)?;
+    let (step, _) = run
+        .latest_checkpoint()
+        .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
+        path: run.config_path(),
+        message,
+    })?;
+    let mut wcfg = cfg.data.clone();
+    // Clip i of the held-out split does not depend on how many there are.
+    wcfg.val_clips = wcfg.val_clips.max(opts.n);
+    let world = World::new(wcfg)?;
+    let (prompts, real, targets) = prompt_set(&world, opts.n);
+
+    let bar = if opts.progress {
+        ProgressBar::new(opts.n as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "eval [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let spec = SampleSpec {
+        steps: opts.steps,
+        cfg: opts.cfg,
+        seed: opts.seed,
+        shape: [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width],
+    };
+    let t0 = Instant::now();
+    let mut generated = Vec::with_capacity(opts.n);
+    for (k, chunk) in prompts.chunks(BATCH).enumerate() {
+        let first = (k * BATCH) as u64;
+        generated.extend(generate_from(
+            &model,
+            &encoder,
+            chunk,
+            first,
+            spec,
+            &device,
+            |_| {},
+        )?);
+        bar.set_position(generated.len() as u64);
+    }
+    let sampling_seconds = t0.elapsed().as_secs_f64();
+    bar.set_message("scoring");
+    let t1 = Instant::now();
+    let (sg, sr) = (
+        score_videos(&generated, SYNTHETIC_FPS),
+        score_videos(&real, SYNTHETIC_FPS),
+    );
+    let (rg, rr) = (
+        read_videos(&generated, world.config.speeds),
+        read_videos(&real, world.config.speeds),
+    );
+    let comparison = compare(&sg, &sr, Some((&rg, &rr, &targets)));
+    let scoring_seconds = t1.elapsed().as_secs_f64();
+    let v = val_loss(&model, &world, &encoder, cfg.log.val_clips, &device)?;
+    bar.finish_and_clear();
+    let report = EvalReport {
+        run: run.dir.clone(),
+        checkpoint_step: step,
+        options: opts.clone(),
+        comparison,
+        val_loss: v.mean,
+        val_loss_by_t: v.by_t,
+        sampling_seconds,
+        scoring_seconds,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| TrainError::Config {
+        path: run.dir.join("eval.json"),
+        message: e.to_string(),
+    })?;
+    std::fs::write(run.dir.join("eval.json"), json).map_err(io("write eval.json"))?;
+    std::fs::write(run.dir.join("eval.md"), markdown(&report)).map_err(io("write eval.md"))?;
+    Ok(report)
+}
+
+fn pct(x: f32) -> String {
+    if x.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{:.1}%", 100.0 * x)
+    }
+}
+
+/// The human-readable report written beside `eval.json`.
+pub fn markdown(r: &EvalReport) -> String {
+    let c = &r.comparison;
+    let (g, re) = (&c.generated, &c.real);
+    let mut s = String::new();
+    let _ = writeln!(s, "# Evaluation of {}\n", r.run.display());
+    let _ = writeln!(
+        s,
+        "EMA weights of step {}; {} prompts (held-out clips 0..{} of the run's world), {} Euler steps, guidance {}, noise seed {}.\n",
+        r.checkpoint_step, r.options.n, r.options.n, r.options.steps, r.options.cfg, r.options.seed
+    );
+    let _ = writeln!(s, "| metric | generated | real |\n|---|---|---|");
+    let row = |s: &mut String, name: &str, a: String, b: String| {
+        let _ = writeln!(s, "| {name} | {a} | {b} |");
+    };
+    row(
+        &mut s,
+        "motion score (top-5% flow, px/frame)",
+        format!("{:.3}", g.motion),
+        format!("{:.3}", re.motion),
+    );
+    row(
+        &mut s,
+        "dynamic degree",
+        pct(g.dynamic_degree),
+        pct(re.dynamic_degree),
+    );
+    row(
+        &mut s,
+        "static rate",
+        pct(g.static_rate),
+        pct(re.static_rate),
+    );
+    row(
+        &mut s,
+        "frame difference",
+        format!("{:.4}", g.frame_difference),
+        format!("{:.4}", re.frame_difference),
+    );
+    row(
+        &mut s,
+        "temporal flickering score",
+        format!("{:.4}", g.flicker),
+        format!("{:.4}", re.flicker),
+    );
+    row(
+        &mut s,
+        "sharpness (Laplacian variance)",
+        format!("{:.4}", g.sharpness),
+        format!("{:.4}", re.sharpness),
+    );
+    if let (Some(a), Some(b)) = (&c.alignment, &c.alignment_real) {
+        row(
+            &mut s,
+            "direction accuracy",
+            pct(a.direction),
+            pct(b.direction),
+        );
+        row(
+            &mut s,
+            "speed-class accuracy (moving prompts)",
+            pct(a.speed),
+            pct(b.speed),
+        );
+        row(&mut s, "colour accuracy", pct(a.colour), pct(b.colour));
+        row(&mut s, "shape accuracy", pct(a.shape), pct(b.shape));
+        row(&mut s, "object presence", pct(a.presence), pct(b.presence));
+    }
+    let _ = writeln!(
+        s,
+        "\n- motion ratio (generated / real; < 1 = too static): **{:.3}**",
+        c.motion_ratio
+    );
+    let _ = writeln!(
+        s,
+        "- FVD-lite (Fréchet distance over colour, gradient and motion features; lower = closer to real): **{:.4}**",
+        c.fvd_lite
+    );
+    let _ = writeln!(
+        s,
+        "- validation loss (rectified flow, 10 timesteps, EMA weights): **{:.4}**",
+        r.val_loss
+    );
+    let _ = writeln!(
+        s,
+        "- sampling {:.1} s, scoring {:.1} s",
+        r.sampling_seconds, r.scoring_seconds
+    );
+    s
+}
