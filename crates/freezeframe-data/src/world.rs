@@ -134,6 +134,13 @@ pub struct WorldConfig {
     /// Held-out clips, drawn from a disjoint seed stream.
     pub val_clips: usize,
     pub seed: u64,
+    /// Real footage instead of the synthetic world: a clip cache made by `data prepare` …
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<std::path::PathBuf>,
+    /// … or an Open-Sora-style CSV, prepared (incrementally) into `<csv stem>.cache-TxS/`
+    /// beside it with `frames` and `size` from this section.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub csv: Option<std::path::PathBuf>,
 }
 
 impl Default for WorldConfig {
@@ -164,6 +171,8 @@ impl Default for WorldConfig {
             train_clips: 20_000,
             val_clips: 64,
             seed: 0,
+            cache: None,
+            csv: None,
         }
     }
 }

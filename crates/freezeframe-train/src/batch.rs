@@ -3,7 +3,7 @@
 //! so a resumed run draws exactly the batches an uninterrupted one would.
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use freezeframe_data::{Split, Video, World};
+use freezeframe_data::{Split, Video};
 use freezeframe_diffusion::LogitNormal;
 use freezeframe_model::{CaptionBatch, TextEncoder};
 use rand::{Rng, SeedableRng};
@@ -11,6 +11,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
 use rayon::prelude::*;
 
+use crate::dataset::Dataset;
 use crate::error::TrainError;
 
 /// Everything one training step consumes.
@@ -83,7 +84,7 @@ pub fn captions<E: TextEncoder + ?Sized>(
 
 /// The training batch of `step`.
 pub fn train_batch<E: TextEncoder + ?Sized>(
-    world: &World,
+    data: &Dataset,
     encoder: &E,
     seed: u64,
     step: usize,
@@ -92,11 +93,11 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
     device: &Device,
 ) -> Result<Batch, TrainError> {
     let mut rng = step_rng(seed, step);
-    let n = world.len(Split::Train) as u64;
+    let n = data.len(Split::Train) as u64;
     let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();
     let clips: Vec<_> = idx
         .par_iter()
-        .map(|&i| world.clip(Split::Train, i))
+        .map(|&i| data.item(Split::Train, i as usize))
         .collect();
     let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
     let x0 = videos_to_tensor(&videos, device);

@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use burn::prelude::*;
-use freezeframe_data::{World, WorldConfig};
+use freezeframe_data::WorldConfig;
 use freezeframe_model::{StdiTConfig, param_table};
 use serde::Serialize;
 
@@ -71,7 +71,7 @@ pub fn train_step(
         object_size: [2.0, 3.0],
         ..WorldConfig::default()
     };
-    let world = World::new(cfg.data.clone())?;
+    let world = crate::dataset::Dataset::open(&cfg.data)?;
     let encoder = encoder_for(&cfg)?;
     let device = Device::flex().autodiff();
     let mcfg = cfg.model_config().map_err(|message| TrainError::Config {

@@ -28,6 +28,8 @@ pub enum TrainError {
     Gif(#[from] freezeframe_data::gif_out::GifError),
     #[error(transparent)]
     World(#[from] freezeframe_data::world::WorldError),
+    #[error("[data]: {0}")]
+    Data(String),
     #[error(transparent)]
     Plan(#[from] freezeframe_plan::PlanError),
     #[error("[init]: {0}")]

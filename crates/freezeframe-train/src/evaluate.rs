@@ -7,11 +7,12 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
-use freezeframe_data::{Split, Video, World};
+use freezeframe_data::{Split, Video};
 use freezeframe_eval::{Comparison, Target, compare, read_videos, score_videos};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::dataset::Dataset;
 use crate::error::{TrainError, io};
 use crate::run::Run;
 use crate::sample::{SampleSpec, generate_from, load_run};
@@ -60,24 +61,47 @@ pub struct EvalReport {
     pub scoring_seconds: f64,
 }
 
-/// The real clips and their targets: the first `n` held-out clips of the run's world.
-pub fn prompt_set(world: &World, n: usize) -> (Vec<String>, Vec<Video>, Vec<Target>) {
+/// The real clips, their captions and (for the synthetic world) their targets: the first `n`
+/// held-out clips of the run's data.
+pub fn prompt_set(data: &Dataset, n: usize) -> (Vec<String>, Vec<Video>, Option<Vec<Target>>) {
+    let n = n.min(data.len(Split::Val));
     let mut prompts = Vec::with_capacity(n);
     let mut real = Vec::with_capacity(n);
-    let mut targets = Vec::with_capacity(n);
-    for i in 0..n as u64 {
-        let c = world.clip(Split::Val, i);
-        let o = &c.objects[0];
-        targets.push(Target {
-            shape: o.shape,
-            colour: o.colour,
-            motion: o.motion,
-            speed: o.speed,
-        });
-        prompts.push(c.caption);
-        real.push(c.video);
+    for i in 0..n {
+        let it = data.item(Split::Val, i);
+        prompts.push(it.caption);
+        real.push(it.video);
     }
+    let targets = data.world().map(|w| {
+        (0..n as u64)
+            .map(|i| {
+                let o = &w.clip(Split::Val, i).objects[0];
+                Target {
+                    shape: o.shape,
+                    colour: o.colour,
+                    motion: o.motion,
+                    speed: o.speed,
+                }
+            })
+            .collect()
+    });
     (prompts, real, targets)
+}
+
+/// The frame rate of the run's clips, for VBench's threshold.
+fn clip_fps(data: &Dataset) -> f32 {
+    match data {
+        Dataset::Synthetic(_) => SYNTHETIC_FPS,
+        Dataset::Cache { cache, .. } => {
+            let s = &cache.index.settings;
+            s.fps
+                .or_else(|| {
+                    let src = cache.index.entries.first().and_then(|e| e.source_fps)?;
+                    Some(src / s.stride as f32)
+                })
+                .unwrap_or(SYNTHETIC_FPS)
+        }
+    }
 }
 
 pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainError> {
@@ -99,11 +123,12 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let mut wcfg = cfg.data.clone();
     // Clip i of the held-out split does not depend on how many there are.
     wcfg.val_clips = wcfg.val_clips.max(opts.n);
-    let world = World::new(wcfg)?;
-    let (prompts, real, targets) = prompt_set(&world, opts.n);
+    let data = Dataset::open(&wcfg)?;
+    let (prompts, real, targets) = prompt_set(&data, opts.n);
+    let fps = clip_fps(&data);
 
     let bar = if opts.progress {
-        ProgressBar::new(opts.n as u64)
+        ProgressBar::new(prompts.len() as u64)
     } else {
         ProgressBar::hidden()
     };
@@ -120,7 +145,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         shape: [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width],
     };
     let t0 = Instant::now();
-    let mut generated = Vec::with_capacity(opts.n);
+    let mut generated = Vec::with_capacity(prompts.len());
     for (k, chunk) in prompts.chunks(BATCH).enumerate() {
         let first = (k * BATCH) as u64;
         generated.extend(generate_from(
@@ -137,17 +162,17 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let sampling_seconds = t0.elapsed().as_secs_f64();
     bar.set_message("scoring");
     let t1 = Instant::now();
-    let (sg, sr) = (
-        score_videos(&generated, SYNTHETIC_FPS),
-        score_videos(&real, SYNTHETIC_FPS),
-    );
-    let (rg, rr) = (
-        read_videos(&generated, world.config.speeds),
-        read_videos(&real, world.config.speeds),
-    );
-    let comparison = compare(&sg, &sr, Some((&rg, &rr, &targets)));
+    let (sg, sr) = (score_videos(&generated, fps), score_videos(&real, fps));
+    let comparison = match (&targets, data.world()) {
+        (Some(t), Some(w)) => {
+            let rg = read_videos(&generated, w.config.speeds);
+            let rr = read_videos(&real, w.config.speeds);
+            compare(&sg, &sr, Some((&rg, &rr, t)))
+        }
+        _ => compare(&sg, &sr, None),
+    };
     let scoring_seconds = t1.elapsed().as_secs_f64();
-    let v = val_loss(&model, &world, &encoder, cfg.log.val_clips, &device)?;
+    let v = val_loss(&model, &data, &encoder, cfg.log.val_clips, &device)?;
     bar.finish_and_clear();
     let report = EvalReport {
         run: run.dir.clone(),
@@ -184,8 +209,8 @@ pub fn markdown(r: &EvalReport) -> String {
     let _ = writeln!(s, "# Evaluation of {}\n", r.run.display());
     let _ = writeln!(
         s,
-        "EMA weights of step {}; {} prompts (held-out clips 0..{} of the run's world), {} Euler steps, guidance {}, noise seed {}.\n",
-        r.checkpoint_step, r.options.n, r.options.n, r.options.steps, r.options.cfg, r.options.seed
+        "EMA weights of step {}; {} prompts (the first held-out clips of the run's data), {} Euler steps, guidance {}, noise seed {}.\n",
+        r.checkpoint_step, r.comparison.real.n, r.options.steps, r.options.cfg, r.options.seed
     );
     let _ = writeln!(s, "| metric | generated | real |\n|---|---|---|");
     let row = |s: &mut String, name: &str, a: String, b: String| {

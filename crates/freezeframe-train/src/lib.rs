@@ -5,6 +5,7 @@ pub mod batch;
 pub mod bench;
 pub mod checkpoint;
 pub mod config;
+pub mod dataset;
 pub mod diagnostics;
 pub mod ema;
 pub mod error;

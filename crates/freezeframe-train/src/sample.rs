@@ -25,7 +25,7 @@ pub fn encoder_for(cfg: &RunConfig) -> Result<WordEncoder, TrainError> {
         message,
     })?;
     Ok(WordEncoder::new(
-        cfg.data.vocabulary(),
+        crate::dataset::vocabulary(&cfg.data)?,
         m.text_dim,
         m.text_len,
         TEXT_SEED,

@@ -3,11 +3,11 @@ use std::time::Instant;
 
 use std::collections::HashSet;
 
+use crate::dataset::Dataset;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use freezeframe_data::World;
 use freezeframe_diffusion::{interpolate, rf_loss, velocity_target};
 use freezeframe_model::init::initialize;
 use freezeframe_model::{StdiTConfig, Stdit};
@@ -225,7 +225,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
     std::fs::write(run.plan_path(), &loaded_plan.text).map_err(io("write plan.toml"))?;
 
-    let world = World::new(cfg.data.clone())?;
+    let world = Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
     let plan = &bound.plan;
 

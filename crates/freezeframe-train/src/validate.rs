@@ -2,7 +2,7 @@
 //! with fixed noise (Open-Sora's `eval_loss`), so values are comparable across steps and runs.
 use burn::prelude::*;
 use burn::tensor::TensorData;
-use freezeframe_data::{Split, Video, World};
+use freezeframe_data::{Split, Video};
 use freezeframe_diffusion::{eval_timesteps, interpolate, rf_loss_per_sample_f32, velocity_target};
 use freezeframe_model::{Stdit, TextEncoder};
 use rand::SeedableRng;
@@ -10,6 +10,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
 use crate::batch::{captions, normal_tensor, videos_to_tensor};
+use crate::dataset::Dataset;
 use crate::error::TrainError;
 
 /// Timesteps scored.
@@ -29,13 +30,13 @@ pub struct ValLoss {
 /// Scores `model` (on a plain device) on the first `n_clips` held-out clips.
 pub fn val_loss<E: TextEncoder + ?Sized>(
     model: &Stdit,
-    world: &World,
+    data: &Dataset,
     encoder: &E,
     n_clips: usize,
     device: &Device,
 ) -> Result<ValLoss, TrainError> {
-    let n = n_clips.min(world.len(Split::Val)).max(1);
-    let clips: Vec<_> = (0..n as u64).map(|i| world.clip(Split::Val, i)).collect();
+    let n = n_clips.min(data.len(Split::Val)).max(1);
+    let clips: Vec<_> = (0..n).map(|i| data.item(Split::Val, i)).collect();
     let ts = eval_timesteps(VAL_TIMESTEPS);
     let mut sums = vec![0.0f64; ts.len()];
     for (ci, chunk) in clips.chunks(CHUNK).enumerate() {

@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use freezeframe_data::World;
 use freezeframe_model::Stdit;
 use freezeframe_train::batch::train_batch;
 use freezeframe_train::checkpoint::{load_model, save_model};
@@ -86,7 +85,7 @@ fn loss_on_a_fixed_batch_falls_by_half() {
     let out = tmp("overfit");
     let cfg = tiny_config("overfit", &out, 1);
     let mcfg = cfg.model_config().unwrap();
-    let world = World::new(cfg.data.clone()).unwrap();
+    let world = freezeframe_train::dataset::Dataset::open(&cfg.data).unwrap();
     let enc = encoder_for(&cfg).unwrap();
     let dev = Device::flex().autodiff();
     let mut model = build_model(&mcfg, 0, &dev);

@@ -148,6 +148,29 @@ enum DataCommand {
         /// Take the world settings from this run config's [data] section.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Preview clips of a prepared cache instead of the synthetic world.
+        #[arg(long, conflicts_with = "config")]
+        cache: Option<PathBuf>,
+    },
+    /// Decode the videos of an Open-Sora-style CSV (`path,text[,num_frames,height,width,fps]`)
+    /// into a clip cache with FFmpeg; re-runs only decode new or changed files.
+    Prepare {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8)]
+        frames: usize,
+        #[arg(long, default_value_t = 32)]
+        size: usize,
+        /// Resample to this frame rate first (otherwise the source's frames, see --stride).
+        #[arg(long)]
+        fps: Option<f32>,
+        /// Keep every k-th source frame (without --fps).
+        #[arg(long, default_value_t = 1, conflicts_with = "fps")]
+        stride: usize,
+        #[arg(long, default_value_t = 1)]
+        clips_per_video: usize,
     },
 }
 
@@ -221,8 +244,49 @@ fn run(cli: Cli) -> Result<()> {
                     out,
                     seed,
                     config,
+                    cache,
                 },
-        } => data_preview(n, &out, seed, config.as_deref()),
+        } => match cache {
+            Some(dir) => cache_preview(n, &out, &dir),
+            None => data_preview(n, &out, seed, config.as_deref()),
+        },
+        Command::Data {
+            command:
+                DataCommand::Prepare {
+                    csv,
+                    out,
+                    frames,
+                    size,
+                    fps,
+                    stride,
+                    clips_per_video,
+                },
+        } => {
+            let settings = freezeframe_data::real::PrepareSettings {
+                frames,
+                size,
+                fps,
+                stride,
+                clips_per_video,
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "prepare [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let r = freezeframe_data::real::prepare(&csv, &out, &settings, |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            })?;
+            bar.finish_and_clear();
+            for s in &r.skipped {
+                eprintln!("skipped line {}: {} — {}", s.line, s.path, s.reason);
+            }
+            println!("{}", r.summary());
+            Ok(())
+        }
         Command::Train { config, resume } => {
             let cfg = RunConfig::load(&config)?;
             train_and_report(&cfg, resume)
@@ -500,6 +564,34 @@ fn data_preview(n: usize, out: &Path, seed: u64, config: Option<&Path>) -> Resul
     std::fs::write(&txt, &text).with_context(|| format!("write {}", txt.display()))?;
     print!("{text}");
     println!("wrote {} and {}", out.display(), txt.display());
+    Ok(())
+}
+
+fn cache_preview(n: usize, out: &Path, dir: &Path) -> Result<()> {
+    let cache = freezeframe_data::real::ClipCache::open(dir)?;
+    if cache.is_empty() {
+        bail!("{} holds no clips", dir.display());
+    }
+    let k = n.clamp(1, cache.len());
+    // Spread the preview over the whole cache rather than its first videos.
+    let picks: Vec<usize> = (0..k).map(|i| i * cache.len() / k).collect();
+    let videos: Vec<_> = picks.iter().map(|&i| cache.video(i)).collect();
+    let cols = (k as f64).sqrt().ceil() as usize;
+    write_grid(out, &videos, cols, 3, 15)?;
+    let mut text = String::new();
+    for (j, &i) in picks.iter().enumerate() {
+        text.push_str(&format!("{j:>3} (clip {i}): {}\n", cache.caption(i)));
+    }
+    let txt = out.with_extension("txt");
+    std::fs::write(&txt, &text).with_context(|| format!("write {}", txt.display()))?;
+    print!("{text}");
+    println!(
+        "wrote {} and {} ({} of {} clips)",
+        out.display(),
+        txt.display(),
+        k,
+        cache.len()
+    );
     Ok(())
 }
 

@@ -1,0 +1,202 @@
+//! The clip cache: `index.json` plus one safetensors shard per source video holding its clips
+//! as `u8` [K, T, H, W, 3] (a quarter of f32's size; values are 8-bit after decoding anyway).
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use serde::{Deserialize, Serialize};
+
+use super::RealError;
+use crate::video::Video;
+
+pub const CACHE_FORMAT: u32 = 1;
+
+/// How clips are cut; a cache built with other settings is rebuilt, not mixed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrepareSettings {
+    pub frames: usize,
+    pub size: usize,
+    /// Resample to this rate first; `None` keeps the source's frames (then `stride` applies).
+    pub fps: Option<f32>,
+    pub stride: usize,
+    pub clips_per_video: usize,
+}
+
+/// One source video in the index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheEntry {
+    pub source: PathBuf,
+    /// Size and modification time identify an unchanged source on re-runs.
+    pub source_bytes: u64,
+    pub source_mtime_ns: u128,
+    pub text: String,
+    /// Shard file name inside `clips/`.
+    pub shard: String,
+    pub clips: usize,
+    /// Frames after resampling, before cutting clips.
+    pub decoded_frames: usize,
+    pub source_width: usize,
+    pub source_height: usize,
+    pub source_fps: Option<f32>,
+    /// First frame of each clip.
+    pub starts: Vec<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CacheIndex {
+    pub format: u32,
+    pub settings: PrepareSettings,
+    pub entries: Vec<CacheEntry>,
+}
+
+impl CacheIndex {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join("index.json")
+    }
+
+    pub fn load(dir: &Path) -> Result<Self, RealError> {
+        let p = Self::path(dir);
+        let text = std::fs::read_to_string(&p).map_err(|e| RealError::Cache {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let idx: CacheIndex = serde_json::from_str(&text).map_err(|e| RealError::Cache {
+            path: p.display().to_string(),
+            message: format!("corrupt index: {e}"),
+        })?;
+        if idx.format != CACHE_FORMAT {
+            return Err(RealError::Cache {
+                path: p.display().to_string(),
+                message: format!("format {} (this build reads {CACHE_FORMAT})", idx.format),
+            });
+        }
+        Ok(idx)
+    }
+
+    /// Written through a temporary file and a rename, so a crash never leaves half an index.
+    pub fn save(&self, dir: &Path) -> Result<(), RealError> {
+        let p = Self::path(dir);
+        let tmp = dir.join("index.json.tmp");
+        let io = |e: std::io::Error| RealError::Io {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| RealError::Cache {
+            path: p.display().to_string(),
+            message: e.to_string(),
+        })?;
+        std::fs::write(&tmp, text).map_err(io)?;
+        std::fs::rename(&tmp, &p).map_err(io)
+    }
+}
+
+/// Writes one shard (atomically: temp file, then rename).
+pub fn write_shard(
+    path: &Path,
+    clips: &[Vec<u8>],
+    frames: usize,
+    size: usize,
+) -> Result<(), RealError> {
+    let data: Vec<u8> = clips.concat();
+    let shape = vec![clips.len(), frames, size, size, 3];
+    let io = |e: String| RealError::Io {
+        path: path.display().to_string(),
+        message: e,
+    };
+    let view = TensorView::new(Dtype::U8, shape, &data).map_err(|e| io(e.to_string()))?;
+    let bytes = safetensors::serialize([("clips", view)], None).map_err(|e| io(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(|e| io(e.to_string()))?;
+    std::fs::rename(&tmp, path).map_err(|e| io(e.to_string()))
+}
+
+/// A prepared cache, loaded into memory (8×32×32 clips are 24 KiB each).
+#[derive(Debug, Clone)]
+pub struct ClipCache {
+    pub dir: PathBuf,
+    pub index: CacheIndex,
+    /// (caption, [T, H, W, 3] bytes) per clip, in index order.
+    clips: Vec<(String, Vec<u8>)>,
+}
+
+impl ClipCache {
+    pub fn open(dir: &Path) -> Result<Self, RealError> {
+        let index = CacheIndex::load(dir)?;
+        let s = &index.settings;
+        let per_clip = s.frames * s.size * s.size * 3;
+        let mut clips = Vec::new();
+        for e in &index.entries {
+            let p = dir.join("clips").join(&e.shard);
+            let err = |m: String| RealError::Cache {
+                path: p.display().to_string(),
+                message: m,
+            };
+            let bytes = std::fs::read(&p).map_err(|e| err(e.to_string()))?;
+            let st =
+                SafeTensors::deserialize(&bytes).map_err(|e| err(format!("corrupt shard: {e}")))?;
+            let t = st
+                .tensor("clips")
+                .map_err(|e| err(format!("corrupt shard: {e}")))?;
+            if t.dtype() != Dtype::U8 || t.shape() != [e.clips, s.frames, s.size, s.size, 3] {
+                return Err(err(format!(
+                    "shard holds {:?} {:?}, the index expects u8 {:?}",
+                    t.dtype(),
+                    t.shape(),
+                    [e.clips, s.frames, s.size, s.size, 3]
+                )));
+            }
+            for k in 0..e.clips {
+                clips.push((
+                    e.text.clone(),
+                    t.data()[k * per_clip..(k + 1) * per_clip].to_vec(),
+                ));
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            index,
+            clips,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.clips.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clips.is_empty()
+    }
+
+    pub fn caption(&self, i: usize) -> &str {
+        &self.clips[i].0
+    }
+
+    /// Clip `i` as a [T, 3, H, W] video in [0, 1].
+    pub fn video(&self, i: usize) -> Video {
+        let s = &self.index.settings;
+        let (t, n) = (s.frames, s.size);
+        let src = &self.clips[i].1;
+        let mut v = Video::zeros(t, 3, n, n);
+        for f in 0..t {
+            for y in 0..n {
+                for x in 0..n {
+                    for c in 0..3 {
+                        let b = src[((f * n + y) * n + x) * 3 + c];
+                        let j = v.idx(f, c, y, x);
+                        v.data[j] = b as f32 / 255.0;
+                    }
+                }
+            }
+        }
+        v
+    }
+
+    /// Number of clips per caption (how many distinct prompts the cache has).
+    pub fn captions(&self) -> BTreeMap<&str, usize> {
+        let mut m = BTreeMap::new();
+        for (c, _) in &self.clips {
+            *m.entry(c.as_str()).or_default() += 1;
+        }
+        m
+    }
+}
