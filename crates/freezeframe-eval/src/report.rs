@@ -137,21 +137,11 @@ mod tests {
             .collect()
     }
 
-    /// Every frame replaced by the first: the same content, no motion.
-    fn frozen(v: &Video) -> Video {
-        let mut out = v.clone();
-        let n = v.channels * v.height * v.width;
-        for t in 1..v.frames {
-            out.data.copy_within(0..n, t * n);
-        }
-        out
-    }
-
     #[test]
     fn repeated_frames_have_no_dynamics_and_no_motion_relative_to_real() {
         let w = world(64);
         let real = clips(&w, 0, 64);
-        let still: Vec<Video> = real.iter().map(frozen).collect();
+        let still: Vec<Video> = real.iter().map(crate::motion::frozen_copy).collect();
         let (sr, ss) = (score_videos(&real, 8.0), score_videos(&still, 8.0));
         let c = compare(&ss, &sr, None);
         assert!(c.generated.dynamic_degree < 0.02, "{c:?}");

@@ -8,6 +8,7 @@ use std::process::Command;
 use freezeframe_data::Video;
 use freezeframe_data::real::cache::CacheIndex;
 use freezeframe_data::real::{ClipCache, PrepareSettings, prepare};
+use freezeframe_eval::motion::frozen_copy;
 use freezeframe_eval::{score_videos, summarise};
 
 fn videos_dir() -> Option<PathBuf> {
@@ -82,15 +83,6 @@ fn workdir(src: &Path) -> PathBuf {
     )
     .unwrap();
     d
-}
-
-fn frozen(v: &Video) -> Video {
-    let mut out = v.clone();
-    let n = v.channels * v.height * v.width;
-    for t in 1..v.frames {
-        out.data.copy_within(0..n, t * n);
-    }
-    out
 }
 
 #[test]
@@ -170,7 +162,7 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
 
     // Pedestrians move: vtest's clips are far more dynamic than the same clips frozen.
     let walk: Vec<Video> = (0..12).map(|i| cache.video(i)).collect();
-    let still: Vec<Video> = walk.iter().map(frozen).collect();
+    let still: Vec<Video> = walk.iter().map(frozen_copy).collect();
     // Clips keep every 5th frame of the 10 fps source: 2 fps, so VBench's threshold is
     // 8/2 · 6 · 32/256 = 3 px. Pedestrians are small in this wide shot: most clips stay below it
     // (VBench would call them static too), but some clearly pass, frozen ones never do.

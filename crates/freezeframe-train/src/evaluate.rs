@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::dataset::Dataset;
 use crate::error::{TrainError, io};
 use crate::run::Run;
-use crate::sample::{SampleSpec, generate_from, load_run};
+use crate::sample::{generate_from, load_run};
 use crate::validate::val_loss;
 
 /// Frames per second assumed for synthetic clips (VBench's reference rate: its dynamic
@@ -112,14 +112,8 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         });
     }
     let device = Device::flex();
-    let (model, encoder, cfg) = load_run(run, &device)?;
-    let (step, _) = run
-        .latest_checkpoint()
-        .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: run.config_path(),
-        message,
-    })?;
+    let loaded = load_run(run, &device)?;
+    let (model, encoder, cfg) = (&loaded.model, &loaded.encoder, &loaded.config);
     let mut wcfg = cfg.data.clone();
     // Clip i of the held-out split does not depend on how many there are.
     wcfg.val_clips = wcfg.val_clips.max(opts.n);
@@ -138,19 +132,14 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
-    let spec = SampleSpec {
-        steps: opts.steps,
-        cfg: opts.cfg,
-        seed: opts.seed,
-        shape: [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width],
-    };
+    let spec = loaded.spec(opts.steps, opts.cfg, opts.seed);
     let t0 = Instant::now();
     let mut generated = Vec::with_capacity(prompts.len());
     for (k, chunk) in prompts.chunks(BATCH).enumerate() {
         let first = (k * BATCH) as u64;
         generated.extend(generate_from(
-            &model,
-            &encoder,
+            model,
+            encoder,
             chunk,
             first,
             spec,
@@ -172,11 +161,11 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         _ => compare(&sg, &sr, None),
     };
     let scoring_seconds = t1.elapsed().as_secs_f64();
-    let v = val_loss(&model, &data, &encoder, cfg.log.val_clips, &device)?;
+    let v = val_loss(model, &data, encoder, cfg.log.val_clips, &device)?;
     bar.finish_and_clear();
     let report = EvalReport {
         run: run.dir.clone(),
-        checkpoint_step: step,
+        checkpoint_step: loaded.step,
         options: opts.clone(),
         comparison,
         val_loss: v.mean,

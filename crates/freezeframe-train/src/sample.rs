@@ -4,7 +4,7 @@ use std::path::Path;
 use burn::prelude::*;
 use freezeframe_data::Video;
 use freezeframe_diffusion::{cfg_combine, euler_sample};
-use freezeframe_model::{CaptionBatch, Stdit, TextEncoder, WordEncoder};
+use freezeframe_model::{CaptionBatch, StdiTConfig, Stdit, TextEncoder, WordEncoder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -119,19 +119,53 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
     Ok(tensor_to_videos(x))
 }
 
-/// The EMA weights of a run's newest checkpoint, its config and its text encoder.
-pub fn load_run(run: &Run, device: &Device) -> Result<(Stdit, WordEncoder, RunConfig), TrainError> {
-    let cfg = run.load_config()?;
-    let (_, dir) = run
+/// A run read back for sampling: the EMA weights of its newest checkpoint and what goes with
+/// them.
+pub struct LoadedRun {
+    pub model: Stdit,
+    pub encoder: WordEncoder,
+    pub config: RunConfig,
+    pub model_config: StdiTConfig,
+    /// Step of the checkpoint the weights come from.
+    pub step: usize,
+}
+
+impl LoadedRun {
+    /// The sampling settings for this run's video shape.
+    pub fn spec(&self, steps: usize, cfg: f32, seed: u64) -> SampleSpec {
+        let m = &self.model_config;
+        SampleSpec {
+            steps,
+            cfg,
+            seed,
+            shape: [m.frames, m.channels, m.height, m.width],
+        }
+    }
+}
+
+pub fn load_run(run: &Run, device: &Device) -> Result<LoadedRun, TrainError> {
+    let config = run.load_config()?;
+    let (step, dir) = run
         .latest_checkpoint()
         .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: run.config_path(),
-        message,
-    })?;
-    let model = load_model(Stdit::new(&mcfg, device), &dir.join("ema.safetensors"))?;
-    let enc = encoder_for(&cfg)?;
-    Ok((model, enc, cfg))
+    let model_config = config
+        .model_config()
+        .map_err(|message| TrainError::Config {
+            path: run.config_path(),
+            message,
+        })?;
+    let model = load_model(
+        Stdit::new(&model_config, device),
+        &dir.join("ema.safetensors"),
+    )?;
+    let encoder = encoder_for(&config)?;
+    Ok(LoadedRun {
+        model,
+        encoder,
+        config,
+        model_config,
+        step,
+    })
 }
 
 /// Samples `n` videos for each prompt and writes one GIF per prompt into `out_dir`

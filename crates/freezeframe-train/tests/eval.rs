@@ -1,19 +1,15 @@
 //! `evaluate_run` on a freshly trained tiny run: files written, real videos read correctly,
 //! batching does not change the noise.
-use std::path::{Path, PathBuf};
+mod common;
+use common::tmp;
+
+use std::path::Path;
 
 use burn::prelude::*;
 use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
 use freezeframe_train::run::Run;
-use freezeframe_train::sample::{SampleSpec, generate, generate_from, load_run};
+use freezeframe_train::sample::{generate, generate_from, load_run};
 use freezeframe_train::{RunConfig, TrainOptions, train};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-eval-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tiny_run(out: &Path) -> Run {
     let text = format!(
@@ -90,17 +86,12 @@ fn batched_sampling_gets_the_same_noise_as_one_batch() {
     let out = tmp("noise");
     let run = tiny_run(&out);
     let dev = Device::flex();
-    let (model, enc, cfg) = load_run(&run, &dev).unwrap();
-    let m = cfg.model_config().unwrap();
-    let spec = SampleSpec {
-        steps: 2,
-        cfg: 1.0,
-        seed: 7,
-        shape: [m.frames, m.channels, m.height, m.width],
-    };
+    let loaded = load_run(&run, &dev).unwrap();
+    let (model, enc) = (&loaded.model, &loaded.encoder);
+    let spec = loaded.spec(2, 1.0, 7);
     let prompts: Vec<String> = vec!["a red circle moves left quickly".into(); 4];
-    let all = generate(&model, &enc, &prompts, spec, &dev, |_| {}).unwrap();
-    let tail = generate_from(&model, &enc, &prompts[2..], 2, spec, &dev, |_| {}).unwrap();
+    let all = generate(model, enc, &prompts, spec, &dev, |_| {}).unwrap();
+    let tail = generate_from(model, enc, &prompts[2..], 2, spec, &dev, |_| {}).unwrap();
     for (a, b) in all[2..].iter().zip(&tail) {
         let d = a
             .data

@@ -1,5 +1,8 @@
 //! Training plans applied for real on the tiny preset: freezing, optimiser state, the staged
 //! switch, image initialisation, exact resume across a phase boundary.
+mod common;
+use common::{quiet, tmp};
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
@@ -10,13 +13,6 @@ use freezeframe_train::checkpoint::save_model;
 use freezeframe_train::metrics;
 use freezeframe_train::trainer::build_model;
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-plan-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn config(name: &str, out: &Path, steps: usize, plan: &str, init: Option<&Path>) -> RunConfig {
     let init = init
@@ -55,14 +51,6 @@ frozen_grad_every = 2
         out = out.display()
     );
     RunConfig::parse(&text, Path::new("test.toml")).unwrap()
-}
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        progress: false,
-        final_samples: false,
-        ..TrainOptions::default()
-    }
 }
 
 /// An "image checkpoint": a tiny model with seed-9 weights and a non-zero temporal projection

@@ -1,7 +1,10 @@
 //! Training and evaluation read a clip cache (`[data] cache`). The cache is written here from
 //! synthetic clips with the cache's own writer, so the test needs no FFmpeg; the decoding side
 //! is tested on real footage in `freezeframe-eval/tests/real_videos.rs`.
-use std::path::{Path, PathBuf};
+mod common;
+use common::tmp;
+
+use std::path::Path;
 
 use freezeframe_data::real::cache::{
     CACHE_FORMAT, CacheEntry, CacheIndex, PrepareSettings, write_shard,
@@ -9,13 +12,6 @@ use freezeframe_data::real::cache::{
 use freezeframe_data::{Split, World, WorldConfig};
 use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-cache-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 /// A cache of `videos` × 3 clips of 4×16×16, captions "clip number k".
 fn make_cache(dir: &Path, videos: usize) {

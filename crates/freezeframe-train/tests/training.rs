@@ -1,5 +1,8 @@
 //! End-to-end checks of training runs on the tiny preset.
-use std::path::{Path, PathBuf};
+mod common;
+use common::{quiet, tmp};
+
+use std::path::Path;
 
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
@@ -11,13 +14,6 @@ use freezeframe_train::run::Run;
 use freezeframe_train::sample::encoder_for;
 use freezeframe_train::trainer::{build_model, train_step};
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
-
-fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
 
 fn tiny_config(name: &str, out: &Path, steps: usize) -> RunConfig {
     let text = format!(
@@ -52,14 +48,6 @@ steps = 3
         out = out.display()
     );
     RunConfig::parse(&text, Path::new("test.toml")).unwrap()
-}
-
-fn quiet() -> TrainOptions {
-    TrainOptions {
-        progress: false,
-        final_samples: false,
-        ..TrainOptions::default()
-    }
 }
 
 struct Flatten(Vec<f32>);

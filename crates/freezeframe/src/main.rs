@@ -9,7 +9,7 @@ use freezeframe_data::gif_out::write_grid;
 use freezeframe_data::{Split, World, WorldConfig};
 use freezeframe_model::{StdiTConfig, Stdit, param_table};
 use freezeframe_train::run::Run;
-use freezeframe_train::sample::{SampleSpec, generate, load_run};
+use freezeframe_train::sample::{generate, load_run};
 use freezeframe_train::{RunConfig, TrainOptions, train};
 
 /// The quick-start config, embedded so `freezeframe demo` works from any folder.
@@ -605,19 +605,18 @@ fn sample(
     seed: u64,
 ) -> Result<()> {
     let device = Device::flex();
-    let (model, enc, rc) = load_run(&Run::new(run), &device)?;
-    let m = rc.model_config().map_err(anyhow::Error::msg)?;
-    let spec = SampleSpec {
-        steps,
-        cfg,
-        seed,
-        shape: [m.frames, m.channels, m.height, m.width],
-    };
+    let loaded = load_run(&Run::new(run), &device)?;
+    let spec = loaded.spec(steps, cfg, seed);
     let bar = indicatif::ProgressBar::new(steps as u64);
     let prompts = vec![prompt.to_string(); n.max(1)];
-    let videos = generate(&model, &enc, &prompts, spec, &device, |i| {
-        bar.set_position(i as u64)
-    })?;
+    let videos = generate(
+        &loaded.model,
+        &loaded.encoder,
+        &prompts,
+        spec,
+        &device,
+        |i| bar.set_position(i as u64),
+    )?;
     bar.finish_and_clear();
     write_grid(out, &videos, n.max(1), 4, 15)?;
     println!(

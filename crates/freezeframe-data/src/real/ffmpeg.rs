@@ -39,6 +39,18 @@ fn missing(program: &str) -> RealError {
     ))
 }
 
+/// A program that could not be started: missing (with install instructions) or otherwise.
+fn spawn_error(program: &str, path: &Path, e: std::io::Error) -> RealError {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        missing(program)
+    } else {
+        RealError::Io {
+            path: path.display().to_string(),
+            message: format!("cannot run `{program}`: {e}"),
+        }
+    }
+}
+
 /// Fails early, with install instructions, when the programs are absent.
 pub fn check_available() -> Result<(), RealError> {
     for p in ["ffmpeg", "ffprobe"] {
@@ -89,16 +101,7 @@ pub fn probe(path: &Path) -> Result<Result<Probe, String>, RealError> {
         .args(["-of", "json"])
         .arg(path)
         .output()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                missing("ffprobe")
-            } else {
-                RealError::Io {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                }
-            }
-        })?;
+        .map_err(|e| spawn_error("ffprobe", path, e))?;
     if !out.status.success() {
         return Ok(Err(format!(
             "unreadable video: {}",
@@ -153,16 +156,7 @@ pub fn decode(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| {
-            if e.kind() == std::io::ErrorKind::NotFound {
-                missing("ffmpeg")
-            } else {
-                RealError::Io {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                }
-            }
-        })?;
+        .map_err(|e| spawn_error("ffmpeg", path, e))?;
     let mut raw = Vec::new();
     let mut err = Vec::new();
     // Drain stderr on a thread so a chatty decoder cannot block on a full pipe.
