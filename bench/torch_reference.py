@@ -125,10 +125,20 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument(
+        "--freeze",
+        choices=["none", "not_temporal"],
+        default="none",
+        help="not_temporal: Open-Sora's rule, only parameters named attn_temp train",
+    )
     args = ap.parse_args()
     torch.manual_seed(0)
     model = STDiT()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0)
+    if args.freeze == "not_temporal":
+        for name, p in model.named_parameters():
+            p.requires_grad = "attn_temp" in name
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=1e-4, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.0)
     nparams = sum(p.numel() for p in model.parameters())
     times = []
     for step in range(args.warmup + args.steps):
@@ -144,12 +154,13 @@ def main():
         loss = F.mse_loss(model(xt, t, y, pad, null), noise - x0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         opt.step()
         if step >= args.warmup:
             times.append((time.perf_counter() - start) * 1e3)
     print(
         f"torch {torch.__version__} threads={torch.get_num_threads()} params={nparams} "
+        f"trainable={sum(p.numel() for p in trainable)} freeze={args.freeze} "
         f"median {statistics.median(times):.1f} ms/step (min {min(times):.1f}, max {max(times):.1f})"
     )
 
