@@ -160,6 +160,36 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
         "the stale shard is removed"
     );
 
+    // A video shorter than a clip is skipped with its reason; a list with nothing usable is an
+    // error, and still leaves skipped.csv behind.
+    let short = d.join("short.avi");
+    let st = Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(d.join("vtest.avi"))
+        .args(["-frames:v", "5", "-c:v", "mpeg4"])
+        .arg(&short)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        d.join("bad.csv"),
+        "path,text\nshort.avi,five frames\ngarbage.mp4,noise\n",
+    )
+    .unwrap();
+    let e = prepare(
+        &d.join("bad.csv"),
+        &d.join("bad-cache"),
+        &settings,
+        |_, _| {},
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("no usable clip"), "{e}");
+    let sk = std::fs::read_to_string(d.join("bad-cache").join("skipped.csv")).unwrap();
+    assert!(
+        sk.contains("short.avi") && sk.contains("too few frames: 1 after resampling"),
+        "{sk}"
+    );
+
     // Pedestrians move: vtest's clips are far more dynamic than the same clips frozen.
     let walk: Vec<Video> = (0..12).map(|i| cache.video(i)).collect();
     let still: Vec<Video> = walk.iter().map(frozen_copy).collect();

@@ -77,7 +77,7 @@ enum Command {
         /// writes eval.json and eval.md into it.
         #[arg(long)]
         run: Option<PathBuf>,
-        /// A GIF, or a folder of GIFs (each file one video).
+        /// A GIF, a folder of GIFs (each file one video), or a clip cache folder.
         #[arg(long)]
         videos: Option<PathBuf>,
         #[arg(long, default_value_t = 256)]
@@ -456,6 +456,28 @@ fn eval_run(run: &Path, n: usize, steps: usize, cfg: f32, seed: u64) -> Result<(
 }
 
 fn eval_videos(path: &Path, fps: f32) -> Result<()> {
+    if path.join("index.json").is_file() {
+        // A clip cache from `data prepare`: every clip, at the cache's own frame rate if known.
+        let cache = freezeframe_data::real::ClipCache::open(path)?;
+        let videos: Vec<_> = (0..cache.len()).map(|i| cache.video(i)).collect();
+        let s = &cache.index.settings;
+        let cache_fps = s
+            .fps
+            .or_else(|| {
+                let src = cache.index.entries.first()?.source_fps?;
+                Some(src / s.stride as f32)
+            })
+            .unwrap_or(fps);
+        let summary =
+            freezeframe_eval::summarise(&freezeframe_eval::score_videos(&videos, cache_fps));
+        println!(
+            "{} clips of cache {} scored at {cache_fps:.2} fps",
+            summary.n,
+            path.display()
+        );
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        return Ok(());
+    }
     let files: Vec<PathBuf> = if path.is_dir() {
         let mut v: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("read {}", path.display()))?

@@ -71,6 +71,11 @@ fn data_and_model_commands_run() {
         gif.to_str().unwrap(),
     ]);
     assert!(ok && gif.is_file(), "{err}");
+    let (ok, out, err) = ff(&["eval", "--videos", gif.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("1 videos scored") && out.contains("dynamic_degree"),
+        "{out}{err}"
+    );
     let (ok, _, err) = ff(&[
         "data",
         "preview",
