@@ -8,7 +8,9 @@
 //! covered). It is not meant for real footage.
 use freezeframe_data::Video;
 use freezeframe_data::render::inside;
-use freezeframe_data::world::{ALL_COLOURS, ALL_SHAPES, Colour, Motion, Shape, Speed, Speeds};
+use freezeframe_data::world::{
+    ALL_COLOURS, ALL_SHAPES, Colour, Motion, ObjectTruth, Shape, Speed, Speeds,
+};
 use serde::Serialize;
 
 const OBJECT_LEVEL: f32 = 0.5;
@@ -221,6 +223,17 @@ pub struct Target {
     pub speed: Speed,
 }
 
+impl From<&ObjectTruth> for Target {
+    fn from(o: &ObjectTruth) -> Self {
+        Self {
+            shape: o.shape,
+            colour: o.colour,
+            motion: o.motion,
+            speed: o.speed,
+        }
+    }
+}
+
 /// Accuracies of a set of readings against their targets, each in [0, 1].
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Alignment {
@@ -281,14 +294,8 @@ mod tests {
         let (mut rs, mut ts) = (Vec::new(), Vec::new());
         for i in 0..n {
             let c = w.clip(Split::Val, i);
-            let o = &c.objects[0];
             rs.push(read_video(&c.video, w.config.speeds));
-            ts.push(Target {
-                shape: o.shape,
-                colour: o.colour,
-                motion: o.motion,
-                speed: o.speed,
-            });
+            ts.push(Target::from(&c.objects[0]));
         }
         alignment(&rs, &ts)
     }

@@ -2,7 +2,7 @@
 use freezeframe_data::Video;
 
 use crate::flow::{Flow, dense_flow};
-use crate::gray::lumas;
+use crate::gray::{Gray, lumas};
 
 /// Mean absolute difference between consecutive frames (all channels), in [0, 1] units.
 pub fn frame_difference(v: &Video) -> f32 {
@@ -22,7 +22,12 @@ pub fn frame_difference(v: &Video) -> f32 {
 /// VBench temporal flickering: (255 − mean consecutive-frame MAE on the 0–255 scale) / 255,
 /// i.e. 1 − the frame difference in [0, 1] units. 1 = perfectly steady.
 pub fn flicker_score(v: &Video) -> f32 {
-    1.0 - frame_difference(v)
+    flicker_of(frame_difference(v))
+}
+
+/// The flickering score of a known frame difference.
+pub fn flicker_of(frame_difference: f32) -> f32 {
+    1.0 - frame_difference
 }
 
 /// The same video with every frame replaced by the first: its content without its motion (the
@@ -36,10 +41,12 @@ pub fn frozen_copy(v: &Video) -> Video {
     out
 }
 
-/// Flow between every pair of consecutive frames.
-pub fn flows(v: &Video) -> Vec<Flow> {
-    let g = lumas(v);
-    g.windows(2).map(|p| dense_flow(&p[0], &p[1])).collect()
+/// Flow between every pair of consecutive frames (given as lumas).
+pub fn flows(frames: &[Gray]) -> Vec<Flow> {
+    frames
+        .windows(2)
+        .map(|p| dense_flow(&p[0], &p[1]))
+        .collect()
 }
 
 /// VBench's per-pair motion: the mean of the top 5% flow magnitudes.
@@ -74,7 +81,12 @@ pub fn dynamic_count(frames: usize) -> usize {
 }
 
 pub fn video_motion(v: &Video, fps: f32) -> VideoMotion {
-    let fl = flows(v);
+    motion_of(&lumas(v), fps)
+}
+
+/// [`video_motion`] from the frames' lumas (computed once by callers that need them again).
+pub fn motion_of(frames: &[Gray], fps: f32) -> VideoMotion {
+    let fl = flows(frames);
     let pair_scores: Vec<f32> = fl.iter().map(top5_mean).collect();
     let score = if pair_scores.is_empty() {
         0.0
@@ -89,13 +101,14 @@ pub fn video_motion(v: &Video, fps: f32) -> VideoMotion {
             .sum::<f32>()
             / fl.len() as f32
     };
-    let thr = dynamic_threshold(v.height, v.width, fps);
+    let (h, w) = frames.first().map_or((0, 0), |g| (g.h, g.w));
+    let thr = dynamic_threshold(h, w, fps);
     let above = pair_scores.iter().filter(|s| **s > thr).count();
     VideoMotion {
         pair_scores,
         score,
         mean_flow,
-        dynamic: v.frames >= 2 && above >= dynamic_count(v.frames),
+        dynamic: frames.len() >= 2 && above >= dynamic_count(frames.len()),
     }
 }
 

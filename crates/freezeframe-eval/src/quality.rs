@@ -12,14 +12,18 @@ use freezeframe_data::Video;
 use nalgebra::{DMatrix, DVector, SymmetricEigen};
 
 use crate::gray::{Gray, lumas};
-use crate::motion::{VideoMotion, frame_difference};
+use crate::motion::VideoMotion;
 
 pub const FEATURES: usize = 37;
 
 /// Variance of the 4-neighbour Laplacian of the luma, averaged over frames.
 pub fn sharpness(v: &Video) -> f32 {
-    let g = lumas(v);
-    g.iter().map(laplacian_variance).sum::<f32>() / g.len().max(1) as f32
+    sharpness_of(&lumas(v))
+}
+
+/// [`sharpness`] from the frames' lumas.
+pub fn sharpness_of(frames: &[Gray]) -> f32 {
+    frames.iter().map(laplacian_variance).sum::<f32>() / frames.len().max(1) as f32
 }
 
 fn laplacian_variance(g: &Gray) -> f32 {
@@ -39,8 +43,14 @@ fn laplacian_variance(g: &Gray) -> f32 {
     vals.iter().map(|v| (v - m).powi(2)).sum::<f32>() / vals.len() as f32
 }
 
-/// The feature vector of one video, given its motion (computed once by the caller).
-pub fn features(v: &Video, motion: &VideoMotion) -> Vec<f64> {
+/// The feature vector of one video, from its lumas and the scores already measured on it.
+pub fn features(
+    v: &Video,
+    frames: &[Gray],
+    motion: &VideoMotion,
+    sharpness: f32,
+    frame_difference: f32,
+) -> Vec<f64> {
     let mut f = vec![0.0f64; FEATURES];
     let n = (v.frames * v.height * v.width) as f64;
     for t in 0..v.frames {
@@ -55,7 +65,7 @@ pub fn features(v: &Video, motion: &VideoMotion) -> Vec<f64> {
         }
     }
     let (mut mag_sum, mut count) = (0.0f64, 0usize);
-    for g in lumas(v) {
+    for g in frames {
         let (gx, gy) = g.gradients();
         for (x, y) in gx.data.iter().zip(&gy.data) {
             let m = ((x * x + y * y) as f64).sqrt();
@@ -72,8 +82,8 @@ pub fn features(v: &Video, motion: &VideoMotion) -> Vec<f64> {
         }
     }
     f[32] = mag_sum / count.max(1) as f64;
-    f[33] = sharpness(v) as f64;
-    f[34] = frame_difference(v) as f64;
+    f[33] = sharpness as f64;
+    f[34] = frame_difference as f64;
     f[35] = motion.score as f64;
     f[36] = motion.mean_flow as f64;
     f

@@ -5,15 +5,16 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::align::{Alignment, Reading, Target, alignment, read_video};
-use crate::motion::{VideoMotion, flicker_score, frame_difference, video_motion};
-use crate::quality::{features, frechet, sharpness};
+use crate::gray::lumas;
+use crate::motion::{VideoMotion, flicker_of, frame_difference, motion_of};
+use crate::quality::{features, frechet, sharpness_of};
 
 /// Everything measured on one video.
 #[derive(Debug, Clone)]
 pub struct VideoScore {
     pub motion: VideoMotion,
+    /// Mean consecutive-frame difference; VBench's flickering score is 1 minus it.
     pub frame_difference: f32,
-    pub flicker: f32,
     pub sharpness: f32,
     pub features: Vec<f64>,
 }
@@ -23,12 +24,14 @@ pub fn score_videos(videos: &[Video], fps: f32) -> Vec<VideoScore> {
     videos
         .par_iter()
         .map(|v| {
-            let motion = video_motion(v, fps);
+            let frames = lumas(v);
+            let motion = motion_of(&frames, fps);
+            let sharpness = sharpness_of(&frames);
+            let frame_difference = frame_difference(v);
             VideoScore {
-                features: features(v, &motion),
-                frame_difference: frame_difference(v),
-                flicker: flicker_score(v),
-                sharpness: sharpness(v),
+                features: features(v, &frames, &motion, sharpness, frame_difference),
+                frame_difference,
+                sharpness,
                 motion,
             }
         })
@@ -69,7 +72,7 @@ pub fn summarise(scores: &[VideoScore]) -> SetSummary {
         frame_difference: mean(scores.iter().map(|s| s.frame_difference)),
         dynamic_degree: dynamic,
         static_rate: 1.0 - dynamic,
-        flicker: mean(scores.iter().map(|s| s.flicker)),
+        flicker: mean(scores.iter().map(|s| flicker_of(s.frame_difference))),
         sharpness: mean(scores.iter().map(|s| s.sharpness)),
     }
 }

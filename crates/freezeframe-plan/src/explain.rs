@@ -27,7 +27,7 @@ pub fn phase_totals(plan: &ResolvedPlan) -> Vec<PhaseTotals> {
             for (p, &t) in plan.params.iter().zip(&ph.trains) {
                 if t {
                     tensors += 1;
-                    params += p.shape.iter().product::<usize>();
+                    params += p.numel();
                 }
             }
             PhaseTotals {
@@ -68,11 +68,7 @@ fn thousands(n: usize) -> String {
 /// The table; `base_lr` is the run's peak learning rate.
 pub fn explain(plan: &ResolvedPlan, base_lr: f64) -> String {
     let mut s = String::new();
-    let total: usize = plan
-        .params
-        .iter()
-        .map(|p| p.shape.iter().product::<usize>())
-        .sum();
+    let total: usize = plan.params.iter().map(|p| p.numel()).sum();
     let init = match plan.spec.init {
         Init::Image => "image weights (fresh: ".to_string() + &plan.spec.fresh.join(", ") + ")",
         Init::Scratch => "random (scratch)".to_string(),
@@ -109,20 +105,17 @@ pub fn explain(plan: &ResolvedPlan, base_lr: f64) -> String {
         let idx: Vec<usize> = (0..plan.params.len())
             .filter(|&i| plan.params[i].group == g)
             .collect();
-        let params: usize = idx
-            .iter()
-            .map(|&i| plan.params[i].shape.iter().product::<usize>())
-            .sum();
+        let params: usize = idx.iter().map(|&i| plan.params[i].numel()).sum();
         let mut row = vec![
             name.clone(),
             idx.len().to_string(),
             thousands(params),
             format!("{:.1}%", 100.0 * params as f64 / total.max(1) as f64),
         ];
-        for ph in &plan.phases {
+        for (k, ph) in plan.phases.iter().enumerate() {
             let n = idx.iter().filter(|&&i| ph.trains[i]).count();
             let mark = if n == idx.len() {
-                if ph.rewarm > 0 && idx.iter().any(|&i| ph.newly[i]) && ph.start > 0 {
+                if ph.rewarm > 0 && idx.iter().any(|&i| plan.newly_unfrozen(k, i)) {
                     format!("✓ (re-warm {})", ph.rewarm)
                 } else {
                     "✓".to_string()
@@ -162,7 +155,7 @@ pub fn explain(plan: &ResolvedPlan, base_lr: f64) -> String {
         let trains_ever = idx
             .iter()
             .filter(|&&i| plan.phases.iter().any(|p| p.trains[i]))
-            .map(|&i| plan.params[i].shape.iter().product::<usize>())
+            .map(|&i| plan.params[i].numel())
             .sum::<usize>();
         row.push(human_bytes(trains_ever * ADAM_BYTES_PER_PARAM));
         rows.push(row);

@@ -59,20 +59,20 @@ pub fn parse(source_name: &str, text: &str) -> Result<LoadedPlan, PlanError> {
     })
 }
 
-/// A preset by name, or else a plan file. Relative paths are taken relative to `base` (the
-/// folder of the run config that names the plan, or the working directory).
-pub fn load(name_or_path: &str, base: &Path) -> Result<LoadedPlan, PlanError> {
+/// A preset by name, or else a plan file (a relative path is relative to the working
+/// directory; `RunConfig::load` already makes a path in a config relative to the config).
+pub fn load(name_or_path: &str) -> Result<LoadedPlan, PlanError> {
     if let Some((name, text)) = PRESETS.iter().find(|(n, _)| *n == name_or_path) {
         return parse(name, text);
     }
-    let path = base.join(name_or_path);
+    let path = Path::new(name_or_path);
     if !path.is_file() {
         return Err(PlanError::Unknown {
             name: name_or_path.to_string(),
             presets: preset_names(),
         });
     }
-    let text = std::fs::read_to_string(&path).map_err(|e| PlanError::Io {
+    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
@@ -96,9 +96,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("p.toml") && e.contains("trian"), "{e}");
-        let e = load("no-such-plan", Path::new("."))
-            .unwrap_err()
-            .to_string();
+        let e = load("no-such-plan").unwrap_err().to_string();
         assert!(
             e.contains("no-such-plan") && e.contains("temporal-only"),
             "{e}"

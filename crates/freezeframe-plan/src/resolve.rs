@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::error::PlanError;
 use crate::selector;
-use crate::spec::{GroupSpec, Init, PlanSpec};
+use crate::spec::{GroupSpec, Init, PlanSpec, StepSpec};
 
 /// What the plan needs to know of a parameter.
 #[derive(Debug, Clone, PartialEq)]
@@ -13,12 +13,6 @@ pub struct ParamMeta {
     /// Open-Sora path, e.g. `blocks.3.attn_temp.proj.weight`.
     pub path: String,
     pub shape: Vec<usize>,
-}
-
-impl ParamMeta {
-    pub fn numel(&self) -> usize {
-        self.shape.iter().product()
-    }
 }
 
 /// The implicit group of parameters no named group selects.
@@ -39,6 +33,12 @@ pub struct ParamPlan {
     pub fresh: bool,
 }
 
+impl ParamPlan {
+    pub fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
     pub name: String,
@@ -49,8 +49,6 @@ pub struct Phase {
     pub trains: Vec<bool>,
     /// Warm-up length for parameters that did not train in the previous phase.
     pub rewarm: usize,
-    /// Per parameter: trains here but not in the previous phase (all trainable ones in phase 0).
-    pub newly: Vec<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -79,14 +77,21 @@ impl ResolvedPlan {
         step > 0 && self.phase_at(step) != self.phase_at(step - 1)
     }
 
+    /// Parameter `i` trains in phase `k` but did not in phase `k − 1` (never in phase 0, whose
+    /// parameters the run's own warm-up covers).
+    pub fn newly_unfrozen(&self, k: usize, i: usize) -> bool {
+        k > 0 && self.phases[k].trains[i] && !self.phases[k - 1].trains[i]
+    }
+
     /// Learning-rate factor of parameter `i` at `step`: 0 when frozen, otherwise its scale times
     /// the phase's re-warm ramp (which, like the run's warm-up, gives its first step 1/rewarm).
     pub fn lr_factor(&self, i: usize, step: usize) -> f64 {
-        let ph = &self.phases[self.phase_at(step)];
+        let k = self.phase_at(step);
+        let ph = &self.phases[k];
         if !ph.trains[i] {
             return 0.0;
         }
-        let ramp = if ph.newly[i] && ph.rewarm > 0 && ph.start > 0 {
+        let ramp = if ph.rewarm > 0 && self.newly_unfrozen(k, i) {
             ((step - ph.start + 1) as f64 / ph.rewarm as f64).min(1.0)
         } else {
             1.0
@@ -172,19 +177,6 @@ fn names<'a>(it: impl Iterator<Item = &'a String>) -> String {
     }
 }
 
-/// Layer index in BEiT's numbering: embedders 0, `blocks.i` i+1, final layer depth+1.
-fn layer_of(path: &str, depth: usize) -> usize {
-    let mut segs = path.split('.');
-    match segs.next() {
-        Some("blocks") => segs
-            .next()
-            .and_then(|i| i.parse::<usize>().ok())
-            .map_or(0, |i| i + 1),
-        Some("final_layer") => depth + 1,
-        _ => 0,
-    }
-}
-
 /// Resolves and validates `spec` for a model with these parameters (in the model's traversal
 /// order) and `depth` blocks, over a run of `total_steps` steps.
 pub fn resolve(
@@ -198,31 +190,43 @@ pub fn resolve(
         source: name,
         paths: params.iter().map(|p| p.path.as_str()).collect(),
     };
-    let n = params.len();
+    let sets = resolve_groups(&ctx, spec)?;
+    let grouping = assign_groups(&ctx, spec, params, &sets)?;
+    let params = resolve_params(&ctx, spec, params, depth, &sets, &grouping)?;
+    let phases = resolve_phases(&ctx, spec, total_steps, &sets, &grouping, &params)?;
+    check_untrained(&ctx, spec, &sets, &params, &phases)?;
+    Ok(ResolvedPlan {
+        name: name.to_string(),
+        spec: spec.clone(),
+        total_steps,
+        depth,
+        groups: grouping.names,
+        params,
+        phases,
+    })
+}
 
-    // Groups, in file order; `@name` may refer to any group (resolved in dependency order).
+/// Named groups as membership masks (alphabetical, as the TOML table is read); `@name` may
+/// refer to any other group, so groups resolve in dependency order.
+fn resolve_groups(ctx: &Ctx, spec: &PlanSpec) -> Result<BTreeMap<String, Vec<bool>>, PlanError> {
     let mut sets: BTreeMap<String, Vec<bool>> = BTreeMap::new();
-    let mut pending: Vec<(&String, &GroupSpec)> = spec.groups.iter().collect();
-    for (g, _) in &pending {
-        if *g == REST || *g == ALL {
-            return Err(ctx.invalid(format!("groups.{g}"), "…", format!("`{g}` is reserved")));
-        }
+    if let Some(g) = spec.groups.keys().find(|g| *g == REST || *g == ALL) {
+        return Err(ctx.invalid(format!("groups.{g}"), "…", format!("`{g}` is reserved")));
     }
+    let mut pending: Vec<(&String, &GroupSpec)> = spec.groups.iter().collect();
     while !pending.is_empty() {
         let before = pending.len();
         let mut still = Vec::new();
         for (g, gs) in pending {
-            let refs: Vec<&str> = match gs {
-                GroupSpec::Union(v) => v.iter().collect::<Vec<_>>(),
+            let selectors: Vec<&String> = match gs {
+                GroupSpec::Union(v) => v.iter().collect(),
                 GroupSpec::Except(e) => e.select.iter().chain(&e.except).collect(),
-            }
-            .into_iter()
-            .filter_map(|s| s.strip_prefix('@'))
-            .collect();
-            if refs
+            };
+            let waits = selectors
                 .iter()
-                .any(|r| !sets.contains_key(*r) && spec.groups.contains_key(*r))
-            {
+                .filter_map(|s| s.strip_prefix('@'))
+                .any(|r| !sets.contains_key(r) && spec.groups.contains_key(r));
+            if waits {
                 still.push((g, gs));
                 continue;
             }
@@ -250,8 +254,39 @@ pub fn resolve(
         }
         pending = still;
     }
+    Ok(sets)
+}
 
-    // Precedence: every overlap between named groups must be ordered.
+/// Every parameter's reporting group: the one named group that selects it, the first in
+/// `precedence` where several do, or the implicit `rest`.
+struct Grouping {
+    /// The named groups, then `rest` when some parameter is in none.
+    names: Vec<String>,
+    /// Per parameter, an index into `names`.
+    of: Vec<usize>,
+    has_rest: bool,
+}
+
+impl Grouping {
+    /// Members of a group named in a phase (`all`, `rest` or a named group).
+    fn members(&self, name: &str, sets: &BTreeMap<String, Vec<bool>>) -> Option<Vec<bool>> {
+        match name {
+            ALL => Some(vec![true; self.of.len()]),
+            REST => self.has_rest.then(|| {
+                let rest = self.names.len() - 1;
+                self.of.iter().map(|&g| g == rest).collect()
+            }),
+            _ => sets.get(name).cloned(),
+        }
+    }
+}
+
+fn assign_groups(
+    ctx: &Ctx,
+    spec: &PlanSpec,
+    params: &[ParamMeta],
+    sets: &BTreeMap<String, Vec<bool>>,
+) -> Result<Grouping, PlanError> {
     for (i, p) in spec.precedence.iter().enumerate() {
         if !sets.contains_key(p) {
             return Err(ctx.invalid(
@@ -262,51 +297,69 @@ pub fn resolve(
         }
     }
     let rank = |g: &str| spec.precedence.iter().position(|p| p == g);
-    let group_names: Vec<String> = sets.keys().cloned().collect();
-    let mut group_of = vec![None::<usize>; n];
+    let mut names: Vec<String> = sets.keys().cloned().collect();
+    let rest = names.len();
+    let mut of = Vec::with_capacity(params.len());
     for (pi, p) in params.iter().enumerate() {
-        let hits: Vec<usize> = (0..group_names.len())
-            .filter(|&g| sets[&group_names[g]][pi])
-            .collect();
-        group_of[pi] = match hits.as_slice() {
-            [] => None,
-            [g] => Some(*g),
+        let hits: Vec<usize> = (0..rest).filter(|&g| sets[&names[g]][pi]).collect();
+        let group = match hits.as_slice() {
+            [] => rest,
+            [g] => *g,
             many => {
-                let ranked: Option<Vec<usize>> =
-                    many.iter().map(|&g| rank(&group_names[g])).collect();
-                match ranked {
-                    Some(r) => many.iter().zip(r).min_by_key(|(_, r)| *r).map(|(&g, _)| g),
+                let ranked: Option<Vec<(usize, usize)>> =
+                    many.iter().map(|&g| Some((rank(&names[g])?, g))).collect();
+                match ranked.and_then(|r| r.into_iter().min()) {
+                    Some((_, winner)) => winner,
                     None => {
-                        let list: Vec<&str> =
-                            many.iter().map(|&g| group_names[g].as_str()).collect();
+                        let list: Vec<&str> = many.iter().map(|&g| names[g].as_str()).collect();
                         return Err(ctx.invalid(
                             "precedence",
                             format!("{:?}", spec.precedence),
-                            format!("`{}` is in groups {}; list them in `precedence` to say which one wins", p.path, list.join(" and ")),
+                            format!(
+                                "`{}` is in groups {}; list them in `precedence` to say which one wins",
+                                p.path,
+                                list.join(" and ")
+                            ),
                         ));
                     }
                 }
             }
         };
+        of.push(group);
     }
-    let mut groups = group_names.clone();
-    let has_rest = group_of.iter().any(Option::is_none);
+    let has_rest = of.contains(&rest);
     if has_rest {
-        groups.push(REST.into());
+        names.push(REST.into());
     }
-    let rest_index = group_names.len();
-    let group_idx: Vec<usize> = group_of.iter().map(|g| g.unwrap_or(rest_index)).collect();
-    let members = |gname: &str| -> Option<Vec<bool>> {
-        if gname == ALL {
-            Some(vec![true; n])
-        } else if gname == REST {
-            has_rest.then(|| group_of.iter().map(Option::is_none).collect())
-        } else {
-            sets.get(gname).cloned()
-        }
-    };
+    Ok(Grouping {
+        names,
+        of,
+        has_rest,
+    })
+}
 
-    // Learning rates.
+/// Layer index in BEiT's numbering: embedders 0, `blocks.i` i+1, final layer depth+1.
+fn layer_of(path: &str, depth: usize) -> usize {
+    let mut segs = path.split('.');
+    match segs.next() {
+        Some("blocks") => segs
+            .next()
+            .and_then(|i| i.parse::<usize>().ok())
+            .map_or(0, |i| i + 1),
+        Some("final_layer") => depth + 1,
+        _ => 0,
+    }
+}
+
+/// Learning-rate scale, weight decay and initialisation of every parameter.
+fn resolve_params(
+    ctx: &Ctx,
+    spec: &PlanSpec,
+    params: &[ParamMeta],
+    depth: usize,
+    sets: &BTreeMap<String, Vec<bool>>,
+    grouping: &Grouping,
+) -> Result<Vec<ParamPlan>, PlanError> {
     for (g, &m) in &spec.lr.multipliers {
         if !(m.is_finite() && m >= 0.0) {
             return Err(ctx.invalid(
@@ -327,97 +380,106 @@ pub fn resolve(
     if !(d > 0.0 && d <= 1.0) {
         return Err(ctx.invalid("lr.layer_decay", d.to_string(), "must be in (0, 1]"));
     }
-
-    // Weight decay.
-    let no_decay = ctx.select("weight_decay.no_decay", &spec.weight_decay.no_decay, &sets)?;
-
-    // Fresh parameters.
+    let no_decay = ctx.select("weight_decay.no_decay", &spec.weight_decay.no_decay, sets)?;
     let fresh: Vec<bool> = match spec.init {
-        Init::Scratch => vec![true; n],
-        Init::Image => ctx.select("fresh", &spec.fresh, &sets)?,
+        Init::Scratch => vec![true; params.len()],
+        Init::Image => ctx.select("fresh", &spec.fresh, sets)?,
     };
-
-    let resolved_params: Vec<ParamPlan> = params
+    Ok(params
         .iter()
         .enumerate()
         .map(|(i, p)| {
-            let g = &groups[group_idx[i]];
-            let mult = spec.lr.multipliers.get(g).copied().unwrap_or(1.0);
-            let layer = layer_of(&p.path, depth);
+            let group = grouping.of[i];
+            let mult = spec
+                .lr
+                .multipliers
+                .get(&grouping.names[group])
+                .copied()
+                .unwrap_or(1.0);
             ParamPlan {
                 path: p.path.clone(),
                 shape: p.shape.clone(),
-                group: group_idx[i],
-                lr_scale: mult * d.powi((depth + 1 - layer) as i32),
+                group,
+                lr_scale: mult * d.powi((depth + 1 - layer_of(&p.path, depth)) as i32),
                 decay: p.shape.len() >= 2 && !no_decay[i],
                 fresh: fresh[i],
             }
         })
-        .collect();
+        .collect())
+}
 
-    // Phases.
+/// Where phase `k` ends: the run's end for the last phase, else its `end`, which must leave
+/// every phase at least one step.
+fn phase_end(
+    ctx: &Ctx,
+    k: usize,
+    last: bool,
+    end: Option<StepSpec>,
+    start: usize,
+    total_steps: usize,
+) -> Result<usize, PlanError> {
+    let key = format!("phase[{k}].end");
+    match (last, end) {
+        (true, None) => Ok(total_steps),
+        (true, Some(e)) => Err(ctx.invalid(
+            key,
+            e.describe(),
+            "the last phase runs to the end of the run; remove `end`",
+        )),
+        (false, None) => Err(ctx.invalid(key, "(missing)", "every phase but the last needs `end`")),
+        (false, Some(e)) => {
+            if let StepSpec::Fraction(f) = e
+                && !(0.0..=1.0).contains(&f)
+            {
+                return Err(ctx.invalid(
+                    key,
+                    e.describe(),
+                    "a fraction of the run must lie in [0, 1]",
+                ));
+            }
+            let s = e.resolve(total_steps);
+            if s <= start || s >= total_steps {
+                return Err(ctx.invalid(
+                    key,
+                    e.describe(),
+                    format!("resolves to step {s}, but the phase starts at step {start} and the run has {total_steps} steps: every phase needs at least one step"),
+                ));
+            }
+            Ok(s)
+        }
+    }
+}
+
+fn resolve_phases(
+    ctx: &Ctx,
+    spec: &PlanSpec,
+    total_steps: usize,
+    sets: &BTreeMap<String, Vec<bool>>,
+    grouping: &Grouping,
+    params: &[ParamPlan],
+) -> Result<Vec<Phase>, PlanError> {
     if spec.phase.is_empty() {
         return Err(ctx.invalid("phase", "[]", "a plan needs at least one [[phase]]"));
     }
     let mut phases: Vec<Phase> = Vec::new();
     let mut start = 0;
-    let last = spec.phase.len() - 1;
     for (k, ph) in spec.phase.iter().enumerate() {
-        let name = ph.name.clone().unwrap_or_else(|| format!("phase{k}"));
-        let end = match (k == last, ph.end) {
-            (true, None) => total_steps,
-            (true, Some(e)) => {
-                return Err(ctx.invalid(
-                    format!("phase[{k}].end"),
-                    e.describe(),
-                    "the last phase runs to the end of the run; remove `end`",
-                ));
-            }
-            (false, None) => {
-                return Err(ctx.invalid(
-                    format!("phase[{k}].end"),
-                    "(missing)",
-                    "every phase but the last needs `end`",
-                ));
-            }
-            (false, Some(e)) => {
-                if let crate::spec::StepSpec::Fraction(f) = e
-                    && !(0.0..=1.0).contains(&f)
-                {
-                    return Err(ctx.invalid(
-                        format!("phase[{k}].end"),
-                        e.describe(),
-                        "a fraction of the run must lie in [0, 1]",
-                    ));
-                }
-                let s = e.resolve(total_steps);
-                if s <= start || s >= total_steps {
-                    return Err(ctx.invalid(
-                        format!("phase[{k}].end"),
-                        e.describe(),
-                        format!("resolves to step {s}, but the phase starts at step {start} and the run has {total_steps} steps: every phase needs at least one step"),
-                    ));
-                }
-                s
-            }
-        };
-        let mut trains = vec![false; n];
+        let last = k + 1 == spec.phase.len();
+        let end = phase_end(ctx, k, last, ph.end, start, total_steps)?;
+        let key = format!("phase[{k}].train");
         if ph.train.is_empty() {
-            return Err(ctx.invalid(
-                format!("phase[{k}].train"),
-                "[]",
-                "a phase that trains nothing is an error",
-            ));
+            return Err(ctx.invalid(key, "[]", "a phase that trains nothing is an error"));
         }
+        let mut trains = vec![false; params.len()];
         for g in &ph.train {
-            let set = members(g).ok_or_else(|| {
+            let set = grouping.members(g, sets).ok_or_else(|| {
                 ctx.invalid(
-                    format!("phase[{k}].train"),
+                    &key,
                     format!("\"{g}\""),
                     format!(
                         "no such group (defined: {}; also `all`{})",
                         names(sets.keys()),
-                        if has_rest { ", `rest`" } else { "" }
+                        if grouping.has_rest { ", `rest`" } else { "" }
                     ),
                 )
             })?;
@@ -426,69 +488,60 @@ pub fn resolve(
             }
         }
         // A learning-rate multiplier of 0 freezes: no gradients, no optimiser state.
-        for (t, p) in trains.iter_mut().zip(&resolved_params) {
+        for (t, p) in trains.iter_mut().zip(params) {
             *t &= p.lr_scale > 0.0;
         }
         if !trains.iter().any(|&t| t) {
-            return Err(ctx.invalid(format!("phase[{k}].train"), format!("{:?}", ph.train), "every parameter this phase trains has learning-rate multiplier 0: it trains nothing"));
+            return Err(ctx.invalid(key, format!("{:?}", ph.train), "every parameter this phase trains has learning-rate multiplier 0: it trains nothing"));
         }
-        let rewarm = ph.rewarm.map_or(0, |r| r.resolve(end - start));
-        let newly = match phases.last() {
-            None => trains.clone(),
-            Some(prev) => trains
-                .iter()
-                .zip(&prev.trains)
-                .map(|(&a, &b)| a && !b)
-                .collect(),
-        };
         phases.push(Phase {
-            name,
+            name: ph.name.clone().unwrap_or_else(|| format!("phase{k}")),
             start,
             end,
             trains,
-            rewarm,
-            newly,
+            rewarm: ph.rewarm.map_or(0, |r| r.resolve(end - start)),
         });
         start = end;
     }
+    Ok(phases)
+}
 
-    // Parameters that stay at their initialisation for the whole run.
+/// Parameters that start from their initialisation and never train are an error unless
+/// `allow_untrained` acknowledges them.
+fn check_untrained(
+    ctx: &Ctx,
+    spec: &PlanSpec,
+    sets: &BTreeMap<String, Vec<bool>>,
+    params: &[ParamPlan],
+    phases: &[Phase],
+) -> Result<(), PlanError> {
     let allowed = if spec.allow_untrained.is_empty() {
-        vec![false; n]
+        vec![false; params.len()]
     } else {
-        ctx.select("allow_untrained", &spec.allow_untrained, &sets)?
+        ctx.select("allow_untrained", &spec.allow_untrained, sets)?
     };
-    let never: Vec<&str> = (0..n)
-        .filter(|&i| resolved_params[i].fresh && !allowed[i] && !phases.iter().any(|p| p.trains[i]))
+    let never: Vec<&str> = (0..params.len())
+        .filter(|&i| params[i].fresh && !allowed[i] && !phases.iter().any(|p| p.trains[i]))
         .map(|i| params[i].path.as_str())
         .collect();
-    if !never.is_empty() {
-        let shown: Vec<&str> = never.iter().take(6).copied().collect();
-        let more = if never.len() > shown.len() {
-            format!(" and {} more", never.len() - shown.len())
-        } else {
-            String::new()
-        };
-        let why = match spec.init {
-            Init::Scratch => "randomly initialised (init = \"scratch\")",
-            Init::Image => "not loaded from the image checkpoint (`fresh`)",
-        };
-        return Err(ctx.invalid(
-            "allow_untrained",
-            format!("{:?}", spec.allow_untrained),
-            format!("{} parameters are {why} and never train: {}{more}; train them, or acknowledge them in `allow_untrained`", never.len(), shown.join(", ")),
-        ));
+    if never.is_empty() {
+        return Ok(());
     }
-
-    Ok(ResolvedPlan {
-        name: name.to_string(),
-        spec: spec.clone(),
-        total_steps,
-        depth,
-        groups,
-        params: resolved_params,
-        phases,
-    })
+    let shown: Vec<&str> = never.iter().take(6).copied().collect();
+    let more = if never.len() > shown.len() {
+        format!(" and {} more", never.len() - shown.len())
+    } else {
+        String::new()
+    };
+    let why = match spec.init {
+        Init::Scratch => "randomly initialised (init = \"scratch\")",
+        Init::Image => "not loaded from the image checkpoint (`fresh`)",
+    };
+    Err(ctx.invalid(
+        "allow_untrained",
+        format!("{:?}", spec.allow_untrained),
+        format!("{} parameters are {why} and never train: {}{more}; train them, or acknowledge them in `allow_untrained`", never.len(), shown.join(", ")),
+    ))
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use freezeframe_data::{Split, Video};
-use freezeframe_diffusion::LogitNormal;
-use freezeframe_model::{CaptionBatch, TextEncoder};
+use freezeframe_diffusion::{LogitNormal, interpolate, rf_loss, velocity_target};
+use freezeframe_model::{CaptionBatch, Stdit, TextEncoder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::StandardNormal;
@@ -23,6 +23,13 @@ pub struct Batch {
     /// [B] in (0, 1).
     pub t: Tensor<1>,
     pub caption: CaptionBatch,
+}
+
+/// The rectified-flow loss of `model` on `batch` (a scalar, still on the graph).
+pub fn batch_loss(model: &Stdit, batch: Batch) -> Tensor<1> {
+    let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
+    let target = velocity_target(batch.x0, batch.noise);
+    rf_loss(model.forward(xt, batch.t, &batch.caption), target)
 }
 
 /// The generator for `step` of a run seeded `seed` (stream 0 is reserved for validation).

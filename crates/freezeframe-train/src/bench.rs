@@ -80,8 +80,7 @@ pub fn train_step(
     })?;
     let mut model = build_model(&mcfg, 0, &device);
     let params = param_table(&model).iter().map(|p| p.numel()).sum();
-    cfg.train.steps = warmup + steps;
-    let loaded = freezeframe_plan::load(plan, std::path::Path::new("."))?;
+    let loaded = freezeframe_plan::load(plan)?;
     let bound = resolve_for(&loaded, &model, mcfg.depth, warmup + steps)?;
     if phase >= bound.plan.phases.len() {
         return Err(TrainError::Config {
@@ -89,8 +88,8 @@ pub fn train_step(
             message: format!("plan `{plan}` has {} phases", bound.plan.phases.len()),
         });
     }
-    // Steps of the benchmarked phase, so that learning rates are those of that phase.
-    let first = bound.plan.phases[phase].start;
+    // The learning rates of the benchmarked phase's first step.
+    let lr = bound.learning_rates(bound.plan.phases[phase].start, 1e-4);
     model = set_trainable(model, &bound.trainable(phase));
     let mut optim = bound.optimizer(&cfg);
     let (mut times, mut data_times) = (Vec::new(), Vec::new());
@@ -98,8 +97,7 @@ pub fn train_step(
         let t0 = Instant::now();
         let batch = train_batch(&world, &encoder, 0, step, batch_size, 0.1, &device)?;
         let t1 = Instant::now();
-        let lr = bound.learning_rates(first, 1e-4);
-        model = trainer::train_step(model, &mut optim, batch, lr, 1.0).model;
+        model = trainer::train_step(model, &mut optim, batch, lr.clone(), 1.0).model;
         if step + 1 == warmup {
             reset_peak_rss();
         }
@@ -112,7 +110,7 @@ pub fn train_step(
         preset: preset.to_string(),
         plan: bound.plan.name.clone(),
         phase: bound.plan.phases[phase].name.clone(),
-        trainable_params: bound.phase_size(phase).1,
+        trainable_params: freezeframe_plan::phase_totals(&bound.plan)[phase].params,
         peak_rss_mib: peak_rss_mib(),
         batch_size,
         params,

@@ -74,6 +74,12 @@ impl Dataset {
             )));
         }
         let n = cache.len();
+        if n == 0 {
+            return Err(TrainError::Data(format!(
+                "cache {} holds no clips",
+                dir.display()
+            )));
+        }
         let val: Vec<usize> = (0..n).filter(|i| i % 10 == 9).collect();
         let train: Vec<usize> = (0..n).filter(|i| i % 10 != 9).collect();
         // A tiny cache still validates on something.

@@ -4,44 +4,26 @@
 //! process's peak memory per phase.
 use std::collections::{HashMap, HashSet};
 
-use burn::module::{Module, ModuleVisitor, Param, ParamId};
+use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
-use burn::prelude::*;
-use freezeframe_diffusion::{interpolate, rf_loss, velocity_target};
 use freezeframe_model::Stdit;
 use serde_json::{Map, Value, json};
 
-use crate::batch::Batch;
+use crate::batch::{Batch, batch_loss};
 use crate::grads::squared_norms;
 use crate::plans::{BoundPlan, set_trainable};
 
-struct Values<'a> {
-    ids: &'a HashSet<ParamId>,
-    out: HashMap<ParamId, Vec<f32>>,
-}
-
-impl ModuleVisitor for Values<'_> {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        if self.ids.contains(&param.id) {
-            let v = param
-                .val()
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .unwrap_or_default();
-            self.out.insert(param.id, v);
-        }
-    }
-}
-
-/// Host copies of the values of the parameters in `ids`.
+/// Host copies of the values of the parameters in `ids` (row-major f32).
 pub fn values_of<M: Module>(model: &M, ids: &HashSet<ParamId>) -> HashMap<ParamId, Vec<f32>> {
-    let mut v = Values {
-        ids,
-        out: HashMap::new(),
-    };
-    model.visit(&mut v);
-    v.out
+    crate::ema::snapshot(model, ids)
+        .into_iter()
+        .map(|(id, d)| {
+            (
+                id,
+                d.convert::<f32>().try_into_vec::<f32>().unwrap_or_default(),
+            )
+        })
+        .collect()
 }
 
 fn index(bound: &BoundPlan) -> HashMap<ParamId, usize> {
@@ -99,10 +81,7 @@ pub fn update_ratios(
 pub fn would_be_grad_norms(model: &Stdit, batch: Batch, bound: &BoundPlan) -> Vec<Option<f64>> {
     let all: HashSet<ParamId> = bound.ids.iter().copied().collect();
     let probe = set_trainable(model.clone(), &all);
-    let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
-    let target = velocity_target(batch.x0, batch.noise);
-    let loss = rf_loss(probe.forward(xt, batch.t, &batch.caption), target);
-    let grads = GradientsParams::from_grads(loss.backward(), &probe);
+    let grads = GradientsParams::from_grads(batch_loss(&probe, batch).backward(), &probe);
     group_norms(bound, &squared_norms(&probe, &grads))
 }
 

@@ -38,16 +38,21 @@ impl ModuleMapper for Blend {
     }
 }
 
-/// `ema ← decay·ema + (1 − decay)·model` for the parameters in `only` (those that have trained:
-/// the others still equal their starting values in both models), matched by id.
-pub fn update<M: Module, N: Module>(ema: N, model: &M, decay: f32, only: &HashSet<ParamId>) -> N {
+/// Host copies of the parameters in `only`, by id.
+pub fn snapshot<M: Module>(model: &M, only: &HashSet<ParamId>) -> HashMap<ParamId, TensorData> {
     let mut snap = Snapshot {
         only,
         out: HashMap::new(),
     };
     model.visit(&mut snap);
+    snap.out
+}
+
+/// `ema ← decay·ema + (1 − decay)·model` for the parameters in `only` (those that have trained:
+/// the others still equal their starting values in both models), matched by id.
+pub fn update<M: Module, N: Module>(ema: N, model: &M, decay: f32, only: &HashSet<ParamId>) -> N {
     ema.map(&mut Blend {
-        src: snap.out,
+        src: snapshot(model, only),
         decay,
     })
 }

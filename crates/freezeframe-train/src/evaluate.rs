@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
+use freezeframe_data::world::Speeds;
 use freezeframe_data::{Split, Video};
 use freezeframe_eval::{Comparison, Target, compare, read_videos, score_videos};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
 use crate::dataset::Dataset;
@@ -61,46 +61,49 @@ pub struct EvalReport {
     pub scoring_seconds: f64,
 }
 
-/// The real clips, their captions and (for the synthetic world) their targets: the first `n`
-/// held-out clips of the run's data.
-pub fn prompt_set(data: &Dataset, n: usize) -> (Vec<String>, Vec<Video>, Option<Vec<Target>>) {
+/// The real clips and their captions — the first `n` held-out clips of the run's data — and,
+/// for the synthetic world, what each prompt asks for and the world's speeds.
+pub struct PromptSet {
+    pub prompts: Vec<String>,
+    pub real: Vec<Video>,
+    pub truth: Option<(Vec<Target>, Speeds)>,
+}
+
+pub fn prompt_set(data: &Dataset, n: usize) -> PromptSet {
     let n = n.min(data.len(Split::Val));
-    let mut prompts = Vec::with_capacity(n);
-    let mut real = Vec::with_capacity(n);
-    for i in 0..n {
-        let it = data.item(Split::Val, i);
-        prompts.push(it.caption);
-        real.push(it.video);
+    match data.world() {
+        // One render per clip gives the video, the caption and the ground truth together.
+        Some(w) => {
+            let clips: Vec<_> = (0..n as u64).map(|i| w.clip(Split::Val, i)).collect();
+            let targets = clips.iter().map(|c| Target::from(&c.objects[0])).collect();
+            let (prompts, real) = clips.into_iter().map(|c| (c.caption, c.video)).unzip();
+            PromptSet {
+                prompts,
+                real,
+                truth: Some((targets, w.config.speeds)),
+            }
+        }
+        None => {
+            let (prompts, real) = (0..n)
+                .map(|i| {
+                    let it = data.item(Split::Val, i);
+                    (it.caption, it.video)
+                })
+                .unzip();
+            PromptSet {
+                prompts,
+                real,
+                truth: None,
+            }
+        }
     }
-    let targets = data.world().map(|w| {
-        (0..n as u64)
-            .map(|i| {
-                let o = &w.clip(Split::Val, i).objects[0];
-                Target {
-                    shape: o.shape,
-                    colour: o.colour,
-                    motion: o.motion,
-                    speed: o.speed,
-                }
-            })
-            .collect()
-    });
-    (prompts, real, targets)
 }
 
 /// The frame rate of the run's clips, for VBench's threshold.
 fn clip_fps(data: &Dataset) -> f32 {
     match data {
         Dataset::Synthetic(_) => SYNTHETIC_FPS,
-        Dataset::Cache { cache, .. } => {
-            let s = &cache.index.settings;
-            s.fps
-                .or_else(|| {
-                    let src = cache.index.entries.first().and_then(|e| e.source_fps)?;
-                    Some(src / s.stride as f32)
-                })
-                .unwrap_or(SYNTHETIC_FPS)
-        }
+        Dataset::Cache { cache, .. } => cache.fps().unwrap_or(SYNTHETIC_FPS),
     }
 }
 
@@ -118,19 +121,17 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     // Clip i of the held-out split does not depend on how many there are.
     wcfg.val_clips = wcfg.val_clips.max(opts.n);
     let data = Dataset::open(&wcfg)?;
-    let (prompts, real, targets) = prompt_set(&data, opts.n);
+    let PromptSet {
+        prompts,
+        real,
+        truth,
+    } = prompt_set(&data, opts.n);
     let fps = clip_fps(&data);
 
-    let bar = if opts.progress {
-        ProgressBar::new(prompts.len() as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "eval [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        prompts.len() as u64,
+        opts.progress,
+        "eval [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
     );
     let spec = loaded.spec(opts.steps, opts.cfg, opts.seed);
     let t0 = Instant::now();
@@ -152,13 +153,13 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     bar.set_message("scoring");
     let t1 = Instant::now();
     let (sg, sr) = (score_videos(&generated, fps), score_videos(&real, fps));
-    let comparison = match (&targets, data.world()) {
-        (Some(t), Some(w)) => {
-            let rg = read_videos(&generated, w.config.speeds);
-            let rr = read_videos(&real, w.config.speeds);
-            compare(&sg, &sr, Some((&rg, &rr, t)))
+    let comparison = match &truth {
+        Some((targets, speeds)) => {
+            let rg = read_videos(&generated, *speeds);
+            let rr = read_videos(&real, *speeds);
+            compare(&sg, &sr, Some((&rg, &rr, targets)))
         }
-        _ => compare(&sg, &sr, None),
+        None => compare(&sg, &sr, None),
     };
     let scoring_seconds = t1.elapsed().as_secs_f64();
     let v = val_loss(model, &data, encoder, cfg.log.val_clips, &device)?;

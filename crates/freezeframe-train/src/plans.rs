@@ -2,7 +2,6 @@
 //! gradients, which have optimiser state, what learning rate and weight decay each one gets.
 //! The model itself has no notion of freezing; everything here goes through parameter ids.
 use std::collections::HashSet;
-use std::path::Path;
 
 use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrScheduler};
 use burn::module::{Module, ModuleMapper, Param, ParamGroup, ParamId};
@@ -41,7 +40,7 @@ pub fn param_metas<M: Module>(model: &M) -> (Vec<ParamMeta>, Vec<ParamId>) {
 /// Loads the run's plan (preset or file) and resolves it for `model`; checks that the plan's
 /// `init` agrees with the run's `[init] from`.
 pub fn bind(cfg: &RunConfig, model: &Stdit, depth: usize) -> Result<BoundPlan, TrainError> {
-    let loaded = freezeframe_plan::load(&cfg.plan, Path::new("."))?;
+    let loaded = freezeframe_plan::load(&cfg.plan)?;
     bind_loaded(cfg, &loaded, model, depth)
 }
 
@@ -116,18 +115,15 @@ impl BoundPlan {
     /// of every parameter it matches), so that if they train again they start with fresh moments.
     pub fn drop_state(
         &self,
-        optim: ModuleOptimizer,
+        mut optim: ModuleOptimizer,
         cfg: &RunConfig,
         ids: &HashSet<ParamId>,
     ) -> ModuleOptimizer {
-        let pick = |decay: bool| {
-            self.ids_where(|i| ids.contains(&self.ids[i]) && self.plan.params[i].decay == decay)
-        };
-        let mut optim = optim;
+        // The same two AdamW configurations `optimizer` uses, so stepping is unchanged.
         for (decay, wd) in [(true, cfg.train.weight_decay), (false, 0.0)] {
-            let group = pick(decay);
+            let group = self
+                .ids_where(|i| ids.contains(&self.ids[i]) && self.plan.params[i].decay == decay);
             if !group.is_empty() {
-                let wd = if decay { wd } else { 0.0 };
                 optim = optim.with_group(ParamGroup::from_ids(group), adamw(cfg, wd).build(), None);
             }
         }
@@ -135,8 +131,8 @@ impl BoundPlan {
     }
 
     /// Per-parameter learning rates at `step` for a schedule value `lr`, as Burn's
-    /// `ModuleLearningRate` (one group per distinct factor; frozen parameters get 0, though
-    /// without gradients they are never stepped).
+    /// `ModuleLearningRate`: one group per factor other than 1. Frozen parameters (factor 0)
+    /// are left in the base group; they have no gradients, so the optimiser never steps them.
     pub fn learning_rates(&self, step: usize, lr: f64) -> ModuleLearningRate {
         let mut by_factor: Vec<(f64, Vec<ParamId>)> = Vec::new();
         for i in 0..self.ids.len() {
@@ -154,19 +150,6 @@ impl BoundPlan {
             sched = sched.with_group(ParamGroup::from_ids(ids), lr * f);
         }
         sched.step()
-    }
-
-    /// Trainable parameters of `phase` count and their numbers of values.
-    pub fn phase_size(&self, phase: usize) -> (usize, usize) {
-        let t = &self.plan.phases[phase].trains;
-        self.plan
-            .params
-            .iter()
-            .zip(t)
-            .filter(|(_, t)| **t)
-            .fold((0, 0), |(n, v), (p, _)| {
-                (n + 1, v + p.shape.iter().product::<usize>())
-            })
     }
 }
 
@@ -229,7 +212,7 @@ mod tests {
                     "{name}: group {g} missing\n{table}"
                 );
             }
-            let (_, params) = b.phase_size(0);
+            let params = freezeframe_plan::phase_totals(&b.plan)[0].params;
             let expect = match name {
                 "temporal-only" | "staged" => 8448,
                 "freeze-text" => 63056 - 2 * (1024 + 32 + 2048 + 64 + 1024 + 32),

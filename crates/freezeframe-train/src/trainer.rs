@@ -1,17 +1,16 @@
 //! The training loop.
 use std::time::Instant;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::dataset::Dataset;
 use burn::lr_scheduler::module_lr_scheduler::ModuleLearningRate;
 use burn::module::{Module, ParamId};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
-use freezeframe_diffusion::{interpolate, rf_loss, velocity_target};
 use freezeframe_model::init::initialize;
+use freezeframe_model::paths::map_values;
 use freezeframe_model::{StdiTConfig, Stdit};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use crate::batch::train_batch;
@@ -86,10 +85,7 @@ pub fn train_step(
     lr: impl Into<ModuleLearningRate>,
     grad_clip: f32,
 ) -> StepOut {
-    let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
-    let target = velocity_target(batch.x0, batch.noise);
-    let pred = model.forward(xt, batch.t, &batch.caption);
-    let loss = rf_loss(pred, target);
+    let loss = crate::batch::batch_loss(&model, batch);
     let loss_value = loss.clone().into_scalar::<f32>();
     let mut g = GradientsParams::from_grads(loss.backward(), &model);
     let (grad_norm, sq_norms) = grads::clip_global_norm(&model, &mut g, grad_clip);
@@ -101,15 +97,13 @@ pub fn train_step(
     }
 }
 
-/// Weights for a run's first step: the seeded initialisation, then — for plans that start from
-/// image weights — every non-fresh parameter loaded from `[init] from`.
+/// Weights for a run's first step: `model` (the seeded initialisation) as it is, or — for plans
+/// that start from image weights — with every non-fresh parameter loaded from `[init] from`.
 pub fn initial_model(
+    model: Stdit,
     cfg: &RunConfig,
-    mcfg: &StdiTConfig,
     bound: &BoundPlan,
-    device: &Device,
 ) -> Result<Stdit, TrainError> {
-    let model = build_model(mcfg, cfg.seed, device);
     let Some(from) = &cfg.init.from else {
         return Ok(model);
     };
@@ -122,28 +116,23 @@ pub fn initial_model(
     } else {
         from.clone()
     };
-    let fresh: Vec<(String, Vec<f32>)> = {
-        let mut keep = Vec::new();
-        let fresh_paths: HashSet<&str> = bound
-            .plan
-            .params
-            .iter()
-            .filter(|p| p.fresh)
-            .map(|p| p.path.as_str())
-            .collect();
-        freezeframe_model::paths::map_values(model.clone(), |path, _, read| {
-            if fresh_paths.contains(path) {
-                keep.push((path.to_string(), read()));
-            }
-            None
-        });
-        keep
-    };
-    let (model, missing) = checkpoint::load_model_partial(model, &file)?;
-    let needed: Vec<&String> = missing
+    // The initial values of the fresh parameters, to put back after loading.
+    let fresh_paths: HashSet<&str> = bound
+        .plan
+        .params
         .iter()
-        .filter(|m| !fresh.iter().any(|(p, _)| p == *m))
+        .filter(|p| p.fresh)
+        .map(|p| p.path.as_str())
         .collect();
+    let mut fresh: HashMap<String, Vec<f32>> = HashMap::new();
+    let model = map_values(model, |path, _, read| {
+        if fresh_paths.contains(path) {
+            fresh.insert(path.to_string(), read());
+        }
+        None
+    });
+    let (model, missing) = checkpoint::load_model_partial(model, &file)?;
+    let needed: Vec<&String> = missing.iter().filter(|m| !fresh.contains_key(*m)).collect();
     if !needed.is_empty() {
         return Err(TrainError::Init(format!(
             "{} lacks {} parameters the plan expects from image weights (not `fresh`): {:?}",
@@ -154,13 +143,9 @@ pub fn initial_model(
     }
     // Fresh parameters keep their initialisation even when the image checkpoint has them
     // (Open-Sora's temporal attention is new; ours was trained on single frames).
-    let model = freezeframe_model::paths::map_values(model, |path, _, _| {
-        fresh
-            .iter()
-            .find(|(p, _)| p == path)
-            .map(|(_, v)| v.clone())
-    });
-    tracing::info!(from = %file.display(), fresh = fresh.len(), "initialised from image weights");
+    let restored = fresh.len();
+    let model = map_values(model, |path, _, _| fresh.remove(path));
+    tracing::info!(from = %file.display(), fresh = restored, "initialised from image weights");
     Ok(model)
 }
 
@@ -200,14 +185,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     })?;
     let device = Device::flex().autodiff();
     let plain = Device::flex();
-    let loaded_plan = freezeframe_plan::load(&cfg.plan, std::path::Path::new("."))?;
+    let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
     // Validate the plan before anything is written or trained.
-    let bound = plans::bind_loaded(
-        cfg,
-        &loaded_plan,
-        &build_model(&mcfg, cfg.seed, &plain),
-        mcfg.depth,
-    )?;
+    let fresh_model = build_model(&mcfg, cfg.seed, &device);
+    let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
     if opts.resume && run.config_path().is_file() {
         check_resumable(&run.load_config()?, cfg)?;
         let saved = std::fs::read_to_string(run.plan_path()).unwrap_or_default();
@@ -225,7 +206,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
     std::fs::write(run.plan_path(), &loaded_plan.text).map_err(io("write plan.toml"))?;
 
-    let world = Dataset::open(&cfg.data)?;
+    let data = Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
     let plan = &bound.plan;
 
@@ -238,10 +219,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     };
     if let Some((step, dir)) = resume_from {
         let st = checkpoint::load_state(&dir)?;
-        model = checkpoint::load_model(
-            build_model(&mcfg, cfg.seed, &device),
-            &dir.join("model.safetensors"),
-        )?;
+        model = checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?;
         ema_model = checkpoint::load_model(
             build_model(&mcfg, cfg.seed, &plain),
             &dir.join("ema.safetensors"),
@@ -253,7 +231,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         if opts.resume {
             tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
         }
-        model = initial_model(cfg, &mcfg, &bound, &device)?;
+        model = initial_model(fresh_model, cfg, &bound)?;
         ema_model = model.valid();
         optim = bound.optimizer(cfg);
     }
@@ -266,16 +244,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     let end = opts
         .stop_after
         .map_or(t.steps, |n| (start + n).min(t.steps));
-    let bar = if opts.progress {
-        ProgressBar::new(t.steps as u64)
-    } else {
-        ProgressBar::hidden()
-    };
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    let bar = crate::progress::bar(
+        t.steps as u64,
+        opts.progress,
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
     );
     bar.set_prefix(cfg.name.clone());
     bar.set_position(start as u64);
@@ -324,16 +296,24 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             &plain,
         )
     };
-    let phase_record = |ph: usize, step: usize| {
-        let (tensors, params) = bound.phase_size(ph);
+    let totals = freezeframe_plan::phase_totals(plan);
+    let phase_start = |ph: usize, step: usize| {
         json!({
             "step": step,
             "event": "phase_start",
             "phase": plan.phases[ph].name,
-            "trainable_tensors": tensors,
-            "trainable_params": params,
-            "adam_state_bytes": params * freezeframe_plan::explain::ADAM_BYTES_PER_PARAM,
+            "trainable_tensors": totals[ph].tensors,
+            "trainable_params": totals[ph].params,
+            "adam_state_bytes": totals[ph].optimizer_bytes,
         })
+    };
+    // Peak memory since the phase began (the mark is reset at every phase start).
+    let phase_end = |log: &mut MetricsLog, ph: usize, step: usize| {
+        match diagnostics::peak_rss_mib()
+    {
+        Some(mib) => log.write(&json!({ "step": step, "event": "phase_end", "phase": plan.phases[ph].name, "peak_rss_mib": mib })),
+        None => Ok(()),
+    }
     };
 
     let mut losses = Vec::new();
@@ -353,16 +333,14 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
                 let next = bound.trainable(ph);
                 let leaving: HashSet<ParamId> = prev.difference(&next).copied().collect();
                 optim = bound.drop_state(optim, cfg, &leaving);
-                if let Some(mib) = diagnostics::peak_rss_mib() {
-                    log.write(&json!({ "step": step, "event": "phase_end", "phase": plan.phases[ph - 1].name, "peak_rss_mib": mib }))?;
-                }
+                phase_end(&mut log, ph - 1, step)?;
                 bar.println(format!(
                     "step {step}: phase `{}` begins",
                     plan.phases[ph].name
                 ));
             }
             if plan.is_switch(step) || step == 0 {
-                log.write(&phase_record(ph, step))?;
+                log.write(&phase_start(ph, step))?;
             }
             diagnostics::reset_peak_rss();
             trainable = bound.trainable(ph);
@@ -371,7 +349,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             phase = Some(ph);
         }
         let batch = train_batch(
-            &world,
+            &data,
             &encoder,
             cfg.seed,
             step,
@@ -453,13 +431,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         }
         let is_last = done == t.steps;
         if (cfg.log.val_every > 0 && done % cfg.log.val_every == 0) || is_last {
-            let v = val_loss(&model.valid(), &world, &encoder, cfg.log.val_clips, &plain)?;
+            let v = val_loss(&model.valid(), &data, &encoder, cfg.log.val_clips, &plain)?;
             log.write(&json!({ "step": done, "val_loss": v.mean, "val_loss_by_t": v.by_t }))?;
             bar.println(format!("step {done}: val loss {:.4}", v.mean));
             final_val = Some(v.mean);
         }
-        if is_last && let Some(mib) = diagnostics::peak_rss_mib() {
-            log.write(&json!({ "step": done, "event": "phase_end", "phase": plan.phases[ph].name, "peak_rss_mib": mib }))?;
+        if is_last {
+            phase_end(&mut log, ph, done)?;
         }
         if (cfg.log.checkpoint_every > 0 && done % cfg.log.checkpoint_every == 0) || done == end {
             save(done, &model, &ema_model, &optim)?;

@@ -258,7 +258,9 @@ fn image_init_loads_weights_except_fresh_ones_and_scratch_refuses_them() {
     let dev = Device::flex();
     let bound =
         freezeframe_train::plans::bind(&cfg, &build_model(&mcfg, 0, &dev), mcfg.depth).unwrap();
-    let m = freezeframe_train::trainer::initial_model(&cfg, &mcfg, &bound, &dev).unwrap();
+    let m =
+        freezeframe_train::trainer::initial_model(build_model(&mcfg, cfg.seed, &dev), &cfg, &bound)
+            .unwrap();
     let loaded = tensors(&img);
     let mut seen = 0;
     map_values(m, |path, _, read| {

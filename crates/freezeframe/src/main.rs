@@ -269,12 +269,10 @@ fn run(cli: Cli) -> Result<()> {
                 stride,
                 clips_per_video,
             };
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "prepare [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            let bar = freezeframe_train::progress::bar(
+                0,
+                true,
+                "prepare [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
             );
             let r = freezeframe_data::real::prepare(&csv, &out, &settings, |done, total| {
                 bar.set_length(total as u64);
@@ -460,14 +458,7 @@ fn eval_videos(path: &Path, fps: f32) -> Result<()> {
         // A clip cache from `data prepare`: every clip, at the cache's own frame rate if known.
         let cache = freezeframe_data::real::ClipCache::open(path)?;
         let videos: Vec<_> = (0..cache.len()).map(|i| cache.video(i)).collect();
-        let s = &cache.index.settings;
-        let cache_fps = s
-            .fps
-            .or_else(|| {
-                let src = cache.index.entries.first()?.source_fps?;
-                Some(src / s.stride as f32)
-            })
-            .unwrap_or(fps);
+        let cache_fps = cache.fps().unwrap_or(fps);
         let summary =
             freezeframe_eval::summarise(&freezeframe_eval::score_videos(&videos, cache_fps));
         println!(
@@ -521,7 +512,7 @@ fn plan_explain(plan: &str, model: &str, steps: usize, lr: f64) -> Result<()> {
     if steps == 0 {
         bail!("--steps must be at least 1");
     }
-    let loaded = freezeframe_plan::load(plan, Path::new("."))?;
+    let loaded = freezeframe_plan::load(plan)?;
     let m = freezeframe_model::paths::stable_ids(Stdit::new(&cfg, &Device::flex()));
     let bound = freezeframe_train::plans::resolve_for(&loaded, &m, cfg.depth, steps)?;
     print!("{}", freezeframe_plan::explain(&bound.plan, lr));
@@ -629,7 +620,11 @@ fn sample(
     let device = Device::flex();
     let loaded = load_run(&Run::new(run), &device)?;
     let spec = loaded.spec(steps, cfg, seed);
-    let bar = indicatif::ProgressBar::new(steps as u64);
+    let bar = freezeframe_train::progress::bar(
+        steps as u64,
+        true,
+        "sample [{elapsed_precise}] {wide_bar} {pos}/{len} steps",
+    );
     let prompts = vec![prompt.to_string(); n.max(1)];
     let videos = generate(
         &loaded.model,

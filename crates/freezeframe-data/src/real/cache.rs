@@ -191,6 +191,16 @@ impl ClipCache {
         v
     }
 
+    /// Frames per second of the clips: the resampling rate, or the (first) source's rate
+    /// divided by the stride; `None` when the sources did not say.
+    pub fn fps(&self) -> Option<f32> {
+        let s = &self.index.settings;
+        s.fps.or_else(|| {
+            let src = self.index.entries.first()?.source_fps?;
+            Some(src / s.stride as f32)
+        })
+    }
+
     /// Number of clips per caption (how many distinct prompts the cache has).
     pub fn captions(&self) -> BTreeMap<&str, usize> {
         let mut m = BTreeMap::new();
