@@ -9,7 +9,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use freezeframe_data::world::Speeds;
 use freezeframe_data::{Split, Video};
-use freezeframe_eval::{Comparison, Target, compare, read_videos, score_videos};
+use freezeframe_eval::{
+    Alignment, Comparison, SetSummary, Target, compare, read_videos, score_videos,
+};
 use serde::Serialize;
 
 use crate::dataset::Dataset;
@@ -203,61 +205,36 @@ pub fn markdown(r: &EvalReport) -> String {
         r.checkpoint_step, r.comparison.real.n, r.options.steps, r.options.cfg, r.options.seed
     );
     let _ = writeln!(s, "| metric | generated | real |\n|---|---|---|");
-    let row = |s: &mut String, name: &str, a: String, b: String| {
-        let _ = writeln!(s, "| {name} | {a} | {b} |");
-    };
-    row(
-        &mut s,
-        "motion score (top-5% flow, px/frame)",
-        format!("{:.3}", g.motion),
-        format!("{:.3}", re.motion),
-    );
-    row(
-        &mut s,
-        "dynamic degree",
-        pct(g.dynamic_degree),
-        pct(re.dynamic_degree),
-    );
-    row(
-        &mut s,
-        "static rate",
-        pct(g.static_rate),
-        pct(re.static_rate),
-    );
-    row(
-        &mut s,
-        "frame difference",
-        format!("{:.4}", g.frame_difference),
-        format!("{:.4}", re.frame_difference),
-    );
-    row(
-        &mut s,
-        "temporal flickering score",
-        format!("{:.4}", g.flicker),
-        format!("{:.4}", re.flicker),
-    );
-    row(
-        &mut s,
-        "sharpness (Laplacian variance)",
-        format!("{:.4}", g.sharpness),
-        format!("{:.4}", re.sharpness),
-    );
+    fn three(x: f32) -> String {
+        format!("{x:.3}")
+    }
+    fn four(x: f32) -> String {
+        format!("{x:.4}")
+    }
+    type Row = (&'static str, fn(&SetSummary) -> f32, fn(f32) -> String);
+    let summary_rows: [Row; 6] = [
+        ("motion score (top-5% flow, px/frame)", |m| m.motion, three),
+        ("dynamic degree", |m| m.dynamic_degree, pct),
+        ("static rate", |m| m.static_rate, pct),
+        ("frame difference", |m| m.frame_difference, four),
+        ("temporal flickering score", |m| m.flicker, four),
+        ("sharpness (Laplacian variance)", |m| m.sharpness, four),
+    ];
+    for (name, get, fmt) in summary_rows {
+        let _ = writeln!(s, "| {name} | {} | {} |", fmt(get(g)), fmt(get(re)));
+    }
     if let (Some(a), Some(b)) = (&c.alignment, &c.alignment_real) {
-        row(
-            &mut s,
-            "direction accuracy",
-            pct(a.direction),
-            pct(b.direction),
-        );
-        row(
-            &mut s,
-            "speed-class accuracy (moving prompts)",
-            pct(a.speed),
-            pct(b.speed),
-        );
-        row(&mut s, "colour accuracy", pct(a.colour), pct(b.colour));
-        row(&mut s, "shape accuracy", pct(a.shape), pct(b.shape));
-        row(&mut s, "object presence", pct(a.presence), pct(b.presence));
+        type AlignmentRow = (&'static str, fn(&Alignment) -> f32);
+        let alignment_rows: [AlignmentRow; 5] = [
+            ("direction accuracy", |x| x.direction),
+            ("speed-class accuracy (moving prompts)", |x| x.speed),
+            ("colour accuracy", |x| x.colour),
+            ("shape accuracy", |x| x.shape),
+            ("object presence", |x| x.presence),
+        ];
+        for (name, get) in alignment_rows {
+            let _ = writeln!(s, "| {name} | {} | {} |", pct(get(a)), pct(get(b)));
+        }
     }
     let _ = writeln!(
         s,
