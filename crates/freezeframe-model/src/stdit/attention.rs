@@ -1,8 +1,11 @@
-//! Multi-head self- and cross-attention over token sequences, on Burn's attention op.
+//! Multi-head self- and cross-attention over token sequences. Self-attention runs on the fused
+//! kernel of `freezeframe-kernels` (Burn's composed ops on backends other than flex);
+//! cross-attention, which needs a padding mask, on Burn's attention op.
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
+use freezeframe_kernels::{linear, self_attention};
 
 /// Self-attention with a fused `qkv` projection and an output `proj` (timm naming, as Open-Sora).
 #[derive(Module, Debug)]
@@ -23,21 +26,9 @@ impl SelfAttention {
 
     /// `x` [N, L, D] → [N, L, D]; every row of N attends within itself.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let [n, l, d] = x.dims();
-        let h = self.heads;
-        let qkv = self.qkv.forward(x).reshape([n, l, 3, h, d / h]); // [N, L, 3, H, hd]
-        let qkv = qkv.permute([2, 0, 3, 1, 4]); // [3, N, H, L, hd]
-        let take = |i: usize| qkv.clone().narrow(0, i, 1).squeeze_dim::<4>(0); // [N, H, L, hd]
-        let out = attention(
-            take(0),
-            take(1),
-            take(2),
-            None,
-            None,
-            AttentionModuleOptions::default(),
-        );
-        let out = out.swap_dims(1, 2).reshape([n, l, d]); // [N, L, D]
-        self.proj.forward(out)
+        let qkv = linear(&self.qkv, x); // [N, L, 3·D]
+        let out = self_attention(qkv, self.heads); // [N, L, D]
+        linear(&self.proj, out)
     }
 }
 
@@ -65,18 +56,16 @@ impl CrossAttention {
         let [b, n, d] = x.dims();
         let l = y.dims()[1];
         let h = self.heads;
-        let q = self
-            .q_linear
-            .forward(x)
+        let q = linear(&self.q_linear, x)
             .reshape([b, n, h, d / h])
             .swap_dims(1, 2); // [B, H, N, hd]
-        let kv = self.kv_linear.forward(y).reshape([b, l, 2, h, d / h]); // [B, L, 2, H, hd]
+        let kv = linear(&self.kv_linear, y).reshape([b, l, 2, h, d / h]); // [B, L, 2, H, hd]
         let kv = kv.permute([2, 0, 3, 1, 4]); // [2, B, H, L, hd]
         let k = kv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0); // [B, H, L, hd]
         let v = kv.narrow(0, 1, 1).squeeze_dim::<4>(0); // [B, H, L, hd]
         let mask = pad.reshape([b, 1, 1, l]).expand([b, h, n, l]); // [B, H, N, L]
         let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
         let out = out.swap_dims(1, 2).reshape([b, n, d]); // [B, N, D]
-        self.proj.forward(out)
+        linear(&self.proj, out)
     }
 }

@@ -5,7 +5,9 @@ use burn::prelude::*;
 
 use super::attention::{CrossAttention, SelfAttention};
 use super::mlp::Mlp;
-use super::modulation::{BlockModulation, modulate, norm};
+use freezeframe_kernels::modulated_norm;
+
+use super::modulation::BlockModulation;
 
 #[derive(Module, Debug)]
 pub struct StditBlock {
@@ -49,7 +51,7 @@ impl StditBlock {
         let m = BlockModulation::new(self.scale_shift_table.val(), ctx.t0.clone());
 
         // Spatial attention, within each frame.
-        let x_m = modulate(norm(x.clone()), m.attn.shift, m.attn.scale); // [B, N, D]
+        let x_m = modulated_norm(x.clone(), m.attn.shift, m.attn.scale); // [B, N, D]
         let x_s = self
             .attn
             .forward(x_m.reshape([b * t, s, d]))
@@ -72,7 +74,7 @@ impl StditBlock {
         x = x.clone() + self.cross_attn.forward(x, ctx.y.clone(), ctx.pad.clone());
 
         // MLP.
-        let x_m = modulate(norm(x.clone()), m.mlp.shift, m.mlp.scale);
+        let x_m = modulated_norm(x.clone(), m.mlp.shift, m.mlp.scale); // [B, N, D]
         x.clone() + m.mlp.gate * self.mlp.forward(x_m)
     }
 }

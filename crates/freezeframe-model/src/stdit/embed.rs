@@ -4,6 +4,7 @@ use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use freezeframe_kernels::linear;
 
 use super::mlp::Mlp;
 
@@ -31,7 +32,7 @@ impl PatchEmbed {
         let x = x.reshape([b * t, c, hp, p, wp, p]); // [BT, C, h, p, w, p]
         let x = x.permute([0, 2, 4, 1, 3, 5]); // [BT, h, w, C, p, p]
         let x = x.reshape([b, t * hp * wp, c * p * p]); // [B, N, C·p·p]
-        self.proj.forward(x)
+        linear(&self.proj, x)
     }
 }
 
@@ -59,7 +60,7 @@ impl TimestepEmbedder {
     /// `t` [B] in [0, 1] → [B, D].
     pub fn forward(&self, t: Tensor<1>) -> Tensor<2> {
         let feats = timestep_features(t.mul_scalar(TIME_SCALE)); // [B, 256]
-        self.fc2.forward(silu(self.fc1.forward(feats)))
+        linear(&self.fc2, silu(linear(&self.fc1, feats)))
     }
 }
 

@@ -2,8 +2,7 @@
 use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-
-use super::modulation::{modulate, norm};
+use freezeframe_kernels::{linear, modulated_norm};
 
 #[derive(Module, Debug)]
 pub struct FinalLayer {
@@ -26,6 +25,6 @@ impl FinalLayer {
         let ss = self.scale_shift_table.val().unsqueeze_dim::<3>(0) + t.reshape([b, 1, d]); // [B, 2, D]
         let shift = ss.clone().narrow(1, 0, 1); // [B, 1, D]
         let scale = ss.narrow(1, 1, 1); // [B, 1, D]
-        self.linear.forward(modulate(norm(x), shift, scale))
+        linear(&self.linear, modulated_norm(x, shift, scale))
     }
 }

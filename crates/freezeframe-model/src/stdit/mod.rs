@@ -18,6 +18,7 @@ pub use modulation::{BlockModulation, Modulation};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
+use freezeframe_kernels::linear;
 
 use crate::config::StdiTConfig;
 
@@ -95,7 +96,7 @@ impl Stdit {
             .reshape([1, frames, d]);
 
         let t_emb = self.t_embedder.forward(t); // [B, D]
-        let t0 = self.t_block.forward(silu(t_emb.clone())); // [B, 6D]
+        let t0 = linear(&self.t_block, silu(t_emb.clone())); // [B, 6D]
         let (y, pad) = self.y_embedder.forward(
             caption.tokens.clone(),
             caption.pad.clone(),

@@ -1,5 +1,7 @@
 //! adaLN-single modulation (PixArt-α / Open-Sora): a shared `t_block` maps the timestep to 6·D
 //! numbers, each block adds its own learned `scale_shift_table`, and the result is read by name.
+//! The modulated norm itself, `LayerNorm(x)·(1 + scale) + shift`, is the fused
+//! `freezeframe_kernels::modulated_norm`.
 use burn::prelude::*;
 
 /// One shift/scale/gate triple, each `[B, 1, D]` so it broadcasts over tokens.
@@ -37,16 +39,4 @@ impl BlockModulation {
             },
         }
     }
-}
-
-/// `x·(1 + scale) + shift`, Open-Sora's `t2i_modulate`.
-pub fn modulate(x: Tensor<3>, shift: Tensor<3>, scale: Tensor<3>) -> Tensor<3> {
-    x.clone() * scale + x + shift
-}
-
-/// LayerNorm without learned affine parameters (Open-Sora's `elementwise_affine=False`).
-pub fn norm(x: Tensor<3>) -> Tensor<3> {
-    let d = x.dims()[2];
-    let ones = Tensor::<1>::ones([d], &x.device());
-    burn::tensor::module::layer_norm(x, ones, None, 1e-6)
 }
