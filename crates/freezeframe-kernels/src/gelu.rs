@@ -32,11 +32,14 @@ fn forward(x: &FlexTensor) -> FlexTensor {
     out.par_chunks_mut(CHUNK)
         .zip(xs.par_chunks(CHUNK))
         .for_each(|(o, x)| {
-            dispatch(|| {
-                for (o, &x) in o.iter_mut().zip(x) {
-                    *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
-                }
-            })
+            dispatch(
+                #[inline(always)]
+                || {
+                    for (o, &x) in o.iter_mut().zip(x) {
+                        *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
+                    }
+                },
+            )
         });
     tensor(out, shape(x))
 }
@@ -49,13 +52,16 @@ fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     out.par_chunks_mut(CHUNK)
         .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
         .for_each(|(o, (x, g))| {
-            dispatch(|| {
-                for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                    let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                    let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-                    *o = g * (cdf + x * pdf);
-                }
-            })
+            dispatch(
+                #[inline(always)]
+                || {
+                    for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+                        let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
+                        *o = g * (cdf + x * pdf);
+                    }
+                },
+            )
         });
     tensor(out, shape(x))
 }

@@ -5,6 +5,7 @@
 //! unconditionally. Every backward is checked against Burn's own autodiff in the tests.
 
 pub mod attention;
+pub mod cross_attention;
 pub mod gelu;
 mod gemm;
 pub mod linear;
@@ -15,6 +16,7 @@ pub mod route;
 mod testing;
 
 pub use attention::self_attention;
+pub use cross_attention::cross_attention;
 pub use gelu::gelu;
 pub use linear::linear;
 pub use modnorm::modulated_norm;

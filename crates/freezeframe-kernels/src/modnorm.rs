@@ -64,23 +64,26 @@ fn forward(x: &FlexTensor, shift: &FlexTensor, scale: &FlexTensor) -> (FlexTenso
         .for_each(|(bi, ((o, x), (mean, rstd)))| {
             let sh = &sh[bi * d..(bi + 1) * d];
             let sc = &sc[bi * d..(bi + 1) * d];
-            dispatch(|| {
-                for (((o, x), m), r) in o
-                    .chunks_exact_mut(d)
-                    .zip(x.chunks_exact(d))
-                    .zip(mean.iter_mut())
-                    .zip(rstd.iter_mut())
-                {
-                    let mu = x.iter().sum::<f32>() / d as f32;
-                    let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32;
-                    let rs = 1.0 / (var + EPS).sqrt();
-                    for (((o, &x), &sh), &sc) in o.iter_mut().zip(x).zip(sh).zip(sc) {
-                        *o = (x - mu) * rs * (1.0 + sc) + sh;
+            dispatch(
+                #[inline(always)]
+                || {
+                    for (((o, x), m), r) in o
+                        .chunks_exact_mut(d)
+                        .zip(x.chunks_exact(d))
+                        .zip(mean.iter_mut())
+                        .zip(rstd.iter_mut())
+                    {
+                        let mu = x.iter().sum::<f32>() / d as f32;
+                        let var = x.iter().map(|v| (v - mu) * (v - mu)).sum::<f32>() / d as f32;
+                        let rs = 1.0 / (var + EPS).sqrt();
+                        for (((o, &x), &sh), &sc) in o.iter_mut().zip(x).zip(sh).zip(sc) {
+                            *o = (x - mu) * rs * (1.0 + sc) + sh;
+                        }
+                        *m = mu;
+                        *r = rs;
                     }
-                    *m = mu;
-                    *r = rs;
-                }
-            })
+                },
+            )
         });
     (tensor(out, s), Stats { mean, rstd })
 }
@@ -118,37 +121,40 @@ fn gradients(
         let sc = &sc[bi * d..(bi + 1) * d];
         let mean = &s.stats.mean[bi * n..(bi + 1) * n];
         let rstd = &s.stats.rstd[bi * n..(bi + 1) * n];
-        dispatch(|| {
-            let mut xhat = vec![0.0f32; d];
-            let mut gp = vec![0.0f32; d];
-            let mut dx = dx;
-            for (row, (x, g)) in x.chunks_exact(d).zip(g.chunks_exact(d)).enumerate() {
-                let (mu, rs) = (mean[row], rstd[row]);
-                for (h, &v) in xhat.iter_mut().zip(x) {
-                    *h = (v - mu) * rs;
-                }
-                if want_shift {
-                    dsh.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
-                }
-                if want_scale {
-                    dsc.iter_mut()
-                        .zip(g.iter().zip(&xhat))
-                        .for_each(|(a, (&g, &h))| *a += g * h);
-                }
-                if let Some(dx) = dx.as_deref_mut() {
-                    // g' = g·(1 + scale); dx = rstd·(g' − mean(g') − x̂·mean(g'·x̂))
-                    for ((p, &g), &c) in gp.iter_mut().zip(g).zip(sc) {
-                        *p = g * (1.0 + c);
+        dispatch(
+            #[inline(always)]
+            || {
+                let mut xhat = vec![0.0f32; d];
+                let mut gp = vec![0.0f32; d];
+                let mut dx = dx;
+                for (row, (x, g)) in x.chunks_exact(d).zip(g.chunks_exact(d)).enumerate() {
+                    let (mu, rs) = (mean[row], rstd[row]);
+                    for (h, &v) in xhat.iter_mut().zip(x) {
+                        *h = (v - mu) * rs;
                     }
-                    let m1 = gp.iter().sum::<f32>() / d as f32;
-                    let m2 = gp.iter().zip(&xhat).map(|(p, h)| p * h).sum::<f32>() / d as f32;
-                    let out = &mut dx[row * d..(row + 1) * d];
-                    for ((o, &p), &h) in out.iter_mut().zip(&gp).zip(&xhat) {
-                        *o = rs * (p - m1 - h * m2);
+                    if want_shift {
+                        dsh.iter_mut().zip(g).for_each(|(a, &g)| *a += g);
+                    }
+                    if want_scale {
+                        dsc.iter_mut()
+                            .zip(g.iter().zip(&xhat))
+                            .for_each(|(a, (&g, &h))| *a += g * h);
+                    }
+                    if let Some(dx) = dx.as_deref_mut() {
+                        // g' = g·(1 + scale); dx = rstd·(g' − mean(g') − x̂·mean(g'·x̂))
+                        for ((p, &g), &c) in gp.iter_mut().zip(g).zip(sc) {
+                            *p = g * (1.0 + c);
+                        }
+                        let m1 = gp.iter().sum::<f32>() / d as f32;
+                        let m2 = gp.iter().zip(&xhat).map(|(p, h)| p * h).sum::<f32>() / d as f32;
+                        let out = &mut dx[row * d..(row + 1) * d];
+                        for ((o, &p), &h) in out.iter_mut().zip(&gp).zip(&xhat) {
+                            *o = rs * (p - m1 - h * m2);
+                        }
                     }
                 }
-            }
-        })
+            },
+        )
     };
     if want_x {
         dx.par_chunks_mut(n * d)

@@ -1,11 +1,8 @@
-//! Multi-head self- and cross-attention over token sequences. Self-attention runs on the fused
-//! kernel of `freezeframe-kernels` (Burn's composed ops on backends other than flex);
-//! cross-attention, which needs a padding mask, on Burn's attention op.
+//! Multi-head self- and cross-attention over token sequences, on the fused kernels of
+//! `freezeframe-kernels` (Burn's composed ops on backends other than flex).
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::module::attention;
-use burn::tensor::ops::AttentionModuleOptions;
-use freezeframe_kernels::{linear, self_attention};
+use freezeframe_kernels::{cross_attention, linear, self_attention};
 
 /// Self-attention with a fused `qkv` projection and an output `proj` (timm naming, as Open-Sora).
 #[derive(Module, Debug)]
@@ -24,10 +21,11 @@ impl SelfAttention {
         }
     }
 
-    /// `x` [N, L, D] → [N, L, D]; every row of N attends within itself.
-    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        let qkv = linear(&self.qkv, x); // [N, L, 3·D]
-        let out = self_attention(qkv, self.heads); // [N, L, D]
+    /// `x` [G, L, M, D] → [G, L, M, D]: for every g and m, the L tokens (g, ·, m) attend to
+    /// each other — spatial attention is M = 1, temporal attention reads frames in place.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let qkv = linear(&self.qkv, x); // [G, L, M, 3·D]
+        let out = self_attention(qkv, self.heads); // [G, L, M, D]
         linear(&self.proj, out)
     }
 }
@@ -53,19 +51,9 @@ impl CrossAttention {
 
     /// `x` [B, N, D], `y` [B, L, D], `pad` [B, L] (true = padding) → [B, N, D].
     pub fn forward(&self, x: Tensor<3>, y: Tensor<3>, pad: Tensor<2, Bool>) -> Tensor<3> {
-        let [b, n, d] = x.dims();
-        let l = y.dims()[1];
-        let h = self.heads;
-        let q = linear(&self.q_linear, x)
-            .reshape([b, n, h, d / h])
-            .swap_dims(1, 2); // [B, H, N, hd]
-        let kv = linear(&self.kv_linear, y).reshape([b, l, 2, h, d / h]); // [B, L, 2, H, hd]
-        let kv = kv.permute([2, 0, 3, 1, 4]); // [2, B, H, L, hd]
-        let k = kv.clone().narrow(0, 0, 1).squeeze_dim::<4>(0); // [B, H, L, hd]
-        let v = kv.narrow(0, 1, 1).squeeze_dim::<4>(0); // [B, H, L, hd]
-        let mask = pad.reshape([b, 1, 1, l]).expand([b, h, n, l]); // [B, H, N, L]
-        let out = attention(q, k, v, Some(mask), None, AttentionModuleOptions::default());
-        let out = out.swap_dims(1, 2).reshape([b, n, d]); // [B, N, D]
+        let q = linear(&self.q_linear, x); // [B, N, D]
+        let kv = linear(&self.kv_linear, y); // [B, L, 2·D]
+        let out = cross_attention(q, kv, pad, self.heads); // [B, N, D]
         linear(&self.proj, out)
     }
 }

@@ -54,19 +54,18 @@ impl StditBlock {
         let x_m = modulated_norm(x.clone(), m.attn.shift, m.attn.scale); // [B, N, D]
         let x_s = self
             .attn
-            .forward(x_m.reshape([b * t, s, d]))
+            .forward(x_m.reshape([b * t, s, 1, d])) // [B·T, S, 1, D]
             .reshape([b, n, d]); // [B, N, D]
         let mut x = x + m.attn.gate.clone() * x_s;
 
-        // Temporal attention, across frames at each spatial position.
+        // Temporal attention, across frames at each spatial position: the kernel reads the
+        // frames of a position S tokens apart, so no transpose is needed.
         if t > 1 {
-            let x_t = x.clone().reshape([b, t, s, d]).swap_dims(1, 2); // [B, S, T, D]
-            let mut x_t = x_t.reshape([b * s, t, d]); // [B·S, T, D]
+            let mut x_t = x.clone().reshape([b, t, s, d]); // [B, T, S, D]
             if let Some(tpe) = ctx.tpe {
-                x_t = x_t + tpe.clone();
+                x_t = x_t + tpe.clone().reshape([1, t, 1, d]);
             }
-            let x_t = self.attn_temp.forward(x_t); // [B·S, T, D]
-            let x_t = x_t.reshape([b, s, t, d]).swap_dims(1, 2).reshape([b, n, d]); // [B, N, D]
+            let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
             x = x + m.attn.gate * x_t;
         }
 
