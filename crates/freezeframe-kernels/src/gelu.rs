@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::math::{dispatch, erf, exp};
-use crate::route::{Ad, AdTensor, Routed, route, shape, tensor, values};
+use crate::route::{Ad, AdTensor, Routed, filled, route, shape, tensor, values};
 
 /// Elements per parallel task: large enough that scheduling is negligible.
 const CHUNK: usize = 1 << 14;
@@ -28,19 +28,20 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 fn forward(x: &FlexTensor) -> FlexTensor {
     let xs = values(x);
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK))
-        .for_each(|(o, x)| {
-            dispatch(
-                #[inline(always)]
-                || {
-                    for (o, &x) in o.iter_mut().zip(x) {
-                        *o = 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2));
-                    }
-                },
-            )
-        });
+    let out = filled(xs.len(), |out| {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK))
+            .for_each(|(o, x)| {
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        for (o, &x) in o.iter_mut().zip(x) {
+                            o.write(0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2)));
+                        }
+                    },
+                )
+            })
+    });
     tensor(out, shape(x))
 }
 
@@ -48,21 +49,23 @@ fn forward(x: &FlexTensor) -> FlexTensor {
 fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     let xs = values(x);
     let gs = values(grad);
-    let mut out = vec![0.0f32; xs.len()];
-    out.par_chunks_mut(CHUNK)
-        .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
-        .for_each(|(o, (x, g))| {
-            dispatch(
-                #[inline(always)]
-                || {
-                    for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                        let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-                        *o = g * (cdf + x * pdf);
-                    }
-                },
-            )
-        });
+    assert_eq!(xs.len(), gs.len(), "GELU gradient shape");
+    let out = filled(xs.len(), |out| {
+        out.par_chunks_mut(CHUNK)
+            .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
+            .for_each(|(o, (x, g))| {
+                dispatch(
+                    #[inline(always)]
+                    || {
+                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
+                            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+                            let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
+                            o.write(g * (cdf + x * pdf));
+                        }
+                    },
+                )
+            })
+    });
     tensor(out, shape(x))
 }
 

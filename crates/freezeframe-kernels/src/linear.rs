@@ -16,8 +16,8 @@ use burn::nn::Linear;
 use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::gemm::{Mat, Threads, matmul};
-use crate::route::{Ad, AdTensor, Routed, back, route, shape, tensor, values};
+use crate::gemm::{Mat, Threads, matmul, matmul_into};
+use crate::route::{Ad, AdTensor, Routed, back, filled, route, shape, tensor, values};
 
 /// `layer.forward(x)`: `x` [..., d_in] → [..., d_out].
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
@@ -55,28 +55,20 @@ fn forward(x: &FlexTensor, w: &FlexTensor, b: Option<&FlexTensor>) -> FlexTensor
     let xs = values(x);
     let ws = values(w);
     let m = xs.len() / d_in;
+    let (xm, wm) = (Mat::rows(&xs, d_in), Mat::rows(&ws, d_out));
     let out = match b {
         Some(b) => {
+            // The bias rows first, then the product accumulated onto them.
             let bs = values(b);
             let mut out = Vec::with_capacity(m * d_out);
             (0..m).for_each(|_| out.extend_from_slice(&bs));
+            matmul(&mut out, m, d_out, d_in, xm, wm, 1.0, true, Threads::All);
             out
         }
-        None => vec![0.0; m * d_out],
-    };
-    let mut out = out;
-    let (xm, wm) = (Mat::rows(&xs, d_in), Mat::rows(&ws, d_out));
-    matmul(
-        &mut out,
-        m,
-        d_out,
-        d_in,
-        xm,
-        wm,
-        1.0,
-        b.is_some(),
-        Threads::All,
-    ); // [M, d_out]
+        None => filled(m * d_out, |o| {
+            matmul_into(o, m, d_out, d_in, xm, wm, 1.0, Threads::All)
+        }),
+    }; // [M, d_out]
     tensor(out, out_shape(x, d_out))
 }
 
@@ -101,38 +93,22 @@ fn gradients(
     let m = gs.len() / d_out;
     let go = Mat::rows(&gs, d_out); // [M, d_out]
     let dx = want_x.then(|| {
-        let ws = values(&s.w);
-        let mut dx = vec![0.0; m * d_in];
         // dX = dY·Wᵀ
-        matmul(
-            &mut dx,
-            m,
-            d_in,
-            d_out,
-            go,
-            Mat::cols(&ws, d_out),
-            1.0,
-            false,
-            Threads::All,
-        );
+        let ws = values(&s.w);
+        let wt = Mat::cols(&ws, d_out);
+        let dx = filled(m * d_in, |o| {
+            matmul_into(o, m, d_in, d_out, go, wt, 1.0, Threads::All)
+        });
         tensor(dx, s.x_shape.clone())
     });
     let dw = match (&s.x, want_w) {
         (Some(x), true) => {
-            let xs = values(x);
-            let mut dw = vec![0.0; d_in * d_out];
             // dW = Xᵀ·dY, the sum over all rows in one product.
-            matmul(
-                &mut dw,
-                d_in,
-                d_out,
-                m,
-                Mat::cols(&xs, d_in),
-                go,
-                1.0,
-                false,
-                Threads::All,
-            );
+            let xs = values(x);
+            let xt = Mat::cols(&xs, d_in);
+            let dw = filled(d_in * d_out, |o| {
+                matmul_into(o, d_in, d_out, m, xt, go, 1.0, Threads::All)
+            });
             Some(tensor(dw, [d_in, d_out]))
         }
         _ => None,
