@@ -22,7 +22,7 @@ use burn::tensor::module::attention;
 use burn::tensor::ops::AttentionModuleOptions;
 use rayon::prelude::*;
 
-use crate::gemm::{Mat, Threads, matmul, matmul_strided};
+use crate::gemm::{Mat, Product, Threads};
 use crate::math::{dispatch, exp};
 use crate::route::{Ad, AdTensor, Routed, route, shape, tensor, values};
 
@@ -169,22 +169,13 @@ fn forward_head(dm: &Dims, x: &[f32], o: &mut [f32], p: &mut [f32], ms: usize, h
     let si = dm.stride_in();
     let q = Mat::rows(&x[dm.at(0, ms, h)..], si);
     let kt = Mat::cols(&x[dm.at(1, ms, h)..], si);
-    matmul(p, l, l, hd, q, kt, scale, false, Threads::One);
+    Product::new(l, l, hd, q, kt)
+        .scaled(scale)
+        .write_to(p, l, Threads::One);
     softmax_rows(p, l);
     let v = Mat::rows(&x[dm.at(2, ms, h)..], si);
     let o = &mut o[dm.out_at(ms, h)..];
-    matmul_strided(
-        o,
-        dm.stride_out(),
-        l,
-        hd,
-        l,
-        Mat::rows(p, l),
-        v,
-        1.0,
-        false,
-        Threads::One,
-    );
+    Product::new(l, hd, l, Mat::rows(p, l), v).write_to(o, dm.stride_out(), Threads::One);
 }
 
 /// Gradient with respect to `qkv` [G, L, M, 3·D] from the output gradient [G, L, M, D].
@@ -232,48 +223,19 @@ fn backward_head(
     let go = Mat::rows(&go[dm.out_at(ms, h)..], dm.stride_out()); // dO [L, hd]
     // dP = dO·Vᵀ, then through the softmax.
     let vt = Mat::cols(&x[dm.at(2, ms, h)..], si);
-    matmul(ds, l, l, hd, go, vt, 1.0, false, one);
+    Product::new(l, l, hd, go, vt).write_to(ds, l, one);
     softmax_backward(p, ds, l);
     // dV = Pᵀ·dO, dQ = scale · dS·K, dK = scale · dSᵀ·Q, each into its columns of dx.
     let (q, k) = (&x[dm.at(0, ms, h)..], &x[dm.at(1, ms, h)..]);
     let pt = Mat::cols(p, l);
-    matmul_strided(
-        &mut dx[dm.at(2, ms, h)..],
-        si,
-        l,
-        hd,
-        l,
-        pt,
-        go,
-        1.0,
-        false,
-        one,
-    );
+    Product::new(l, hd, l, pt, go).write_to(&mut dx[dm.at(2, ms, h)..], si, one);
     let (dsm, dst) = (Mat::rows(ds, l), Mat::cols(ds, l));
-    matmul_strided(
-        &mut dx[dm.at(0, ms, h)..],
-        si,
-        l,
-        hd,
-        l,
-        dsm,
-        Mat::rows(k, si),
-        scale,
-        false,
-        one,
-    );
-    matmul_strided(
-        &mut dx[dm.at(1, ms, h)..],
-        si,
-        l,
-        hd,
-        l,
-        dst,
-        Mat::rows(q, si),
-        scale,
-        false,
-        one,
-    );
+    Product::new(l, hd, l, dsm, Mat::rows(k, si))
+        .scaled(scale)
+        .write_to(&mut dx[dm.at(0, ms, h)..], si, one);
+    Product::new(l, hd, l, dst, Mat::rows(q, si))
+        .scaled(scale)
+        .write_to(&mut dx[dm.at(1, ms, h)..], si, one);
 }
 
 #[derive(Debug)]

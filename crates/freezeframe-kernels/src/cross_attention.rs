@@ -18,7 +18,7 @@ use burn::tensor::{Bool, Tensor};
 use rayon::prelude::*;
 
 use crate::attention::softmax_backward;
-use crate::gemm::{Mat, Threads, matmul, matmul_strided};
+use crate::gemm::{Mat, Product, Threads};
 use crate::math::{dispatch, exp};
 use crate::route::{Ad, AdTensor, Routed, back, route, shape, tensor, values};
 
@@ -143,21 +143,12 @@ fn forward(
                     for (h, p) in p.chunks_exact_mut(n * l).enumerate() {
                         let (c, one) = (h * hd, Threads::One);
                         let kt = Mat::cols(&kv[c..], 2 * d);
-                        matmul(p, n, l, hd, Mat::rows(&q[c..], d), kt, scale, false, one);
+                        Product::new(n, l, hd, Mat::rows(&q[c..], d), kt)
+                            .scaled(scale)
+                            .write_to(p, l, one);
                         masked_softmax(p, keep);
                         let v = Mat::rows(&kv[d + c..], 2 * d);
-                        matmul_strided(
-                            &mut o[c..],
-                            d,
-                            n,
-                            hd,
-                            l,
-                            Mat::rows(p, l),
-                            v,
-                            1.0,
-                            false,
-                            one,
-                        );
+                        Product::new(n, hd, l, Mat::rows(p, l), v).write_to(&mut o[c..], d, one);
                     }
                 },
             )
@@ -209,53 +200,28 @@ fn gradients(
                     if want_kv {
                         // dV = Pᵀ·dO
                         let pt = Mat::cols(p, l);
-                        matmul_strided(
-                            &mut dkv[d + c..],
-                            2 * d,
-                            l,
-                            hd,
-                            n,
-                            pt,
-                            gom,
-                            1.0,
-                            false,
-                            one,
-                        );
+                        Product::new(l, hd, n, pt, gom).write_to(&mut dkv[d + c..], 2 * d, one);
                     }
                     // dP = dO·Vᵀ, then through the softmax (zero where a key is padding, as P is).
-                    matmul(
-                        &mut ds,
-                        n,
-                        l,
-                        hd,
-                        gom,
-                        Mat::cols(&kv[d + c..], 2 * d),
-                        1.0,
-                        false,
-                        one,
-                    );
+                    Product::new(n, l, hd, gom, Mat::cols(&kv[d + c..], 2 * d))
+                        .write_to(&mut ds, l, one);
                     softmax_backward(p, &mut ds, l);
                     if want_q {
                         // dQ = scale · dS·K
                         let k = Mat::rows(&kv[c..], 2 * d);
-                        matmul_strided(
-                            &mut dq[c..],
-                            d,
-                            n,
-                            hd,
-                            l,
-                            Mat::rows(&ds, l),
-                            k,
-                            scale,
-                            false,
-                            one,
-                        );
+                        Product::new(n, hd, l, Mat::rows(&ds, l), k)
+                            .scaled(scale)
+                            .write_to(&mut dq[c..], d, one);
                     }
                     if want_kv {
                         // dK = scale · dSᵀ·Q
                         let qm = Mat::rows(&q[c..], d);
                         let dst = Mat::cols(&ds, l);
-                        matmul_strided(&mut dkv[c..], 2 * d, l, hd, n, dst, qm, scale, false, one);
+                        Product::new(l, hd, n, dst, qm).scaled(scale).write_to(
+                            &mut dkv[c..],
+                            2 * d,
+                            one,
+                        );
                     }
                 }
             },

@@ -16,7 +16,7 @@ use burn::nn::Linear;
 use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
-use crate::gemm::{Mat, Threads, matmul, matmul_into};
+use crate::gemm::{Mat, Product, Threads};
 use crate::route::{Ad, AdTensor, Routed, back, filled, route, shape, tensor, values};
 
 /// `layer.forward(x)`: `x` [..., d_in] → [..., d_out].
@@ -62,11 +62,11 @@ fn forward(x: &FlexTensor, w: &FlexTensor, b: Option<&FlexTensor>) -> FlexTensor
             let bs = values(b);
             let mut out = Vec::with_capacity(m * d_out);
             (0..m).for_each(|_| out.extend_from_slice(&bs));
-            matmul(&mut out, m, d_out, d_in, xm, wm, 1.0, true, Threads::All);
+            Product::new(m, d_out, d_in, xm, wm).add_to(&mut out, d_out, Threads::All);
             out
         }
         None => filled(m * d_out, |o| {
-            matmul_into(o, m, d_out, d_in, xm, wm, 1.0, Threads::All)
+            Product::new(m, d_out, d_in, xm, wm).write_uninit(o, Threads::All)
         }),
     }; // [M, d_out]
     tensor(out, out_shape(x, d_out))
@@ -97,7 +97,7 @@ fn gradients(
         let ws = values(&s.w);
         let wt = Mat::cols(&ws, d_out);
         let dx = filled(m * d_in, |o| {
-            matmul_into(o, m, d_in, d_out, go, wt, 1.0, Threads::All)
+            Product::new(m, d_in, d_out, go, wt).write_uninit(o, Threads::All)
         });
         tensor(dx, s.x_shape.clone())
     });
@@ -107,7 +107,7 @@ fn gradients(
             let xs = values(x);
             let xt = Mat::cols(&xs, d_in);
             let dw = filled(d_in * d_out, |o| {
-                matmul_into(o, d_in, d_out, m, xt, go, 1.0, Threads::All)
+                Product::new(d_in, d_out, m, xt, go).write_uninit(o, Threads::All)
             });
             Some(tensor(dw, [d_in, d_out]))
         }
