@@ -42,7 +42,8 @@ pub fn back<const D: usize>(r: Routed<D>) -> Tensor<D> {
     }
 }
 
-/// The tensor's f32 values in row-major order, borrowed when already contiguous.
+/// The tensor's f32 values in row-major order, borrowed when already contiguous (strided views
+/// such as narrowed modulation rows are copied).
 pub fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
     match t.as_slice::<f32>() {
         Some(s) => std::borrow::Cow::Borrowed(s),
@@ -50,7 +51,9 @@ pub fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
             t.to_contiguous()
                 .as_slice::<f32>()
                 .map(<[f32]>::to_vec)
-                .unwrap_or_default(),
+                // An invariant, not an input check: `route` admits only f32 tensors and every
+                // kernel writes f32.
+                .expect("fused kernels see only f32 tensors"),
         ),
     }
 }
