@@ -9,7 +9,7 @@ use burn::tensor::Tensor;
 use rayon::prelude::*;
 
 use crate::math::{dispatch, erf, exp};
-use crate::route::{Ad, AdTensor, Routed, filled, route, shape, tensor, values};
+use crate::route::{Ad, AdTensor, Routed, route, shape, tensor, values};
 
 /// Elements per parallel task: large enough that scheduling is negligible.
 const CHUNK: usize = 1 << 14;
@@ -27,46 +27,50 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 fn forward(x: &FlexTensor) -> FlexTensor {
-    let xs = values(x);
-    let out = filled(xs.len(), |out| {
-        out.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK))
-            .for_each(|(o, x)| {
-                dispatch(
-                    #[inline(always)]
-                    || {
-                        for (o, &x) in o.iter_mut().zip(x) {
-                            o.write(0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2)));
-                        }
-                    },
-                )
-            })
-    });
+    let out = map([&values(x)], |[x]| 0.5 * x * (1.0 + erf(x * FRAC_1_SQRT_2)));
     tensor(out, shape(x))
 }
 
 /// `dL/dx = g · (Φ(x) + x·φ(x))`.
 fn backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    let xs = values(x);
-    let gs = values(grad);
-    assert_eq!(xs.len(), gs.len(), "GELU gradient shape");
-    let out = filled(xs.len(), |out| {
-        out.par_chunks_mut(CHUNK)
-            .zip(xs.par_chunks(CHUNK).zip(gs.par_chunks(CHUNK)))
-            .for_each(|(o, (x, g))| {
-                dispatch(
-                    #[inline(always)]
-                    || {
-                        for ((o, &x), &g) in o.iter_mut().zip(x).zip(g) {
-                            let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
-                            let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
-                            o.write(g * (cdf + x * pdf));
-                        }
-                    },
-                )
-            })
+    let out = map([&values(x), &values(grad)], |[x, g]| {
+        let cdf = 0.5 * (1.0 + erf(x * FRAC_1_SQRT_2));
+        let pdf = INV_SQRT_2PI * exp(-0.5 * x * x);
+        g * (cdf + x * pdf)
     });
     tensor(out, shape(x))
+}
+
+/// `f` applied element by element to `K` equally long inputs: parallel chunks, each compiled
+/// for AVX2+FMA where the CPU has them, written straight into the new vector (no zero-filling).
+fn map<const K: usize>(inputs: [&[f32]; K], f: impl Fn([f32; K]) -> f32 + Sync) -> Vec<f32> {
+    let n = inputs[0].len();
+    assert!(
+        inputs.iter().all(|s| s.len() == n),
+        "element-wise inputs differ in length"
+    );
+    let mut out = Vec::with_capacity(n);
+    out.spare_capacity_mut()[..n]
+        .par_chunks_mut(CHUNK)
+        .enumerate()
+        .for_each(|(c, o)| {
+            let ins = inputs.map(|s| &s[c * CHUNK..c * CHUNK + o.len()]);
+            dispatch(
+                #[inline(always)]
+                || {
+                    // Every input re-cut to the loop's length, so the indexing below needs no
+                    // bounds checks and the loop vectorises.
+                    let len = o.len();
+                    let ins = ins.map(|s| &s[..len]);
+                    for i in 0..len {
+                        o[i].write(f(ins.map(|s| s[i])));
+                    }
+                },
+            )
+        });
+    // SAFETY: the chunks partition all n elements and the loop writes every element of each.
+    unsafe { out.set_len(n) };
+    out
 }
 
 #[derive(Debug)]

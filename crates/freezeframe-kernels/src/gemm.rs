@@ -1,5 +1,4 @@
 //! Strided matrix views and one safe entry to the `gemm` crate.
-use std::mem::MaybeUninit;
 
 /// A read-only strided matrix view: element (r, c) at `data[r·rs + c·cs]`.
 #[derive(Clone, Copy)]
@@ -82,11 +81,16 @@ impl<'a> Product<'a> {
         self.run(dst.as_mut_ptr(), dst.len(), dst_rs, true, threads)
     }
 
-    /// `dst` (dense rows, not yet initialised) ← the product.
-    pub fn write_uninit(self, dst: &mut [MaybeUninit<f32>], threads: Threads) {
-        // Without accumulation gemm only writes the output, so no uninitialised value is read.
-        let (ptr, len) = (dst.as_mut_ptr().cast::<f32>(), dst.len());
-        self.run(ptr, len, self.n, false, threads)
+    /// The product as a new dense `[m, n]` vector.
+    pub fn to_vec(self, threads: Threads) -> Vec<f32> {
+        let len = self.m * self.n;
+        let mut out = Vec::with_capacity(len);
+        // Without accumulation gemm only writes the output, every one of its m·n elements, so
+        // the buffer needs no zero-filling first and no uninitialised value is ever read.
+        self.run(out.as_mut_ptr(), len, self.n, false, threads);
+        // SAFETY: the call above initialised all `len` elements.
+        unsafe { out.set_len(len) };
+        out
     }
 
     /// The one call into `gemm`, after checking every index it will touch against the buffers.

@@ -9,9 +9,9 @@ pub mod cross_attention;
 pub mod gelu;
 mod gemm;
 pub mod linear;
-pub mod math;
+mod math;
 pub mod modnorm;
-pub mod route;
+mod route;
 #[cfg(test)]
 mod testing;
 

@@ -17,7 +17,7 @@ use burn::tensor::{Shape, Tensor};
 use rayon::prelude::*;
 
 use crate::gemm::{Mat, Product, Threads};
-use crate::route::{Ad, AdTensor, Routed, back, filled, route, shape, tensor, values};
+use crate::route::{Ad, AdTensor, Routed, back, route, shape, tensor, values};
 
 /// `layer.forward(x)`: `x` [..., d_in] → [..., d_out].
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
@@ -65,9 +65,7 @@ fn forward(x: &FlexTensor, w: &FlexTensor, b: Option<&FlexTensor>) -> FlexTensor
             Product::new(m, d_out, d_in, xm, wm).add_to(&mut out, d_out, Threads::All);
             out
         }
-        None => filled(m * d_out, |o| {
-            Product::new(m, d_out, d_in, xm, wm).write_uninit(o, Threads::All)
-        }),
+        None => Product::new(m, d_out, d_in, xm, wm).to_vec(Threads::All),
     }; // [M, d_out]
     tensor(out, out_shape(x, d_out))
 }
@@ -96,9 +94,7 @@ fn gradients(
         // dX = dY·Wᵀ
         let ws = values(&s.w);
         let wt = Mat::cols(&ws, d_out);
-        let dx = filled(m * d_in, |o| {
-            Product::new(m, d_in, d_out, go, wt).write_uninit(o, Threads::All)
-        });
+        let dx = Product::new(m, d_in, d_out, go, wt).to_vec(Threads::All);
         tensor(dx, s.x_shape.clone())
     });
     let dw = match (&s.x, want_w) {
@@ -106,9 +102,7 @@ fn gradients(
             // dW = Xᵀ·dY, the sum over all rows in one product.
             let xs = values(x);
             let xt = Mat::cols(&xs, d_in);
-            let dw = filled(d_in * d_out, |o| {
-                Product::new(d_in, d_out, m, xt, go).write_uninit(o, Threads::All)
-            });
+            let dw = Product::new(d_in, d_out, m, xt, go).to_vec(Threads::All);
             Some(tensor(dw, [d_in, d_out]))
         }
         _ => None,

@@ -1,7 +1,5 @@
 //! Where a tensor lives — flex under autodiff, plain flex, or another backend (then callers use
 //! Burn's composed ops) — and the moves between flex tensors and f32 buffers.
-use std::mem::MaybeUninit;
-
 use burn::backend::autodiff::checkpoint::strategy::NoCheckpointing;
 use burn::backend::flex::{FlexTensor, Layout};
 use burn::backend::tensor::FloatTensor;
@@ -69,17 +67,6 @@ pub fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
         Layout::contiguous(shape),
         DType::F32,
     )
-}
-
-/// A vector of `n` floats that `fill` initialises, all of them. Skips the zero-filling pass a
-/// `vec![0.0; n]` would make before a kernel overwrites every element anyway.
-pub fn filled(n: usize, fill: impl FnOnce(&mut [MaybeUninit<f32>])) -> Vec<f32> {
-    let mut v = Vec::with_capacity(n);
-    fill(&mut v.spare_capacity_mut()[..n]);
-    // SAFETY: every caller's `fill` writes each of the n elements (a GEMM without `accumulate`
-    // writes its whole output; the element-wise loops write one output per input).
-    unsafe { v.set_len(n) };
-    v
 }
 
 /// Shape of a flex tensor.
