@@ -1,7 +1,7 @@
 //! `evaluate_run` on a freshly trained tiny run: files written, real videos read correctly,
 //! batching does not change the noise.
 mod common;
-use common::tmp;
+use common::{quiet, tmp};
 
 use std::path::Path;
 
@@ -9,7 +9,7 @@ use burn::prelude::*;
 use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::{generate, generate_from, load_run};
-use freezeframe_train::{RunConfig, TrainOptions, train};
+use freezeframe_train::{RunConfig, train};
 
 fn tiny_run(out: &Path) -> Run {
     let text = format!(
@@ -32,16 +32,7 @@ val_clips = 2
         out.display()
     );
     let cfg = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
-    let s = train(
-        &cfg,
-        &TrainOptions {
-            progress: false,
-            final_samples: false,
-            ..TrainOptions::default()
-        },
-    )
-    .unwrap();
-    s.run
+    train(&cfg, &quiet()).unwrap().run
 }
 
 #[test]

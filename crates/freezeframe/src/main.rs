@@ -26,6 +26,20 @@ struct Cli {
     command: Command,
 }
 
+/// How `sample` and `eval --run` draw videos from a run's EMA weights.
+#[derive(clap::Args, Debug, Clone, Copy)]
+struct Sampling {
+    /// Euler steps from noise to data.
+    #[arg(long, default_value_t = 30)]
+    steps: usize,
+    /// Classifier-free guidance scale (1 = none).
+    #[arg(long, default_value_t = 4.0)]
+    cfg: f32,
+    /// Seed of the starting noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Train the embedded quick-start config end to end (synthetic data, training, sample GIFs).
@@ -62,12 +76,8 @@ enum Command {
         n: usize,
         #[arg(long, default_value = "out.gif")]
         out: PathBuf,
-        #[arg(long, default_value_t = 30)]
-        steps: usize,
-        #[arg(long, default_value_t = 4.0)]
-        cfg: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        sampling: Sampling,
     },
     /// Score videos: a run's samples against real videos of the same prompts (`--run`), or
     /// existing GIFs with the metrics that need no prompt (`--videos`).
@@ -82,12 +92,8 @@ enum Command {
         videos: Option<PathBuf>,
         #[arg(long, default_value_t = 256)]
         n: usize,
-        #[arg(long, default_value_t = 30)]
-        steps: usize,
-        #[arg(long, default_value_t = 4.0)]
-        cfg: f32,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
+        #[command(flatten)]
+        sampling: Sampling,
         /// Frame rate of `--videos` (sets VBench's dynamic-degree threshold).
         #[arg(long, default_value_t = 8.0)]
         fps: f32,
@@ -294,20 +300,16 @@ fn run(cli: Cli) -> Result<()> {
             prompt,
             n,
             out,
-            steps,
-            cfg,
-            seed,
-        } => sample(&run, &prompt, n, &out, steps, cfg, seed),
+            sampling,
+        } => sample(&run, &prompt, n, &out, sampling),
         Command::Eval {
             run,
             videos,
             n,
-            steps,
-            cfg,
-            seed,
+            sampling,
             fps,
         } => match (run, videos) {
-            (Some(run), _) => eval_run(&run, n, steps, cfg, seed),
+            (Some(run), _) => eval_run(&run, n, sampling),
             (None, Some(path)) => eval_videos(&path, fps),
             (None, None) => bail!("give --run or --videos"),
         },
@@ -435,7 +437,8 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
     Ok(())
 }
 
-fn eval_run(run: &Path, n: usize, steps: usize, cfg: f32, seed: u64) -> Result<()> {
+fn eval_run(run: &Path, n: usize, sampling: Sampling) -> Result<()> {
+    let Sampling { steps, cfg, seed } = sampling;
     let opts = freezeframe_train::evaluate::EvalOptions {
         n,
         steps,
@@ -608,15 +611,8 @@ fn cache_preview(n: usize, out: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
-fn sample(
-    run: &Path,
-    prompt: &str,
-    n: usize,
-    out: &Path,
-    steps: usize,
-    cfg: f32,
-    seed: u64,
-) -> Result<()> {
+fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) -> Result<()> {
+    let Sampling { steps, cfg, seed } = sampling;
     let device = Device::flex();
     let loaded = load_run(&Run::new(run), &device)?;
     let spec = loaded.spec(steps, cfg, seed);
