@@ -9,4 +9,4 @@ pub mod timesteps;
 
 pub use flow::{interpolate, rf_loss, rf_loss_per_sample, rf_loss_per_sample_f32, velocity_target};
 pub use sampler::{cfg_combine, euler_sample, euler_step, sampling_times};
-pub use timesteps::{LogitNormal, eval_timesteps};
+pub use timesteps::{LogitNormal, eval_timesteps, shift_timestep};

@@ -32,6 +32,13 @@ impl LogitNormal {
     }
 }
 
+/// Shifts t toward noise by factor `s` (SD3, Open-Sora v1.2): t' = s·t / (1 + (s − 1)·t).
+/// s = 1 is the identity; s > 1 spends more training on the high-noise steps where a sample's
+/// layout — and a video's motion — is decided. In logit space it adds ln s.
+pub fn shift_timestep(t: f64, s: f64) -> f64 {
+    s * t / (1.0 + (s - 1.0) * t)
+}
+
 /// `n` evenly spaced timesteps strictly inside (0, 1): t_i = (i + 1)/(n + 1). Open-Sora's
 /// evaluation loss uses 10 evenly spaced timesteps; the endpoints are excluded because at t = 0
 /// and t = 1 one of the two inputs is invisible.
@@ -64,6 +71,24 @@ mod tests {
         assert!(t.iter().all(|&x| x > 0.0 && x < 1.0));
         t.sort_by(f32::total_cmp);
         assert!((t[10_000] - 0.5).abs() < 0.02, "median {}", t[10_000]);
+    }
+
+    #[test]
+    fn golden_timestep_shift() {
+        assert_eq!(shift_timestep(0.5, 1.0), 0.5);
+        assert!((shift_timestep(0.5, 3.0) - 0.75).abs() < 1e-12);
+        assert!((shift_timestep(0.2, 3.0) - 0.428_571_428_571).abs() < 1e-9);
+        assert_eq!(
+            (shift_timestep(0.0, 3.0), shift_timestep(1.0, 3.0)),
+            (0.0, 1.0)
+        );
+        // The same as adding ln s to the logit-normal mean.
+        let d = LogitNormal::default();
+        let m = LogitNormal {
+            mean: 3f64.ln(),
+            std: 1.0,
+        };
+        assert!((shift_timestep(d.from_normal(0.7), 3.0) - m.from_normal(0.7)).abs() < 1e-12);
     }
 
     #[test]

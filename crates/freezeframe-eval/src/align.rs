@@ -7,21 +7,29 @@
 //! whose brightest channel exceeds 0.5 is object (for anti-aliased edges: more than half
 //! covered). It is not meant for real footage.
 use freezeframe_data::Video;
+use freezeframe_data::WorldConfig;
 use freezeframe_data::render::inside;
-use freezeframe_data::world::{
-    ALL_COLOURS, ALL_SHAPES, Colour, Motion, ObjectTruth, Shape, Speed, Speeds,
-};
+use freezeframe_data::world::{ALL_COLOURS, ALL_SHAPES, Colour, Motion, ObjectTruth, Shape, Speed};
 use serde::Serialize;
 
 const OBJECT_LEVEL: f32 = 0.5;
 /// Pixels a frame needs for the object to count as present (a radius-2 disc has ~12).
 const MIN_AREA: usize = 6;
+/// cos 22.5°: half the angle between neighbouring directions of the eight-motion world.
+const MAX_ANGLE_COS: f32 = 0.923_879_5;
+/// Pixels a connected group needs to count as an object of its own when counting objects: a
+/// 2×2 blob counts, a one- or two-pixel speck of sampling noise does not.
+const MIN_PART: usize = 3;
 
 /// What the analysis read from one video.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Reading {
     /// Per frame, the object's centre when present.
     pub centres: Vec<Option<[f32; 2]>>,
+    /// Per frame, the number of separate objects (connected groups of object pixels).
+    pub parts: Vec<usize>,
+    /// The tracked centre's motion, when the object was found in two frames or more.
+    pub track: Option<Track>,
     pub presence: f32,
     pub motion: Option<Motion>,
     pub speed: Option<Speed>,
@@ -52,6 +60,87 @@ fn centroid(mask: &[bool], w: usize) -> Option<([f32; 2], usize)> {
         }
     }
     (n >= MIN_AREA).then(|| ([sx / n as f32, sy / n as f32], n))
+}
+
+/// Connected groups (8-neighbourhood) of at least [`MIN_PART`] object pixels: the objects a
+/// person would count in the frame.
+fn count_parts(mask: &[bool], w: usize) -> usize {
+    let h = mask.len() / w.max(1);
+    let mut seen = vec![false; mask.len()];
+    let mut parts = 0;
+    let mut stack = Vec::new();
+    for start in 0..mask.len() {
+        if !mask[start] || seen[start] {
+            continue;
+        }
+        seen[start] = true;
+        stack.push(start);
+        let mut size = 0;
+        while let Some(i) = stack.pop() {
+            size += 1;
+            let (x, y) = ((i % w) as isize, (i / w) as isize);
+            for (dx, dy) in [
+                (-1, -1),
+                (0, -1),
+                (1, -1),
+                (-1, 0),
+                (1, 0),
+                (-1, 1),
+                (0, 1),
+                (1, 1),
+            ] {
+                let (nx, ny) = (x + dx, y + dy);
+                if nx < 0 || ny < 0 || nx >= w as isize || ny >= h as isize {
+                    continue;
+                }
+                let j = ny as usize * w + nx as usize;
+                if mask[j] && !seen[j] {
+                    seen[j] = true;
+                    stack.push(j);
+                }
+            }
+        }
+        parts += (size >= MIN_PART) as usize;
+    }
+    parts
+}
+
+/// Motion of a tracked centre: what "too static" means for the synthetic world, free of the
+/// outline flicker that optical flow reads as motion.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Track {
+    /// |c_last − c_first| / (t_last − t_first), px per frame.
+    pub net_speed: f32,
+    /// Mean |Δc| per frame over consecutive frames where the object was found.
+    pub path_speed: f32,
+    /// Net over path: 1 for a straight glide, near 0 for jitter in place (0 when still).
+    pub straightness: f32,
+}
+
+/// The track of per-frame centres (`None` where the object was not found).
+pub fn track(centres: &[Option<[f32; 2]>]) -> Option<Track> {
+    let present: Vec<(usize, [f32; 2])> = centres
+        .iter()
+        .enumerate()
+        .filter_map(|(t, c)| c.map(|c| (t, c)))
+        .collect();
+    let (&(t0, c0), &(t1, c1)) = (present.first()?, present.last()?);
+    if t1 == t0 {
+        return None;
+    }
+    let dist = |a: [f32; 2], b: [f32; 2]| ((a[0] - b[0]).powi(2) + (a[1] - b[1]).powi(2)).sqrt();
+    let net_speed = dist(c0, c1) / (t1 - t0) as f32;
+    let path: f32 = present.windows(2).map(|p| dist(p[0].1, p[1].1)).sum();
+    let path_speed = path / (t1 - t0) as f32;
+    Some(Track {
+        net_speed,
+        path_speed,
+        straightness: if path > 1e-6 {
+            dist(c0, c1) / path
+        } else {
+            0.0
+        },
+    })
 }
 
 /// Area of `shape` at radius r, in units of r² (matches `render::inside`).
@@ -132,12 +221,16 @@ fn majority<T: Copy + PartialEq>(items: &[T]) -> Option<T> {
         .copied()
 }
 
-/// Reads one video of the synthetic world (whose speeds are `speeds`, px per frame).
-pub fn read_video(v: &Video, speeds: Speeds) -> Reading {
+/// Reads one video of the synthetic world `world` (its speeds, px per frame, and the motions
+/// it has: a direction is read as the nearest of the world's own).
+pub fn read_video(v: &Video, world: &WorldConfig) -> Reading {
+    let speeds = world.speeds;
     let mut centres = Vec::with_capacity(v.frames);
+    let mut parts = Vec::with_capacity(v.frames);
     let (mut shapes, mut colours) = (Vec::new(), Vec::new());
     for t in 0..v.frames {
         let mask = object_mask(v, t);
+        parts.push(count_parts(&mask, v.width));
         match centroid(&mask, v.width) {
             Some((c, area)) => {
                 centres.push(Some(c));
@@ -183,20 +276,20 @@ pub fn read_video(v: &Video, speeds: Speeds) -> Reading {
         if s < 0.5 * speeds.slow {
             motion = Some(Motion::Static);
         } else {
-            let dirs = [
-                Motion::Left,
-                Motion::Right,
-                Motion::Up,
-                Motion::Down,
-                Motion::UpLeft,
-                Motion::UpRight,
-                Motion::DownLeft,
-                Motion::DownRight,
-            ];
-            motion = dirs.iter().copied().max_by(|a, b| {
-                let cos = |m: Motion| (m.direction()[0] * vel[0] + m.direction()[1] * vel[1]) / s;
-                cos(*a).total_cmp(&cos(*b))
-            });
+            let moving: Vec<Motion> = world
+                .motions
+                .iter()
+                .copied()
+                .filter(|m| *m != Motion::Static)
+                .collect();
+            let cos = |m: Motion| (m.direction()[0] * vel[0] + m.direction()[1] * vel[1]) / s;
+            // The nearest of the world's motions, if within 22.5° of it: a diagonal glide in a
+            // four-direction world reads as no listed motion, not as the closer axis.
+            motion = moving
+                .iter()
+                .copied()
+                .max_by(|a, b| cos(*a).total_cmp(&cos(*b)))
+                .filter(|m| cos(*m) >= MAX_ANGLE_COS);
             speed = Some(if s > 0.5 * (speeds.slow + speeds.fast) {
                 Speed::Fast
             } else {
@@ -205,7 +298,9 @@ pub fn read_video(v: &Video, speeds: Speeds) -> Reading {
         }
     }
     Reading {
+        track: track(&centres),
         centres,
+        parts,
         presence,
         motion,
         speed,
@@ -234,52 +329,82 @@ impl From<&ObjectTruth> for Target {
     }
 }
 
-/// Accuracies of a set of readings against their targets, each in [0, 1].
+/// Accuracies of a set of readings against their targets, each in [0, 1], and the tracked
+/// motion of the prompts that ask for motion. NaN where a figure does not apply (no moving
+/// prompt).
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Alignment {
     pub n: usize,
     pub direction: f32,
+    /// Direction accuracy over moving targets only (chance: one over the world's directions).
+    pub direction_moving: f32,
     /// Over moving targets only (speed words only appear with motion).
     pub speed: f32,
     pub colour: f32,
     pub shape: f32,
     /// Mean share of frames in which an object was found.
     pub presence: f32,
+    /// Share of all frames that hold exactly one object.
+    pub one_object: f32,
+    /// Moving targets with a track (the object found in two frames or more): mean net speed,
+    /// px per frame. Videos without a track are left out of the tracked figures (their share
+    /// is `untracked`), so "no object" is never read as "too static".
+    pub net_speed: f32,
+    /// Moving targets with a track: mean path speed, px per frame.
+    pub path_speed: f32,
+    /// Moving targets with a track: mean straightness.
+    pub straightness: f32,
+    /// Moving targets with a track whose net speed is below half the slow speed: "too static".
+    pub tracked_static_rate: f32,
+    /// Share of moving targets without a track.
+    pub untracked: f32,
 }
 
-pub fn alignment(readings: &[Reading], targets: &[Target]) -> Alignment {
+fn share_of<T>(items: &[T], f: impl Fn(&T) -> bool) -> f32 {
+    if items.is_empty() {
+        f32::NAN
+    } else {
+        items.iter().filter(|x| f(x)).count() as f32 / items.len() as f32
+    }
+}
+
+fn mean_of<T>(items: &[T], f: impl Fn(&T) -> Option<f32>) -> f32 {
+    let v: Vec<f32> = items.iter().filter_map(f).collect();
+    if v.is_empty() {
+        f32::NAN
+    } else {
+        v.iter().sum::<f32>() / v.len() as f32
+    }
+}
+
+/// `slow` is the world's slow speed (px per frame), the scale of "static".
+pub fn alignment(readings: &[Reading], targets: &[Target], slow: f32) -> Alignment {
     let n = readings.len().min(targets.len());
     if n == 0 {
         return Alignment::default();
     }
-    let share = |f: &dyn Fn(&Reading, &Target) -> bool| {
-        readings
-            .iter()
-            .zip(targets)
-            .filter(|(r, t)| f(r, t))
-            .count() as f32
-            / n as f32
-    };
-    let moving: Vec<(&Reading, &Target)> = readings
+    let pairs: Vec<(&Reading, &Target)> = readings.iter().zip(targets).take(n).collect();
+    let moving: Vec<(&Reading, &Target)> = pairs
         .iter()
-        .zip(targets)
+        .copied()
         .filter(|(_, t)| t.motion != Motion::Static)
         .collect();
+    let tracks: Vec<Track> = moving.iter().filter_map(|(r, _)| r.track).collect();
+    let frames: Vec<usize> = pairs.iter().flat_map(|(r, _)| r.parts.clone()).collect();
     Alignment {
         n,
-        direction: share(&|r, t| r.motion == Some(t.motion)),
-        speed: if moving.is_empty() {
-            f32::NAN
-        } else {
-            moving
-                .iter()
-                .filter(|(r, t)| r.speed == Some(t.speed))
-                .count() as f32
-                / moving.len() as f32
-        },
-        colour: share(&|r, t| r.colour == Some(t.colour)),
-        shape: share(&|r, t| r.shape == Some(t.shape)),
-        presence: readings.iter().take(n).map(|r| r.presence).sum::<f32>() / n as f32,
+        direction: share_of(&pairs, |(r, t)| r.motion == Some(t.motion)),
+        direction_moving: share_of(&moving, |(r, t)| r.motion == Some(t.motion)),
+        speed: share_of(&moving, |(r, t)| r.speed == Some(t.speed)),
+        colour: share_of(&pairs, |(r, t)| r.colour == Some(t.colour)),
+        shape: share_of(&pairs, |(r, t)| r.shape == Some(t.shape)),
+        presence: mean_of(&pairs, |(r, _)| Some(r.presence)),
+        one_object: share_of(&frames, |&k| k == 1),
+        net_speed: mean_of(&tracks, |k| Some(k.net_speed)),
+        path_speed: mean_of(&tracks, |k| Some(k.path_speed)),
+        straightness: mean_of(&tracks, |k| Some(k.straightness)),
+        tracked_static_rate: share_of(&tracks, |k| k.net_speed < 0.5 * slow),
+        untracked: share_of(&moving, |(r, _)| r.track.is_none()),
     }
 }
 
@@ -294,10 +419,10 @@ mod tests {
         let (mut rs, mut ts) = (Vec::new(), Vec::new());
         for i in 0..n {
             let c = w.clip(Split::Val, i);
-            rs.push(read_video(&c.video, w.config.speeds));
+            rs.push(read_video(&c.video, &w.config));
             ts.push(Target::from(&c.objects[0]));
         }
-        alignment(&rs, &ts)
+        alignment(&rs, &ts, w.config.speeds.slow)
     }
 
     #[test]
@@ -331,15 +456,92 @@ mod tests {
     }
 
     #[test]
+    fn objects_are_counted_by_connected_groups() {
+        let w = 8;
+        let mut m = vec![false; w * w];
+        assert_eq!(count_parts(&m, w), 0);
+        for i in [0, 1, 8, 9] {
+            m[i] = true; // a 2×2 blob
+        }
+        assert_eq!(count_parts(&m, w), 1);
+        m[63] = true; // a one-pixel speck does not count
+        assert_eq!(count_parts(&m, w), 1);
+        for i in [36, 45, 54] {
+            m[i] = true; // a diagonal line of three: one group under 8-connectivity
+        }
+        assert_eq!(count_parts(&m, w), 2);
+    }
+
+    #[test]
+    fn tracked_figures_cover_moving_prompts_with_a_track() {
+        let jitter = Track {
+            net_speed: 0.1,
+            path_speed: 0.4,
+            straightness: 0.25,
+        };
+        let glide = Track {
+            net_speed: 1.5,
+            path_speed: 1.5,
+            straightness: 1.0,
+        };
+        let reading = |track: Option<Track>, motion| Reading {
+            centres: vec![],
+            parts: vec![1, 1],
+            track,
+            presence: if track.is_some() { 1.0 } else { 0.0 },
+            motion,
+            speed: None,
+            colour: None,
+            shape: None,
+        };
+        let target = |motion| Target {
+            shape: Shape::Circle,
+            colour: Colour::Red,
+            motion,
+            speed: Speed::Fast,
+        };
+        let rs = [
+            reading(Some(glide), Some(Motion::Left)),
+            reading(Some(jitter), Some(Motion::Static)),
+            reading(None, None),
+            reading(Some(jitter), Some(Motion::Static)),
+        ];
+        let ts = [
+            target(Motion::Left),
+            target(Motion::Right),
+            target(Motion::Up),
+            target(Motion::Static),
+        ];
+        let a = alignment(&rs, &ts, 1.0);
+        assert_eq!(a.direction_moving, 1.0 / 3.0);
+        assert_eq!(
+            a.direction, 0.5,
+            "the still prompt read still counts overall"
+        );
+        assert_eq!(a.untracked, 1.0 / 3.0);
+        assert!((a.net_speed - 0.8).abs() < 1e-6, "{a:?}");
+        assert_eq!(a.tracked_static_rate, 0.5);
+        assert_eq!(a.one_object, 1.0);
+    }
+
+    #[test]
+    fn a_diagonal_glide_is_no_direction_of_a_four_direction_world() {
+        let mut cfg = WorldConfig {
+            motions: vec![Motion::UpRight],
+            val_clips: 5,
+            ..WorldConfig::default()
+        };
+        let w = World::new(cfg.clone()).unwrap();
+        let clip = w.clip(Split::Val, 0);
+        assert_eq!(read_video(&clip.video, &cfg).motion, Some(Motion::UpRight));
+        cfg.motions = vec![Motion::Left, Motion::Right, Motion::Up, Motion::Down];
+        assert_eq!(read_video(&clip.video, &cfg).motion, None);
+    }
+
+    #[test]
     fn an_empty_video_reads_as_nothing() {
         let v = Video::zeros(8, 3, 32, 32);
-        let r = read_video(
-            &v,
-            Speeds {
-                slow: 1.5,
-                fast: 3.0,
-            },
-        );
+        let r = read_video(&v, &WorldConfig::default());
         assert_eq!(
             (r.presence, r.motion, r.shape, r.colour),
             (0.0, None, None, None)
@@ -350,7 +552,7 @@ mod tests {
             motion: Motion::Left,
             speed: Speed::Slow,
         };
-        let a = alignment(&[r], &[t]);
+        let a = alignment(&[r], &[t], 1.5);
         assert_eq!((a.direction, a.colour, a.shape), (0.0, 0.0, 0.0));
     }
 }

@@ -36,7 +36,7 @@ pub fn score_set(n: usize) -> Result<EvalBench, WorldError> {
     let sb = score_videos(&b, 8.0);
     let t = Instant::now();
     let sa = score_videos(&a, 8.0);
-    let ra = read_videos(&a, world.config.speeds);
+    let ra = read_videos(&a, &world.config);
     let scoring_seconds = t.elapsed().as_secs_f64();
     let t = Instant::now();
     let c = compare(&sa, &sb, None);

@@ -7,13 +7,15 @@
 //! Fréchet distance over hand-made features plus sharpness.
 pub mod align;
 pub mod bench;
+pub mod cases;
 pub mod flow;
 pub mod gray;
 pub mod motion;
 pub mod quality;
 pub mod report;
+pub mod trajectory;
 
-pub use align::{Alignment, Reading, Target, alignment, read_video};
+pub use align::{Alignment, Reading, Target, Track, alignment, read_video, track};
 pub use report::{
     Comparison, SetSummary, VideoScore, compare, read_videos, score_videos, summarise,
 };

@@ -3,6 +3,7 @@ use freezeframe_data::Video;
 
 use crate::flow::{Flow, dense_flow};
 use crate::gray::{Gray, lumas};
+use crate::trajectory::trajectory_score;
 
 /// Mean absolute difference between consecutive frames (all channels), in [0, 1] units.
 pub fn frame_difference(v: &Video) -> f32 {
@@ -67,6 +68,11 @@ pub struct VideoMotion {
     /// Mean flow magnitude over all pixels and pairs.
     pub mean_flow: f32,
     pub dynamic: bool,
+    /// Top-5% net speed along tracked points (px per frame): robust to pixel noise and to
+    /// outline flicker (see [`crate::trajectory`]).
+    pub robust_score: f32,
+    /// `robust_score` above VBench's dynamic threshold.
+    pub robust_dynamic: bool,
 }
 
 /// VBench's threshold: `max(1, 8/fps) · 6 · min(H, W) / 256` px.
@@ -104,11 +110,14 @@ pub fn motion_of(frames: &[Gray], fps: f32) -> VideoMotion {
     let (h, w) = frames.first().map_or((0, 0), |g| (g.h, g.w));
     let thr = dynamic_threshold(h, w, fps);
     let above = pair_scores.iter().filter(|s| **s > thr).count();
+    let robust_score = trajectory_score(frames);
     VideoMotion {
         pair_scores,
         score,
         mean_flow,
         dynamic: frames.len() >= 2 && above >= dynamic_count(frames.len()),
+        robust_score,
+        robust_dynamic: frames.len() >= 2 && robust_score > thr,
     }
 }
 

@@ -1,6 +1,6 @@
 //! Scores for sets of videos and the comparison of generated videos with real ones.
 use freezeframe_data::Video;
-use freezeframe_data::world::Speeds;
+use freezeframe_data::WorldConfig;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -46,9 +46,13 @@ pub struct SetSummary {
     pub motion: f32,
     pub mean_flow: f32,
     pub frame_difference: f32,
-    /// VBench dynamic degree: share of videos judged moving.
+    /// VBench dynamic degree: share of videos judged moving by per-pair flow.
     pub dynamic_degree: f32,
     pub static_rate: f32,
+    /// Mean trajectory (net-transport) motion score, px per frame: robust to noise and flicker.
+    pub robust_motion: f32,
+    /// Share of videos whose trajectory score clears VBench's threshold.
+    pub robust_dynamic_degree: f32,
     /// VBench temporal flickering score (1 = steady).
     pub flicker: f32,
     pub sharpness: f32,
@@ -72,6 +76,8 @@ pub fn summarise(scores: &[VideoScore]) -> SetSummary {
         frame_difference: mean(scores.iter().map(|s| s.frame_difference)),
         dynamic_degree: dynamic,
         static_rate: 1.0 - dynamic,
+        robust_motion: mean(scores.iter().map(|s| s.motion.robust_score)),
+        robust_dynamic_degree: mean(scores.iter().map(|s| s.motion.robust_dynamic as u8 as f32)),
         flicker: mean(scores.iter().map(|s| flicker_of(s.frame_difference))),
         sharpness: mean(scores.iter().map(|s| s.sharpness)),
     }
@@ -82,8 +88,15 @@ pub fn summarise(scores: &[VideoScore]) -> SetSummary {
 pub struct Comparison {
     pub generated: SetSummary,
     pub real: SetSummary,
-    /// Mean motion of generated over mean motion of real videos (< 1: too static).
+    /// Mean flow motion score of generated over real videos. Counts outline flicker as
+    /// motion; on the synthetic world prefer `tracked_motion_ratio`.
     pub motion_ratio: f32,
+    /// Mean trajectory motion score of generated over real videos: the study's motion figure on
+    /// real footage.
+    pub robust_motion_ratio: f32,
+    /// Mean tracked net speed of moving prompts, generated over real (< 1: too static); NaN
+    /// where there is no ground truth or no moving prompt.
+    pub tracked_motion_ratio: f32,
     /// Fréchet distance over the hand-made features (lower is closer to real).
     pub fvd_lite: f64,
     /// Text alignment of generated videos, and of the real ones as the reader's ceiling.
@@ -94,28 +107,32 @@ pub struct Comparison {
 pub fn compare(
     generated: &[VideoScore],
     real: &[VideoScore],
-    readings: Option<(&[Reading], &[Reading], &[Target])>,
+    readings: Option<(&[Reading], &[Reading], &[Target], f32)>,
 ) -> Comparison {
     let (g, r) = (summarise(generated), summarise(real));
     let fg: Vec<Vec<f64>> = generated.iter().map(|s| s.features.clone()).collect();
     let fr: Vec<Vec<f64>> = real.iter().map(|s| s.features.clone()).collect();
+    let ratio = |a: f32, b: f32| if b > 0.0 { a / b } else { f32::NAN };
+    let alignment_gen = readings.map(|(gr, _, t, slow)| alignment(gr, t, slow));
+    let alignment_real = readings.map(|(_, rr, t, slow)| alignment(rr, t, slow));
     Comparison {
-        motion_ratio: if r.motion > 0.0 {
-            g.motion / r.motion
-        } else {
-            f32::NAN
+        motion_ratio: ratio(g.motion, r.motion),
+        robust_motion_ratio: ratio(g.robust_motion, r.robust_motion),
+        tracked_motion_ratio: match (&alignment_gen, &alignment_real) {
+            (Some(a), Some(b)) => ratio(a.net_speed, b.net_speed),
+            _ => f32::NAN,
         },
         fvd_lite: frechet(&fr, &fg),
-        alignment: readings.map(|(gr, _, t)| alignment(gr, t)),
-        alignment_real: readings.map(|(_, rr, t)| alignment(rr, t)),
+        alignment: alignment_gen,
+        alignment_real,
         generated: g,
         real: r,
     }
 }
 
 /// Reads every video of a synthetic-world set (in parallel).
-pub fn read_videos(videos: &[Video], speeds: Speeds) -> Vec<Reading> {
-    videos.par_iter().map(|v| read_video(v, speeds)).collect()
+pub fn read_videos(videos: &[Video], world: &WorldConfig) -> Vec<Reading> {
+    videos.par_iter().map(|v| read_video(v, world)).collect()
 }
 
 #[cfg(test)]

@@ -1,5 +1,21 @@
 //! Model hyper-parameters and the named presets.
 use burn::config::Config;
+use serde::{Deserialize, Serialize};
+
+/// Where the fixed sin-cos temporal position embedding enters the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TemporalPos {
+    /// Open-Sora v1.0: added to the temporal-attention input of the first block only. With the
+    /// zero output projection the inflated model starts exactly as the image model, but a token
+    /// learns its frame index only once that attention has learned to pass it on.
+    #[default]
+    Attention,
+    /// Latte: added once to every token before the first block, so every layer (cross-attention
+    /// to the caption included) sees the frame index from the first step. The inflated model
+    /// then differs from the image model by that fixed offset per frame.
+    Stream,
+}
 
 /// Shape of an STDiT and of the videos it denoises.
 #[derive(Config, Debug, PartialEq)]
@@ -30,6 +46,9 @@ pub struct StdiTConfig {
     /// Caption tokens per prompt (padded / truncated to this).
     #[config(default = 12)]
     pub text_len: usize,
+    /// Where the temporal position embedding enters (see [`TemporalPos`]).
+    #[config(default = "TemporalPos::Attention")]
+    pub temporal_pos: TemporalPos,
 }
 
 impl StdiTConfig {

@@ -76,6 +76,17 @@ pub fn words(prompt: &str) -> Vec<String> {
         .collect()
 }
 
+/// FNV-1a over `bytes`, its offset basis mixed with `seed`: a stable hash across Rust versions
+/// and machines, unlike `DefaultHasher`.
+pub fn fnv1a(seed: u64, bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ seed;
+    for &b in bytes {
+        h ^= b as u64;
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 #[derive(Debug, Clone)]
 pub struct WordEncoder {
     vocab: Vec<String>,
@@ -122,13 +133,7 @@ impl WordEncoder {
 
     /// The fixed embedding of a word: N(0, 1/dim) from a generator seeded by (seed, word).
     fn word_vector(&self, word: &str) -> Vec<f32> {
-        // FNV-1a: a stable hash across Rust versions, unlike `DefaultHasher`.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325 ^ self.seed;
-        for b in word.bytes() {
-            h ^= b as u64;
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        let mut rng = ChaCha8Rng::seed_from_u64(h);
+        let mut rng = ChaCha8Rng::seed_from_u64(fnv1a(self.seed, word.as_bytes()));
         let s = 1.0 / (self.dim as f32).sqrt();
         (0..self.dim)
             .map(|_| rng.sample::<f32, _>(StandardNormal) * s)

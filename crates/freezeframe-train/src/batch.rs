@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use burn::tensor::TensorData;
 use freezeframe_data::{Split, Video};
-use freezeframe_diffusion::{LogitNormal, interpolate, rf_loss, velocity_target};
+use freezeframe_diffusion::{LogitNormal, interpolate, rf_loss, shift_timestep, velocity_target};
 use freezeframe_model::{CaptionBatch, Stdit, TextEncoder};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -97,6 +97,7 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
     step: usize,
     batch_size: usize,
     caption_dropout: f64,
+    timestep_shift: f64,
     device: &Device,
 ) -> Result<Batch, TrainError> {
     let mut rng = step_rng(seed, step);
@@ -112,7 +113,11 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
     let null: Vec<bool> = (0..batch_size)
         .map(|_| rng.random_bool(caption_dropout))
         .collect();
-    let t = LogitNormal::default().sample(&mut rng, batch_size);
+    let t: Vec<f32> = LogitNormal::default()
+        .sample(&mut rng, batch_size)
+        .into_iter()
+        .map(|t| shift_timestep(t as f64, timestep_shift) as f32)
+        .collect();
     let noise = normal_tensor(&mut rng, x0.dims(), device);
     Ok(Batch {
         x0,

@@ -95,7 +95,7 @@ pub fn train_step(
     let (mut times, mut data_times) = (Vec::new(), Vec::new());
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        let batch = train_batch(&world, &encoder, 0, step, batch_size, 0.1, &device)?;
+        let batch = train_batch(&world, &encoder, 0, step, batch_size, 0.1, 1.0, &device)?;
         let t1 = Instant::now();
         model = trainer::train_step(model, &mut optim, batch, lr.clone(), 1.0).model;
         if step + 1 == warmup {

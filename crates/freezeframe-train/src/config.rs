@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use freezeframe_data::WorldConfig;
-use freezeframe_model::StdiTConfig;
+use freezeframe_model::{StdiTConfig, TemporalPos};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -66,6 +66,9 @@ pub struct ModelSection {
     pub mlp_ratio: Option<f64>,
     pub text_dim: Option<usize>,
     pub text_len: Option<usize>,
+    /// `attention` (Open-Sora v1.0, the default) or `stream` (Latte): where the temporal
+    /// position embedding enters.
+    pub temporal_pos: Option<TemporalPos>,
 }
 
 impl Default for ModelSection {
@@ -79,6 +82,7 @@ impl Default for ModelSection {
             mlp_ratio: None,
             text_dim: None,
             text_len: None,
+            temporal_pos: None,
         }
     }
 }
@@ -100,6 +104,9 @@ pub struct TrainSection {
     pub ema_decay: f32,
     /// Probability of replacing a caption by the null caption (enables guidance).
     pub caption_dropout: f64,
+    /// Shift of the logit-normal training timesteps toward noise (SD3 / Open-Sora v1.2):
+    /// t' = s·t / (1 + (s − 1)·t); 1 = none.
+    pub timestep_shift: f64,
 }
 
 impl Default for TrainSection {
@@ -116,6 +123,7 @@ impl Default for TrainSection {
             grad_clip: 1.0,
             ema_decay: 0.99,
             caption_dropout: 0.1,
+            timestep_shift: 1.0,
         }
     }
 }
@@ -255,6 +263,9 @@ impl RunConfig {
         if let Some(v) = m.text_len {
             c.text_len = v;
         }
+        if let Some(v) = m.temporal_pos {
+            c.temporal_pos = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -273,7 +284,14 @@ impl RunConfig {
         self.data.validate().map_err(|e| e.to_string())?;
         self.model_config()?;
         let t = &self.train;
-        let checks: [(bool, String); 8] = [
+        let checks: [(bool, String); 9] = [
+            (
+                t.timestep_shift > 0.0 && t.timestep_shift.is_finite(),
+                format!(
+                    "train.timestep_shift = {} must be a positive number",
+                    t.timestep_shift
+                ),
+            ),
             (
                 t.batch_size >= 1,
                 format!("train.batch_size = {} must be at least 1", t.batch_size),

@@ -7,8 +7,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use burn::prelude::*;
-use freezeframe_data::world::Speeds;
-use freezeframe_data::{Split, Video};
+use freezeframe_data::{Split, Video, WorldConfig};
 use freezeframe_eval::{
     Alignment, Comparison, SetSummary, Target, compare, read_videos, score_videos,
 };
@@ -16,6 +15,7 @@ use serde::Serialize;
 
 use crate::dataset::Dataset;
 use crate::error::{TrainError, io};
+use crate::probe::{Probe, text_probes};
 use crate::run::Run;
 use crate::sample::{generate_from, load_run};
 use crate::validate::val_loss;
@@ -25,6 +25,10 @@ use crate::validate::val_loss;
 pub const SYNTHETIC_FPS: f32 = 8.0;
 /// Videos sampled per forward batch; fixed so that timing, not results, depends on it.
 const BATCH: usize = 16;
+/// Held-out clips (at most, and no more than the prompts evaluated) and noise draws the
+/// text-use probes score.
+const PROBE_CLIPS: usize = 64;
+const PROBE_DRAWS: usize = 3;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct EvalOptions {
@@ -59,16 +63,20 @@ pub struct EvalReport {
     /// Rectified-flow loss of the EMA weights on held-out clips, mean and per timestep.
     pub val_loss: f32,
     pub val_loss_by_t: Vec<(f32, f32)>,
+    /// Single frames (an image model): motion figures do not apply.
+    pub image_mode: bool,
+    /// Text-use probes (synthetic world only): loss increase when a caption word is swapped.
+    pub probes: Vec<Probe>,
     pub sampling_seconds: f64,
     pub scoring_seconds: f64,
 }
 
 /// The real clips and their captions — the first `n` held-out clips of the run's data — and,
-/// for the synthetic world, what each prompt asks for and the world's speeds.
+/// for the synthetic world, what each prompt asks for and the world it comes from.
 pub struct PromptSet {
     pub prompts: Vec<String>,
     pub real: Vec<Video>,
-    pub truth: Option<(Vec<Target>, Speeds)>,
+    pub truth: Option<(Vec<Target>, WorldConfig)>,
 }
 
 pub fn prompt_set(data: &Dataset, n: usize) -> PromptSet {
@@ -82,7 +90,7 @@ pub fn prompt_set(data: &Dataset, n: usize) -> PromptSet {
             PromptSet {
                 prompts,
                 real,
-                truth: Some((targets, w.config.speeds)),
+                truth: Some((targets, w.config.clone())),
             }
         }
         None => {
@@ -156,15 +164,23 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let t1 = Instant::now();
     let (sg, sr) = (score_videos(&generated, fps), score_videos(&real, fps));
     let comparison = match &truth {
-        Some((targets, speeds)) => {
-            let rg = read_videos(&generated, *speeds);
-            let rr = read_videos(&real, *speeds);
-            compare(&sg, &sr, Some((&rg, &rr, targets)))
+        Some((targets, world)) => {
+            let rg = read_videos(&generated, world);
+            let rr = read_videos(&real, world);
+            compare(&sg, &sr, Some((&rg, &rr, targets, world.speeds.slow)))
         }
         None => compare(&sg, &sr, None),
     };
     let scoring_seconds = t1.elapsed().as_secs_f64();
     let v = val_loss(model, &data, encoder, cfg.log.val_clips, &device)?;
+    bar.set_message("text-use probes");
+    let probes = match data.world() {
+        Some(w) => {
+            let n = opts.n.min(PROBE_CLIPS);
+            text_probes(model, w, encoder, n, PROBE_DRAWS, &device)?
+        }
+        None => Vec::new(),
+    };
     bar.finish_and_clear();
     let report = EvalReport {
         run: run.dir.clone(),
@@ -173,6 +189,8 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         comparison,
         val_loss: v.mean,
         val_loss_by_t: v.by_t,
+        image_mode: cfg.data.image_mode,
+        probes,
         sampling_seconds,
         scoring_seconds,
     };
@@ -193,68 +211,212 @@ fn pct(x: f32) -> String {
     }
 }
 
+/// A figure, or `n/a` where it does not apply (NaN, or a motion figure of an image model).
+fn fmt_or_na(x: f32, applies: bool, f: fn(f32) -> String) -> String {
+    if applies && x.is_finite() {
+        f(x)
+    } else {
+        "n/a".into()
+    }
+}
+
+fn three(x: f32) -> String {
+    format!("{x:.3}")
+}
+
+fn four(x: f32) -> String {
+    format!("{x:.4}")
+}
+
+/// A table row: name, the figure for a set, its format, and whether it is a motion figure
+/// (`n/a` for an image model).
+type Row<T> = (&'static str, fn(&T) -> f32, fn(f32) -> String, bool);
+
+const SUMMARY_ROWS: [Row<SetSummary>; 8] = [
+    (
+        "robust motion score (top-5% trajectory net speed, px/frame)",
+        |m| m.robust_motion,
+        three,
+        true,
+    ),
+    (
+        "robust dynamic degree (trajectories)",
+        |m| m.robust_dynamic_degree,
+        pct,
+        true,
+    ),
+    (
+        "VBench motion score (top-5% flow per pair, px/frame)",
+        |m| m.motion,
+        three,
+        true,
+    ),
+    (
+        "VBench dynamic degree (flow per pair)",
+        |m| m.dynamic_degree,
+        pct,
+        true,
+    ),
+    ("VBench static rate", |m| m.static_rate, pct, true),
+    ("frame difference", |m| m.frame_difference, four, true),
+    ("temporal flickering score", |m| m.flicker, four, true),
+    (
+        "sharpness (Laplacian variance)",
+        |m| m.sharpness,
+        four,
+        false,
+    ),
+];
+
+const ALIGNMENT_ROWS: [Row<Alignment>; 12] = [
+    (
+        "direction accuracy (moving prompts)",
+        |x| x.direction_moving,
+        pct,
+        true,
+    ),
+    (
+        "motion accuracy (all prompts, still included)",
+        |x| x.direction,
+        pct,
+        true,
+    ),
+    (
+        "speed-class accuracy (moving prompts)",
+        |x| x.speed,
+        pct,
+        true,
+    ),
+    (
+        "tracked net speed (moving prompts, px/frame)",
+        |x| x.net_speed,
+        three,
+        true,
+    ),
+    (
+        "tracked path speed (moving prompts, px/frame)",
+        |x| x.path_speed,
+        three,
+        true,
+    ),
+    (
+        "track straightness (net / path)",
+        |x| x.straightness,
+        three,
+        true,
+    ),
+    (
+        "tracked static rate (moving prompts)",
+        |x| x.tracked_static_rate,
+        pct,
+        true,
+    ),
+    (
+        "moving prompts without a track (no object in 2 frames)",
+        |x| x.untracked,
+        pct,
+        true,
+    ),
+    ("colour accuracy", |x| x.colour, pct, false),
+    ("shape accuracy", |x| x.shape, pct, false),
+    ("object presence", |x| x.presence, pct, false),
+    (
+        "frames with exactly one object",
+        |x| x.one_object,
+        pct,
+        false,
+    ),
+];
+
+/// Rows of `table` for the generated and the real set.
+fn rows<T>(s: &mut String, table: &[Row<T>], g: &T, r: &T, video: bool) {
+    for (name, get, fmt, motion) in table {
+        let ok = video || !motion;
+        let _ = writeln!(
+            s,
+            "| {name} | {} | {} |",
+            fmt_or_na(get(g), ok, *fmt),
+            fmt_or_na(get(r), ok, *fmt)
+        );
+    }
+}
+
 /// The human-readable report written beside `eval.json`.
 pub fn markdown(r: &EvalReport) -> String {
     let c = &r.comparison;
-    let (g, re) = (&c.generated, &c.real);
+    let video = !r.image_mode;
     let mut s = String::new();
     let _ = writeln!(s, "# Evaluation of {}\n", r.run.display());
     let _ = writeln!(
         s,
         "EMA weights of step {}; {} prompts (the first held-out clips of the run's data), {} Euler steps, guidance {}, noise seed {}.\n",
-        r.checkpoint_step, r.comparison.real.n, r.options.steps, r.options.cfg, r.options.seed
+        r.checkpoint_step, c.real.n, r.options.steps, r.options.cfg, r.options.seed
     );
     let _ = writeln!(s, "| metric | generated | real |\n|---|---|---|");
-    fn three(x: f32) -> String {
-        format!("{x:.3}")
-    }
-    fn four(x: f32) -> String {
-        format!("{x:.4}")
-    }
-    type Row = (&'static str, fn(&SetSummary) -> f32, fn(f32) -> String);
-    let summary_rows: [Row; 6] = [
-        ("motion score (top-5% flow, px/frame)", |m| m.motion, three),
-        ("dynamic degree", |m| m.dynamic_degree, pct),
-        ("static rate", |m| m.static_rate, pct),
-        ("frame difference", |m| m.frame_difference, four),
-        ("temporal flickering score", |m| m.flicker, four),
-        ("sharpness (Laplacian variance)", |m| m.sharpness, four),
-    ];
-    for (name, get, fmt) in summary_rows {
-        let _ = writeln!(s, "| {name} | {} | {} |", fmt(get(g)), fmt(get(re)));
-    }
+    rows(&mut s, &SUMMARY_ROWS, &c.generated, &c.real, video);
     if let (Some(a), Some(b)) = (&c.alignment, &c.alignment_real) {
-        type AlignmentRow = (&'static str, fn(&Alignment) -> f32);
-        let alignment_rows: [AlignmentRow; 5] = [
-            ("direction accuracy", |x| x.direction),
-            ("speed-class accuracy (moving prompts)", |x| x.speed),
-            ("colour accuracy", |x| x.colour),
-            ("shape accuracy", |x| x.shape),
-            ("object presence", |x| x.presence),
-        ];
-        for (name, get) in alignment_rows {
-            let _ = writeln!(s, "| {name} | {} | {} |", pct(get(a)), pct(get(b)));
-        }
+        rows(&mut s, &ALIGNMENT_ROWS, a, b, video);
     }
-    let _ = writeln!(
-        s,
-        "\n- motion ratio (generated / real; < 1 = too static): **{:.3}**",
-        c.motion_ratio
-    );
-    let _ = writeln!(
-        s,
-        "- FVD-lite (Fréchet distance over colour, gradient and motion features; lower = closer to real): **{:.4}**",
-        c.fvd_lite
-    );
-    let _ = writeln!(
-        s,
-        "- validation loss (rectified flow, 10 timesteps, EMA weights): **{:.4}**",
-        r.val_loss
-    );
+    let figures = [
+        (
+            "tracked motion ratio (net speed of moving prompts, generated / real; < 1 = too static; the study's motion figure on the synthetic world)",
+            c.tracked_motion_ratio,
+            true,
+        ),
+        (
+            "robust motion ratio (trajectory score, generated / real; the study's motion figure on real footage)",
+            c.robust_motion_ratio,
+            true,
+        ),
+        (
+            "VBench flow motion ratio (top-5% flow per pair, generated / real; counts noise and outline flicker as motion)",
+            c.motion_ratio,
+            true,
+        ),
+        (
+            "FVD-lite (Fréchet distance over colour, gradient and motion features; lower = closer to real)",
+            c.fvd_lite as f32,
+            false,
+        ),
+        (
+            "validation loss (rectified flow, 10 timesteps, EMA weights)",
+            r.val_loss,
+            false,
+        ),
+    ];
+    s.push('\n');
+    for (name, x, motion) in figures {
+        let _ = writeln!(s, "- {name}: **{}**", fmt_or_na(x, video || !motion, four));
+    }
+    probe_lines(&mut s, &r.probes);
     let _ = writeln!(
         s,
         "- sampling {:.1} s, scoring {:.1} s",
         r.sampling_seconds, r.scoring_seconds
     );
     s
+}
+
+fn probe_lines(s: &mut String, probes: &[Probe]) {
+    for p in probes {
+        let _ = writeln!(
+            s,
+            "- text-use probe, {:?} word swapped: loss {:+.5} ± {:.5} (mean ± sd over {} noise draws; {})",
+            p.class,
+            p.mean,
+            p.spread,
+            p.gaps.len(),
+            if p.spread > 0.0 {
+                format!("{:.1}× its spread", p.mean / p.spread)
+            } else {
+                "no spread".into()
+            }
+        );
+        let by_t: Vec<String> = p
+            .by_t
+            .iter()
+            .map(|(t, g)| format!("t={t:.2}: {g:+.5}"))
+            .collect();
+        let _ = writeln!(s, "  - by timestep: {}", by_t.join(", "));
+    }
 }

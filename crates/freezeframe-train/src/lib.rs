@@ -14,6 +14,7 @@ pub mod grads;
 pub mod lr;
 pub mod metrics;
 pub mod plans;
+pub mod probe;
 pub mod progress;
 pub mod run;
 pub mod sample;

@@ -355,6 +355,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             step,
             t.batch_size,
             t.caption_dropout,
+            t.timestep_shift,
             &device,
         )?;
         let done = step + 1;

@@ -37,16 +37,37 @@ pub fn val_loss<E: TextEncoder + ?Sized>(
 ) -> Result<ValLoss, TrainError> {
     let n = n_clips.min(data.len(Split::Val)).max(1);
     let clips: Vec<_> = (0..n).map(|i| data.item(Split::Val, i)).collect();
+    let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
+    let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
+    loss_on(model, encoder, &videos, &texts, 0, device)
+}
+
+/// The validation loss of `videos` captioned `texts` (any captions: the text-use probes swap
+/// words), with the fixed noise of noise stream `noise` (0 is the validation loss's own).
+pub fn loss_on<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    videos: &[&Video],
+    texts: &[String],
+    noise: u64,
+    device: &Device,
+) -> Result<ValLoss, TrainError> {
+    if videos.is_empty() || videos.len() != texts.len() {
+        return Err(TrainError::Data(format!(
+            "a validation loss needs one caption per clip and at least one clip ({} clips, {} captions)",
+            videos.len(),
+            texts.len()
+        )));
+    }
+    let n = videos.len();
     let ts = eval_timesteps(VAL_TIMESTEPS);
     let mut sums = vec![0.0f64; ts.len()];
-    for (ci, chunk) in clips.chunks(CHUNK).enumerate() {
-        let videos: Vec<&Video> = chunk.iter().map(|c| &c.video).collect();
-        let x0 = videos_to_tensor(&videos, device);
-        let mut rng = ChaCha8Rng::seed_from_u64(VAL_NOISE_SEED);
+    for (ci, (chunk, texts)) in videos.chunks(CHUNK).zip(texts.chunks(CHUNK)).enumerate() {
+        let x0 = videos_to_tensor(chunk, device);
+        let mut rng = ChaCha8Rng::seed_from_u64(VAL_NOISE_SEED ^ noise.wrapping_mul(0x9e37_79b9));
         rng.set_stream(ci as u64);
         let noise = normal_tensor(&mut rng, x0.dims(), device);
-        let texts: Vec<String> = chunk.iter().map(|c| c.caption.clone()).collect();
-        let cap = captions(encoder, &texts, &vec![false; chunk.len()], device)?;
+        let cap = captions(encoder, texts, &vec![false; chunk.len()], device)?;
         for (k, &t) in ts.iter().enumerate() {
             let tt = Tensor::<1>::from_data(
                 TensorData::new(vec![t; chunk.len()], [chunk.len()]),

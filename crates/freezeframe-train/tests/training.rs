@@ -83,7 +83,7 @@ fn loss_on_a_fixed_batch_falls_by_half() {
     let mut losses = Vec::new();
     for _ in 0..300 {
         // The same batch every step: step index 0 always.
-        let batch = train_batch(&world, &enc, 0, 0, 4, 0.0, &dev).unwrap();
+        let batch = train_batch(&world, &enc, 0, 0, 4, 0.0, 1.0, &dev).unwrap();
         let out = train_step(model, &mut optim, batch, 1e-3, 1.0);
         model = out.model;
         losses.push(out.loss);

@@ -87,3 +87,45 @@ fn data_and_model_commands_run() {
         "a missing cache is an error naming the file: {err}"
     );
 }
+
+#[test]
+fn demo_quick_runs_every_stage_and_never_writes_over_a_users_file() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-demo-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out_dir = dir.to_str().unwrap();
+    let (ok, out, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
+    assert!(ok, "{out}{err}");
+    let run = dir.join("demo-quick");
+    assert!(
+        run.join("eval.md").is_file() && run.join("eval.json").is_file(),
+        "{out}"
+    );
+    assert!(
+        out.contains("direction accuracy") && out.contains("eval.md"),
+        "{out}"
+    );
+    let gifs = std::fs::read_dir(run.join("samples").join("final"))
+        .unwrap()
+        .count();
+    assert_eq!(gifs, 5, "one GIF per demo prompt");
+    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        config.contains("shipped-image-model-"),
+        "{config}"
+    );
+    // A second demo reuses the written image model and takes the next free run name.
+    let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
+    assert!(ok && dir.join("demo-quick-2").is_dir(), "{err}");
+    // A different file where the image model goes is refused and left as it was.
+    let path = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains("shipped-image-model-"))
+        .unwrap();
+    std::fs::write(&path, b"my notes").unwrap();
+    let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
+    assert!(!ok && err.contains("not the shipped image model"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"my notes");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::silu;
 use freezeframe_kernels::linear;
 
-use crate::config::StdiTConfig;
+use crate::config::{StdiTConfig, TemporalPos};
 
 /// Encoded captions for a batch.
 #[derive(Debug, Clone)]
@@ -57,6 +57,8 @@ pub struct Stdit {
     pub hidden: usize,
     pub patch: usize,
     pub channels: usize,
+    #[module(skip)]
+    pub temporal_pos: TemporalPos,
 }
 
 impl Stdit {
@@ -75,6 +77,7 @@ impl Stdit {
             hidden: d,
             patch: cfg.patch,
             channels: cfg.channels,
+            temporal_pos: cfg.temporal_pos,
         }
     }
 
@@ -91,9 +94,14 @@ impl Stdit {
         let x = self.x_embedder.forward(x); // [B, N, D]
         let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &device)
             .reshape([1, 1, s, d]);
-        let x = (x.reshape([b, frames, s, d]) + pos).reshape([b, frames * s, d]); // [B, N, D]
+        let mut x = x.reshape([b, frames, s, d]) + pos; // [B, T, S, D]
         let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)
             .reshape([1, frames, d]);
+        let in_stream = frames > 1 && self.temporal_pos == TemporalPos::Stream;
+        if in_stream {
+            x = x + tpe.clone().reshape([1, frames, 1, d]);
+        }
+        let x = x.reshape([b, frames * s, d]); // [B, N, D]
 
         let t_emb = self.t_embedder.forward(t); // [B, D]
         let t0 = linear(&self.t_block, silu(t_emb.clone())); // [B, 6D]
@@ -110,7 +118,7 @@ impl Stdit {
                 pad: &pad,
                 t0: &t0,
                 frames,
-                tpe: (i == 0).then_some(&tpe),
+                tpe: (i == 0 && !in_stream).then_some(&tpe),
             };
             x = block.forward(x, &ctx);
         }

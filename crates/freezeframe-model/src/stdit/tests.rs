@@ -276,3 +276,35 @@ fn autodiff_gradients_match_finite_differences() {
         );
     }
 }
+
+/// Reverses the frame axis of a [B, T, C, H, W] tensor.
+fn reverse_frames(x: Tensor<5>) -> Tensor<5> {
+    let t = x.dims()[1];
+    let idx: Vec<i64> = (0..t as i64).rev().collect();
+    let idx = Tensor::<1, Int>::from_ints(idx.as_slice(), &x.device());
+    x.select(1, idx)
+}
+
+#[test]
+fn only_the_stream_embedding_tells_frame_order_before_temporal_training() {
+    // With the temporal output projections still zero, the v1.0 model is the image model per
+    // frame: reversing the frames reverses the output, so nothing can tie a direction word to
+    // a direction yet. The stream embedding breaks that symmetry from the first step.
+    let dev = Device::flex();
+    let (b, t) = (2, 4);
+    let x = video(b, t, &dev);
+    let time = Tensor::<1>::from_floats([0.3, 0.7], &dev);
+    let cap = captions(b, &dev);
+    for (pos, symmetric) in [(TemporalPos::Attention, true), (TemporalPos::Stream, false)] {
+        let cfg = StdiTConfig {
+            temporal_pos: pos,
+            ..tiny()
+        };
+        let model = perturb(initialize(Stdit::new(&cfg, &dev), 3), "", 0.05);
+        let model = initialize_temporal_proj_to_zero(model);
+        let forward = model.forward(x.clone(), time.clone(), &cap);
+        let backward = model.forward(reverse_frames(x.clone()), time.clone(), &cap);
+        let d = max_abs_diff(reverse_frames(backward), forward);
+        assert_eq!(d < 1e-5, symmetric, "{pos:?}: |Δ| = {d}");
+    }
+}

@@ -1,0 +1,106 @@
+//! Where a run's cross-attention looks: the mean attention weight on each caption word, per
+//! block, for one prompt on pure noise at a given t
+//! (`cargo run --release -p freezeframe-train --example caption_attention -- RUN "prompt" [t]`).
+//! A word the image stage never saw (a motion word) that gets almost no weight also gets almost
+//! no gradient: softmax saturation keeps it unlearned.
+use burn::prelude::*;
+use burn::tensor::activation::{silu, softmax};
+use freezeframe_kernels::{linear, modulated_norm};
+use freezeframe_model::TextEncoder;
+use freezeframe_model::stdit::{BlockContext, BlockModulation, sincos_1d, sincos_2d};
+use freezeframe_train::batch::normal_tensor;
+use freezeframe_train::run::Run;
+use freezeframe_train::sample::load_run;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    let (run, prompt) = match args.as_slice() {
+        [_, r, p, ..] => (r.clone(), p.clone()),
+        _ => return Err("usage: caption_attention RUN PROMPT [t]".into()),
+    };
+    let time: f32 = args.get(3).map_or(Ok(0.9), |s| s.parse())?;
+    let dev = Device::flex();
+    let r = load_run(&Run::new(&run), &dev)?;
+    let m = &r.model;
+    let [frames, c, h, w] = r.spec(1, 1.0, 0).shape;
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let b = 4;
+    let x = normal_tensor(&mut rng, [b, frames, c, h, w], &dev);
+    let cap = r.encoder.encode_batch(&vec![prompt.clone(); b], &dev)?;
+    let words = freezeframe_model::text::words(&prompt);
+    // The model's forward up to each block's cross-attention (see Stdit::forward).
+    let d = m.hidden;
+    let (hp, wp) = (h / m.patch, w / m.patch);
+    let s = hp * wp;
+    let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &dev).reshape([1, 1, s, d]);
+    let tpe =
+        Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &dev).reshape([1, frames, d]);
+    let mut xs = m.x_embedder.forward(x).reshape([b, frames, s, d]) + pos;
+    let stream = m.temporal_pos == freezeframe_model::TemporalPos::Stream;
+    if stream && frames > 1 {
+        xs = xs + tpe.clone().reshape([1, frames, 1, d]);
+    }
+    let mut xs = xs.reshape([b, frames * s, d]);
+    let t_emb = m.t_embedder.forward(Tensor::<1>::full([b], time, &dev));
+    let t0 = linear(&m.t_block, silu(t_emb));
+    let (y, pad) = m
+        .y_embedder
+        .forward(cap.tokens.clone(), cap.pad.clone(), cap.null.clone());
+    for (i, block) in m.blocks.iter().enumerate() {
+        let ctx = BlockContext {
+            y: &y,
+            pad: &pad,
+            t0: &t0,
+            frames,
+            tpe: (i == 0 && !stream).then_some(&tpe),
+        };
+        // Stream at the block's cross-attention: after its spatial and temporal branches.
+        let mo = BlockModulation::new(block.scale_shift_table.val(), t0.clone());
+        let n = frames * s;
+        let xm = modulated_norm(xs.clone(), mo.attn.shift, mo.attn.scale);
+        let mut xa = xs.clone()
+            + mo.attn.gate.clone()
+                * block
+                    .attn
+                    .forward(xm.reshape([b * frames, s, 1, d]))
+                    .reshape([b, n, d]);
+        if frames > 1 {
+            let mut xt = xa.clone().reshape([b, frames, s, d]);
+            if let Some(p) = ctx.tpe {
+                xt = xt + p.clone().reshape([1, frames, 1, d]);
+            }
+            xa = xa + mo.attn.gate * block.attn_temp.forward(xt).reshape([b, n, d]);
+        }
+        let heads = block.cross_attn.heads;
+        let dh = d / heads;
+        let l = y.dims()[1];
+        let q = linear(&block.cross_attn.q_linear, xa)
+            .reshape([b, n, heads, dh])
+            .swap_dims(1, 2);
+        let k = linear(&block.cross_attn.kv_linear, y.clone())
+            .narrow(2, 0, d)
+            .reshape([b, l, heads, dh])
+            .swap_dims(1, 2);
+        let logits = q.matmul(k.transpose()).div_scalar((dh as f32).sqrt()); // [B, H, N, L]
+        let mask = pad.clone().reshape([b, 1, 1, l]).expand([b, heads, n, l]);
+        let wts = softmax(logits.mask_fill(mask, -1e9), 3);
+        let per_word: Vec<f32> = wts
+            .mean_dim(0)
+            .mean_dim(1)
+            .mean_dim(2)
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("{e:?}"))?;
+        let row: Vec<String> = words
+            .iter()
+            .zip(&per_word)
+            .map(|(w, p)| format!("{w} {p:.4}"))
+            .collect();
+        println!("block {i}: {}", row.join(", "));
+        xs = block.forward(xs, &ctx);
+    }
+    Ok(())
+}
