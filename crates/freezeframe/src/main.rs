@@ -427,7 +427,12 @@ fn demo(out_dir: &Path, quick: bool) -> Result<()> {
     };
     let r = freezeframe_train::evaluate::evaluate_run(&Run::new(&run), &opts)?;
     if let Some(a) = &r.comparison.alignment {
-        let directions = cfg.data.motions.iter().filter(|m| **m != Motion::Static).count();
+        let directions = cfg
+            .data
+            .motions
+            .iter()
+            .filter(|m| **m != Motion::Static)
+            .count();
         let figure = |x: f32, scale: f32, unit: &str| {
             if x.is_finite() {
                 format!("{:.2}{unit}", scale * x)
@@ -452,7 +457,10 @@ fn demo(out_dir: &Path, quick: bool) -> Result<()> {
 /// while its bytes are the shipped ones, and never written over a different file.
 fn shipped_image_model(out_dir: &Path) -> Result<PathBuf> {
     let hash = freezeframe_model::text::fnv1a(0, IMAGE_MODEL);
-    let path = out_dir.join(format!("shipped-image-model-{:08x}.safetensors", hash >> 32));
+    let path = out_dir.join(format!(
+        "shipped-image-model-{:08x}.safetensors",
+        hash >> 32
+    ));
     match std::fs::read(&path) {
         Ok(bytes) if bytes == IMAGE_MODEL => return Ok(path),
         Ok(_) => bail!(

@@ -110,10 +110,7 @@ fn demo_quick_runs_every_stage_and_never_writes_over_a_users_file() {
         .count();
     assert_eq!(gifs, 5, "one GIF per demo prompt");
     let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(
-        config.contains("shipped-image-model-"),
-        "{config}"
-    );
+    assert!(config.contains("shipped-image-model-"), "{config}");
     // A second demo reuses the written image model and takes the next free run name.
     let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
     assert!(ok && dir.join("demo-quick-2").is_dir(), "{err}");
