@@ -181,7 +181,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         }
         None => Vec::new(),
     };
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     let report = EvalReport {
         run: run.dir.clone(),
         checkpoint_step: loaded.step,

@@ -145,7 +145,7 @@ pub fn initial_model(
     // (Open-Sora's temporal attention is new; ours was trained on single frames).
     let restored = fresh.len();
     let model = map_values(model, |path, _, _| fresh.remove(path));
-    tracing::info!(from = %file.display(), fresh = restored, "initialised from image weights");
+    tracing::debug!(from = %file.display(), fresh = restored, "initialised from image weights");
     Ok(model)
 }
 
@@ -232,6 +232,9 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
         }
         model = initial_model(fresh_model, cfg, &bound)?;
+        if let Some(from) = &cfg.init.from {
+            tracing::info!(from = %from.display(), "initialised from image weights");
+        }
         ema_model = model.valid();
         optim = bound.optimizer(cfg);
     }
@@ -448,7 +451,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             samples_into(&ema_model, &format!("step-{done:06}"))?;
         }
     }
-    bar.finish_and_clear();
+    crate::progress::finish(&bar);
     let completed = end.max(start);
     if last_saved != Some(completed) && completed > 0 {
         save(completed, &model, &ema_model, &optim)?;

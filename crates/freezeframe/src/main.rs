@@ -2,24 +2,18 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod lab;
+
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::{Parser, Subcommand};
 use freezeframe_data::gif_out::write_grid;
-use freezeframe_data::world::Motion;
 use freezeframe_data::{Split, World, WorldConfig};
 use freezeframe_model::{StdiTConfig, Stdit, param_table};
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::{generate, load_run};
 use freezeframe_train::{RunConfig, TrainOptions, train};
 
-/// The demo's video run, embedded so `freezeframe demo` works from any folder.
-const DEMO: &str = include_str!("../../../configs/demo.toml");
-/// The shipped image model (made by `configs/image-model.toml`), embedded so that the demo
-/// starts from image weights, as Open-Sora starts from PixArt-α, wherever it runs.
-const IMAGE_MODEL: &[u8] = include_bytes!("../../../assets/image-model.safetensors");
-/// Prompts the demo's closing evaluation samples.
-const DEMO_EVAL_PROMPTS: usize = 64;
 
 #[derive(Parser)]
 #[command(
@@ -48,16 +42,31 @@ struct Sampling {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Adapt the shipped image model to video with the `full` plan (the embedded
-    /// configs/demo.toml), write sample GIFs and evaluate them.
+    /// A small version of the study in about 15 minutes: `full`, `temporal-only` and `staged`
+    /// from the shipped image model on the calibrated world, evaluated, with an HTML report.
     Demo {
-        /// Parent folder of the run folder.
+        /// Parent folder of the study folder (`demo/`, or `demo-quick/`); a re-run resumes it.
         #[arg(long, default_value = "runs")]
         out_dir: PathBuf,
-        /// Every stage at the smallest size (20 steps, 8 prompts), in seconds: a smoke test
-        /// whose numbers mean nothing.
+        /// Every stage at the smallest size, in about a minute: a smoke test whose numbers
+        /// mean nothing.
         #[arg(long)]
         quick: bool,
+    },
+    /// Run an ablation study: strategies × seeds on one budget, evaluated, with verdicts and an
+    /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones.
+    Ablate {
+        #[arg(long)]
+        config: PathBuf,
+        /// Study folder (default: runs/<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker processes (each gets its share of the cores).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Internal: run the grid cells i mod n only (a `--jobs` worker).
+        #[arg(long, hide = true)]
+        shard: Option<String>,
     },
     /// Inspect models.
     Model {
@@ -250,7 +259,13 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Demo { out_dir, quick } => demo(&out_dir, quick),
+        Command::Demo { out_dir, quick } => lab::demo(&out_dir, quick),
+        Command::Ablate {
+            config,
+            out,
+            jobs,
+            shard,
+        } => lab::ablate(&config, out, jobs, shard.as_deref()),
         Command::Model {
             command: ModelCommand::Params { preset },
         } => model_params(&preset),
@@ -391,90 +406,6 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
-}
-
-fn demo(out_dir: &Path, quick: bool) -> Result<()> {
-    let mut cfg = RunConfig::parse(DEMO, Path::new("configs/demo.toml"))?;
-    cfg.out_dir = out_dir.to_path_buf();
-    cfg.init.from = Some(shipped_image_model(out_dir)?);
-    let mut eval_prompts = DEMO_EVAL_PROMPTS;
-    if quick {
-        cfg.name = format!("{}-quick", cfg.name);
-        cfg.train.steps = 20;
-        cfg.train.warmup = 2;
-        cfg.log.val_every = 0;
-        cfg.log.checkpoint_every = 0;
-        cfg.log.val_clips = 4;
-        cfg.sample.n = 1;
-        cfg.sample.steps = 4;
-        eval_prompts = 8;
-        eprintln!("demo --quick: every stage at the smallest size; its numbers mean nothing");
-    }
-    // Never overwrite an earlier demo: take the first free name.
-    let base = cfg.name.clone();
-    let mut k = 2;
-    while cfg.out_dir.join(&cfg.name).exists() {
-        cfg.name = format!("{base}-{k}");
-        k += 1;
-    }
-    train_and_report(&cfg, false)?;
-    let run = cfg.out_dir.join(&cfg.name);
-    eprintln!("evaluating {eval_prompts} held-out prompts …");
-    let opts = freezeframe_train::evaluate::EvalOptions {
-        n: eval_prompts,
-        steps: if quick { 4 } else { 30 },
-        ..Default::default()
-    };
-    let r = freezeframe_train::evaluate::evaluate_run(&Run::new(&run), &opts)?;
-    if let Some(a) = &r.comparison.alignment {
-        let directions = cfg
-            .data
-            .motions
-            .iter()
-            .filter(|m| **m != Motion::Static)
-            .count();
-        let figure = |x: f32, scale: f32, unit: &str| {
-            if x.is_finite() {
-                format!("{:.2}{unit}", scale * x)
-            } else {
-                "n/a".to_string()
-            }
-        };
-        println!(
-            "direction accuracy {} on moving prompts (chance {}), colour {}, tracked motion ratio {}",
-            figure(a.direction_moving, 100.0, "%"),
-            figure(1.0 / directions as f32, 100.0, "%"),
-            figure(a.colour, 100.0, "%"),
-            figure(r.comparison.tracked_motion_ratio, 1.0, "")
-        );
-    }
-    println!("evaluation: {}", run.join("eval.md").display());
-    Ok(())
-}
-
-/// The embedded image model as a file the run config can name: written once into `out_dir`
-/// under a name that carries its hash (so a retrained model gets a file of its own), reused
-/// while its bytes are the shipped ones, and never written over a different file.
-fn shipped_image_model(out_dir: &Path) -> Result<PathBuf> {
-    let hash = freezeframe_model::text::fnv1a(0, IMAGE_MODEL);
-    let path = out_dir.join(format!(
-        "shipped-image-model-{:08x}.safetensors",
-        hash >> 32
-    ));
-    match std::fs::read(&path) {
-        Ok(bytes) if bytes == IMAGE_MODEL => return Ok(path),
-        Ok(_) => bail!(
-            "{} exists and is not the shipped image model; move it away and run demo again",
-            path.display()
-        ),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("read {}", path.display())),
-    }
-    std::fs::create_dir_all(out_dir).with_context(|| format!("create {}", out_dir.display()))?;
-    let tmp = path.with_extension("safetensors.tmp");
-    std::fs::write(&tmp, IMAGE_MODEL).with_context(|| format!("write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).with_context(|| format!("rename to {}", path.display()))?;
-    Ok(path)
 }
 
 fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {

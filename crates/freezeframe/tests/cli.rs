@@ -89,33 +89,37 @@ fn data_and_model_commands_run() {
 }
 
 #[test]
-fn demo_quick_runs_every_stage_and_never_writes_over_a_users_file() {
+fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_file() {
     let dir = std::env::temp_dir().join(format!("ff-cli-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let out_dir = dir.to_str().unwrap();
     let (ok, out, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
     assert!(ok, "{out}{err}");
-    let run = dir.join("demo-quick");
-    assert!(
-        run.join("eval.md").is_file() && run.join("eval.json").is_file(),
-        "{out}"
-    );
-    assert!(
-        out.contains("direction accuracy") && out.contains("eval.md"),
-        "{out}"
-    );
-    let gifs = std::fs::read_dir(run.join("samples").join("final"))
-        .unwrap()
-        .count();
-    assert_eq!(gifs, 5, "one GIF per demo prompt");
-    let config = std::fs::read_to_string(run.join("config.toml")).unwrap();
-    assert!(config.contains("shipped-image-model-"), "{config}");
-    // A second demo reuses the written image model and takes the next free run name.
+    let study = dir.join("demo-quick");
+    for f in ["report.html", "report.md", "results.json"] {
+        assert!(study.join(f).is_file(), "{f} missing: {out}");
+    }
+    assert!(out.contains("report: ") && out.contains("claim 1 ("), "{out}");
+    let md = std::fs::read_to_string(study.join("report.md")).unwrap();
+    assert!(md.starts_with("# ") && md.contains("QUICK SMOKE TEST"), "{md}");
+    let runs: Vec<_> = std::fs::read_dir(study.join("runs")).unwrap().collect();
+    assert_eq!(runs.len(), 6, "3 strategies × 2 seeds");
+    check_in_browser(&study.join("report.html"), 15);
+    // Every run started from the shipped image model except none (the demo has no scratch).
+    for r in std::fs::read_dir(study.join("runs")).unwrap() {
+        let config = std::fs::read_to_string(r.unwrap().path().join("config.toml")).unwrap();
+        assert!(config.contains("shipped-image-model-"), "{config}");
+    }
+    // A second demo finds every run finished and only rewrites the report.
+    let stamp = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
+    let first = study.join("runs").read_dir().unwrap().next().unwrap().unwrap().path();
+    let before = stamp(&first.join("ablate.json"));
     let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
-    assert!(ok && dir.join("demo-quick-2").is_dir(), "{err}");
+    assert!(ok, "{err}");
+    assert_eq!(stamp(&first.join("ablate.json")), before, "a finished run was repeated");
     // A different file where the image model goes is refused and left as it was.
-    let path = std::fs::read_dir(&dir)
+    let path = std::fs::read_dir(&study)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.to_string_lossy().contains("shipped-image-model-"))
@@ -125,4 +129,96 @@ fn demo_quick_runs_every_stage_and_never_writes_over_a_users_file() {
     assert!(!ok && err.contains("not the shipped image model"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"my notes");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn ablate_reports_its_own_errors_before_anything_trains() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-ablate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/calibrated-full.toml");
+    let write = |name: &str, body: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, format!("name = \"t\"\nbase = \"{base}\"\n{body}")).unwrap();
+        p
+    };
+    let bad_plan = dir.join("bad-plan.toml");
+    std::fs::write(
+        &bad_plan,
+        "init = \"image\"\n[groups]\nt = [\"blocks.*.temporal.**\"]\n[[phase]]\ntrain = [\"t\"]\n",
+    )
+    .unwrap();
+    let cases = [
+        (write("twice.toml", "strategies = [\"full\", \"full\"]\nseeds = [0]\n"), "named twice"),
+        (write("noseed.toml", "strategies = [\"full\"]\nseeds = []\n"), "seeds is empty"),
+        (write("typo.toml", "strategies = [\"full\"]\nseeds = [0]\nsteps = 3\n"), "steps"),
+        (
+            write("plan.toml", "strategies = [\"full\", \"bad-plan.toml\"]\nseeds = [0]\n"),
+            "bad-plan",
+        ),
+    ];
+    for (config, needle) in cases {
+        let out = dir.join("out");
+        let (ok, _, err) = ff(&[
+            "ablate",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains(needle), "{needle}: {err}");
+        assert!(!out.join("runs").exists(), "{needle}: something was trained");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Opens a report in headless Chromium (Debian's `chromium`; CI sets
+/// FREEZEFRAME_REQUIRE_CHROMIUM=1, elsewhere a missing browser skips the check): the DOM must
+/// hold the tables, the inline charts and `gifs` GIFs, and the screenshot must show them — the
+/// GIFs are dark, so a page whose images failed to decode has far fewer dark pixels. The
+/// screenshot is kept as `report-screenshot.png` in Cargo's test tmpdir.
+fn check_in_browser(report: &std::path::Path, gifs: usize) {
+    let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+    else {
+        assert!(
+            std::env::var("FREEZEFRAME_REQUIRE_CHROMIUM").is_err(),
+            "FREEZEFRAME_REQUIRE_CHROMIUM is set but no chromium was found"
+        );
+        eprintln!("no chromium: the report was not checked in a browser");
+        return;
+    };
+    let url = format!("file://{}", report.canonicalize().unwrap().display());
+    let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"];
+    let dom = Command::new(browser)
+        .args(flags)
+        .args(["--dump-dom", &url])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&dom.stdout);
+    assert!(dom.matches("<table").count() >= 5, "tables missing from the DOM");
+    assert!(dom.matches("<svg").count() >= 2, "charts missing from the DOM");
+    assert_eq!(dom.matches("class=\"gif\"").count(), gifs, "GIFs missing from the DOM");
+    let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
+    let (w, h) = (1280usize, 4000usize);
+    let ok = Command::new(browser)
+        .args(flags)
+        .arg(format!("--window-size={w},{h}"))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(ok.status.success() && shot.is_file(), "no screenshot");
+    let gray = Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-i"])
+        .arg(&shot)
+        .args(["-f", "rawvideo", "-pix_fmt", "gray", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(gray.stdout.len(), w * h, "screenshot size");
+    let dark = gray.stdout.iter().filter(|&&p| p < 60).count();
+    // Each GIF is drawn 200 px wide and square; at least half of their area must be there.
+    assert!(dark > gifs * 200 * 200 / 2, "only {dark} dark pixels: the GIFs did not render");
+    eprintln!("report screenshot: {}", shot.display());
 }

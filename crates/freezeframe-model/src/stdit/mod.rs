@@ -85,6 +85,29 @@ impl Stdit {
     /// `x` [B, T, C, H, W] noisy video, `t` [B] in [0, 1] → velocity [B, T, C, H, W].
     /// T = 1 is image mode: the temporal branch is skipped.
     pub fn forward(&self, x: Tensor<5>, t: Tensor<1>, caption: &CaptionBatch) -> Tensor<5> {
+        self.forward_keeping(x, t, caption, None)
+    }
+
+    /// [`Stdit::forward`] that also returns every block's output, [B, T·S, D] each — the
+    /// representations the lab compares across models (linear CKA).
+    pub fn forward_with_blocks(
+        &self,
+        x: Tensor<5>,
+        t: Tensor<1>,
+        caption: &CaptionBatch,
+    ) -> (Tensor<5>, Vec<Tensor<3>>) {
+        let mut kept = Vec::with_capacity(self.blocks.len());
+        let out = self.forward_keeping(x, t, caption, Some(&mut kept));
+        (out, kept)
+    }
+
+    fn forward_keeping(
+        &self,
+        x: Tensor<5>,
+        t: Tensor<1>,
+        caption: &CaptionBatch,
+        mut keep: Option<&mut Vec<Tensor<3>>>,
+    ) -> Tensor<5> {
         let [b, frames, c, h, w] = x.dims();
         let device = x.device();
         let d = self.hidden;
@@ -121,6 +144,9 @@ impl Stdit {
                 tpe: (i == 0 && !in_stream).then_some(&tpe),
             };
             x = block.forward(x, &ctx);
+            if let Some(k) = keep.as_deref_mut() {
+                k.push(x.clone());
+            }
         }
         let x = self.final_layer.forward(x, t_emb); // [B, N, p·p·C]
         self.unpatchify(x, frames, c, h, w)

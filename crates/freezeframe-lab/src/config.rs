@@ -1,0 +1,273 @@
+//! The ablation config (TOML): a base run config every strategy shares, the strategies, the
+//! seeds, where image weights come from, the evaluation, and the claims with their decision
+//! rules. Unknown keys are errors that name the key.
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use freezeframe_train::RunConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::error::LabError;
+use crate::metrics::METRICS;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AblationConfig {
+    pub name: String,
+    /// The run config every strategy shares (world, model, budget), relative to this file.
+    pub base: PathBuf,
+    /// Plan presets or plan files (relative to this file); each is one row of the report.
+    pub strategies: Vec<String>,
+    pub seeds: Vec<u64>,
+    #[serde(default)]
+    pub image: ImageSection,
+    #[serde(default)]
+    pub budget: BudgetSection,
+    #[serde(default)]
+    pub eval: EvalSection,
+    /// Significance level of every verdict's test.
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    #[serde(default)]
+    pub claims: Vec<Claim>,
+}
+
+fn default_alpha() -> f64 {
+    0.05
+}
+
+/// Where the image weights come from: `from` (`"shipped"`, the default, or a `.safetensors`
+/// file with Open-Sora keys), or `pretrain`, an image run config trained once and cached by
+/// the hash of its config.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageSection {
+    pub from: Option<PathBuf>,
+    pub pretrain: Option<PathBuf>,
+}
+
+/// Overrides of the base run's budget and logging, the same for every strategy.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetSection {
+    pub steps: Option<usize>,
+    pub batch_size: Option<usize>,
+    /// Per-group gradient norms every this many steps.
+    pub diag_every: Option<usize>,
+    /// Would-be gradient norms of frozen groups every this many steps.
+    pub frozen_grad_every: Option<usize>,
+    pub val_every: Option<usize>,
+    pub checkpoint_every: Option<usize>,
+    /// Samples per prompt in each run's GIFs.
+    pub sample_n: Option<usize>,
+    pub sample_steps: Option<usize>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSection {
+    /// Held-out prompts sampled per run (the same prompts and noise for every run).
+    pub n: usize,
+    pub steps: usize,
+    pub cfg: f32,
+    pub seed: u64,
+}
+
+impl Default for EvalSection {
+    fn default() -> Self {
+        Self {
+            n: 64,
+            steps: 30,
+            cfg: 4.0,
+            seed: 0,
+        }
+    }
+}
+
+/// Which way the claim expects `strategy`'s metric to lie from `against`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    Lower,
+    Higher,
+}
+
+/// A claim and its decision rule: Welch's t-test of `metric` between `strategy` and each of
+/// `against` (`["*"]`: every other strategy of the grid) across seeds. Supported when every
+/// comparison is significant at `alpha` in the expected direction; contradicted when any is
+/// significant in the other direction; inconclusive otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claim {
+    pub id: String,
+    pub text: String,
+    pub strategy: String,
+    pub against: Vec<String>,
+    pub metric: String,
+    pub expect: Expect,
+}
+
+impl AblationConfig {
+    pub fn load(path: &Path) -> Result<Self, LabError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LabError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let mut cfg = Self::parse(&text, path)?;
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        Ok(cfg)
+    }
+
+    /// Parses and validates; `path` only labels errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, LabError> {
+        let cfg: Self = toml::from_str(text).map_err(|e| LabError::Config {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        cfg.validate().map_err(|message| LabError::Config {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Makes the base, plan files and image paths relative to the config's folder.
+    fn resolve_paths(&mut self, dir: &Path) {
+        let join = |p: &Path| {
+            if p.is_relative() {
+                dir.join(p)
+            } else {
+                p.to_path_buf()
+            }
+        };
+        self.base = join(&self.base);
+        for s in &mut self.strategies {
+            let is_preset = freezeframe_plan::PRESETS.iter().any(|(n, _)| n == s);
+            if !is_preset && Path::new(s.as_str()).is_relative() {
+                *s = dir.join(s.as_str()).display().to_string();
+            }
+        }
+        if let Some(f) = &self.image.from
+            && f != Path::new("shipped")
+        {
+            self.image.from = Some(join(f));
+        }
+        if let Some(p) = &self.image.pretrain {
+            self.image.pretrain = Some(join(p));
+        }
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if self.strategies.is_empty() {
+            return Err("strategies is empty: name at least one plan".into());
+        }
+        let mut seen = HashSet::new();
+        for s in &self.strategies {
+            if !seen.insert(label(s)) {
+                return Err(format!("strategies: `{}` is named twice", label(s)));
+            }
+        }
+        if self.seeds.is_empty() {
+            return Err("seeds is empty: give at least one seed (three for intervals)".into());
+        }
+        let mut seeds = HashSet::new();
+        for s in &self.seeds {
+            if !seeds.insert(s) {
+                return Err(format!("seeds: {s} is listed twice"));
+            }
+        }
+        if self.image.from.is_some() && self.image.pretrain.is_some() {
+            return Err("[image]: set `from` or `pretrain`, not both".into());
+        }
+        if !(self.alpha > 0.0 && self.alpha < 1.0) {
+            return Err(format!("alpha = {} must lie in (0, 1)", self.alpha));
+        }
+        if self.eval.n == 0 || self.eval.steps == 0 {
+            return Err("[eval]: n and steps must be at least 1".into());
+        }
+        for c in &self.claims {
+            if !METRICS.iter().any(|m| m.key == c.metric) && !c.metric.starts_with("probe_") {
+                let keys: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
+                return Err(format!(
+                    "claims `{}`: metric = {:?} is not one of {keys:?} or probe_<class>",
+                    c.id, c.metric
+                ));
+            }
+            if c.against.is_empty() {
+                return Err(format!("claims `{}`: against is empty", c.id));
+            }
+        }
+        Ok(())
+    }
+
+    /// The base run config with the budget overrides applied.
+    pub fn base_config(&self) -> Result<RunConfig, LabError> {
+        let mut cfg = RunConfig::load(&self.base).map_err(|e| LabError::Config {
+            path: self.base.clone(),
+            message: e.to_string(),
+        })?;
+        self.apply_budget(&mut cfg);
+        Ok(cfg)
+    }
+
+    pub fn apply_budget(&self, cfg: &mut RunConfig) {
+        let b = &self.budget;
+        let set = |dst: &mut usize, v: Option<usize>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut cfg.train.steps, b.steps);
+        set(&mut cfg.train.batch_size, b.batch_size);
+        set(&mut cfg.log.diag_every, b.diag_every);
+        set(&mut cfg.log.frozen_grad_every, b.frozen_grad_every);
+        set(&mut cfg.log.val_every, b.val_every);
+        set(&mut cfg.log.checkpoint_every, b.checkpoint_every);
+        set(&mut cfg.sample.n, b.sample_n);
+        set(&mut cfg.sample.steps, b.sample_steps);
+    }
+}
+
+/// A strategy's row name: the preset name, or a plan file's stem.
+pub fn label(strategy: &str) -> String {
+    if freezeframe_plan::PRESETS.iter().any(|(n, _)| *n == strategy) {
+        return strategy.to_string();
+    }
+    Path::new(strategy)
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_string())
+        .unwrap_or_else(|| strategy.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OK: &str = r#"
+name = "t"
+base = "base.toml"
+strategies = ["full", "temporal-only"]
+seeds = [0, 1]
+"#;
+
+    fn err(text: &str) -> String {
+        match AblationConfig::parse(text, Path::new("a.toml")) {
+            Err(e) => e.to_string(),
+            Ok(_) => panic!("accepted: {text}"),
+        }
+    }
+
+    #[test]
+    fn parses_and_rejects_what_it_should() {
+        assert!(AblationConfig::parse(OK, Path::new("a.toml")).is_ok());
+        assert!(err(&OK.replace("[0, 1]", "[]")).contains("seeds is empty"));
+        assert!(err(&OK.replace("[0, 1]", "[1, 1]")).contains("listed twice"));
+        assert!(err(&OK.replace("\"temporal-only\"", "\"full\"")).contains("named twice"));
+        assert!(err(&OK.replace("[\"full\", \"temporal-only\"]", "[]")).contains("strategies is empty"));
+        assert!(err(&format!("{OK}colour = 1\n")).contains("colour"));
+        let bad_metric = format!(
+            "{OK}[[claims]]\nid = \"1\"\ntext = \"x\"\nstrategy = \"full\"\nagainst = [\"*\"]\nmetric = \"speed\"\nexpect = \"lower\"\n"
+        );
+        assert!(err(&bad_metric).contains("metric = \"speed\""));
+    }
+}

@@ -1,0 +1,264 @@
+//! `freezeframe ablate`: image weights → inflation check → strategies × seeds → evaluation →
+//! results and report. Every step is read back from folders, so a re-run resumes where the
+//! last one stopped and a finished study only rewrites its report.
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use freezeframe_train::RunConfig;
+use serde::Serialize;
+
+use crate::config::{AblationConfig, label};
+use crate::error::{LabError, io};
+use crate::explain::{InflationCheck, inflation_check};
+use crate::grid::{Cell, CellOptions, CellOutcome, cells, is_done, run_cell, write_json_atomic};
+use crate::image::{ImageWeights, image_weights};
+use crate::metrics::{RunResult, collect};
+use crate::stats::{Summary, summarise};
+use crate::verdict::{Verdict, decide};
+
+/// What the report says about how it was made.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Meta {
+    pub command: String,
+    pub commit: String,
+    pub machine: String,
+    /// A smoke-test study: the report says on top that its numbers mean nothing.
+    pub quick: bool,
+    /// Strategies or seeds of the full study this one leaves out, and why.
+    pub left_out: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct StudyOptions {
+    pub progress: bool,
+    /// `(i, n)`: run only the cells whose index is i mod n, and write no report (a `--jobs`
+    /// worker process).
+    pub shard: Option<(usize, usize)>,
+    /// Train at most this many cells in this call (tests interrupt grids this way).
+    pub max_cells: Option<usize>,
+    /// Stop each run after this many steps of this call (tests interrupt runs this way).
+    pub stop_after: Option<usize>,
+    pub meta: Meta,
+}
+
+pub enum StudyOutcome {
+    Complete {
+        report: PathBuf,
+        results: Box<Results>,
+        image: ImageWeights,
+    },
+    Partial {
+        done: usize,
+        total: usize,
+        image: ImageWeights,
+    },
+}
+
+/// Everything the report shows, also written as `results.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub name: String,
+    pub meta: Meta,
+    pub strategies: Vec<String>,
+    pub seeds: Vec<u64>,
+    pub steps: usize,
+    pub batch_size: usize,
+    pub alpha: f64,
+    /// Sum of the runs' last attempts (training, evaluation, measurements), seconds.
+    pub wall_seconds: f64,
+    pub inflation: InflationCheck,
+    pub runs: Vec<RunResult>,
+    /// Strategy → metric → mean and 95 % interval across seeds.
+    pub summary: BTreeMap<String, BTreeMap<String, Summary>>,
+    pub verdicts: Vec<Verdict>,
+    /// The base run's sample prompts (the GIF columns).
+    pub prompts: Vec<String>,
+    /// The world and model every run shares, in words.
+    pub setting: String,
+}
+
+/// The image weights, the shared base config and the validated grid.
+pub struct Prepared {
+    pub image: ImageWeights,
+    pub base: RunConfig,
+    pub cells: Vec<Cell>,
+}
+
+/// `base` is the shared run config with the budget applied ([`AblationConfig::base_config`]).
+pub fn prepare(
+    ab: &AblationConfig,
+    base: RunConfig,
+    out: &Path,
+    progress: bool,
+) -> Result<Prepared, LabError> {
+    std::fs::create_dir_all(out).map_err(io(format!("create {}", out.display())))?;
+    let image = image_weights(ab, out, progress)?;
+    let cells = cells(ab, &base, &image, out)?;
+    Ok(Prepared { image, base, cells })
+}
+
+/// Runs (or resumes) the study into `out`.
+pub fn run_study(
+    ab: &AblationConfig,
+    base: RunConfig,
+    out: &Path,
+    opts: &StudyOptions,
+) -> Result<StudyOutcome, LabError> {
+    let Prepared { image, base, cells } = prepare(ab, base, out, opts.progress)?;
+    let inflation = inflation_check(&base, &image.path)?;
+    tracing::info!(
+        max_abs_diff = inflation.max_abs_diff,
+        weights_only = inflation.max_abs_diff_weights,
+        "inflated model against the image model, frame by frame"
+    );
+    let mine: Vec<&Cell> = cells
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k))
+        .map(|(_, c)| c)
+        .collect();
+    let grid = freezeframe_train::progress::bar(
+        mine.len() as u64,
+        opts.progress,
+        "grid [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+    );
+    let mut trained = 0;
+    for cell in &mine {
+        grid.set_position(mine.iter().filter(|c| is_done(&c.run())).count() as u64);
+        if is_done(&cell.run()) {
+            continue;
+        }
+        if opts.max_cells.is_some_and(|m| trained >= m) {
+            break;
+        }
+        grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
+        let copts = CellOptions {
+            progress: opts.progress,
+            stop_after: opts.stop_after,
+        };
+        trained += 1;
+        if run_cell(cell, ab, &image, &copts)? == CellOutcome::Interrupted {
+            break;
+        }
+    }
+    let done = cells.iter().filter(|c| is_done(&c.run())).count();
+    grid.set_position(mine.iter().filter(|c| is_done(&c.run())).count() as u64);
+    freezeframe_train::progress::finish(&grid);
+    if done < cells.len() || opts.shard.is_some() {
+        return Ok(StudyOutcome::Partial {
+            done,
+            total: cells.len(),
+            image,
+        });
+    }
+    let results = results(ab, &base, &cells, out, inflation, &opts.meta)?;
+    let report = crate::report::write(&results, out)?;
+    Ok(StudyOutcome::Complete {
+        report,
+        results: Box::new(results),
+        image,
+    })
+}
+
+/// Reads every finished run and applies the claims' rules.
+pub fn results(
+    ab: &AblationConfig,
+    base: &RunConfig,
+    cells: &[Cell],
+    out: &Path,
+    inflation: InflationCheck,
+    meta: &Meta,
+) -> Result<Results, LabError> {
+    let mut runs = Vec::new();
+    let mut wall = 0.0;
+    for c in cells {
+        runs.push(collect(out, &c.rel(), &c.strategy, c.seed)?);
+        let done: crate::grid::Done = serde_json::from_str(
+            &std::fs::read_to_string(crate::grid::done_path(&c.run()))
+                .map_err(io("read ablate.json"))?,
+        )
+        .map_err(|e| LabError::Results {
+            path: crate::grid::done_path(&c.run()),
+            message: e.to_string(),
+        })?;
+        wall += done.attempt_seconds;
+    }
+    let strategies: Vec<String> = ab.strategies.iter().map(|s| label(s)).collect();
+    let values = |strategy: &str, metric: &str| -> Option<Vec<f64>> {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.strategy == strategy)
+            .map(|r| r.values.get(metric).copied().unwrap_or(f64::NAN))
+            .collect();
+        (!v.is_empty()).then_some(v)
+    };
+    let mut summary = BTreeMap::new();
+    for s in &strategies {
+        let keys: std::collections::BTreeSet<&String> = runs
+            .iter()
+            .filter(|r| &r.strategy == s)
+            .flat_map(|r| r.values.keys())
+            .collect();
+        let row: BTreeMap<String, Summary> = keys
+            .into_iter()
+            .filter_map(|k| values(s, k).map(|v| (k.clone(), summarise(&v))))
+            .collect();
+        summary.insert(s.clone(), row);
+    }
+    let verdicts = ab
+        .claims
+        .iter()
+        .map(|c| decide(c, &strategies, ab.alpha, |s| values(s, &c.metric)))
+        .collect();
+    Ok(Results {
+        name: ab.name.clone(),
+        meta: meta.clone(),
+        strategies,
+        seeds: ab.seeds.clone(),
+        steps: base.train.steps,
+        batch_size: base.train.batch_size,
+        alpha: ab.alpha,
+        wall_seconds: wall,
+        inflation,
+        runs,
+        summary,
+        verdicts,
+        prompts: base.sample.prompts.clone(),
+        setting: setting(base),
+    })
+}
+
+/// Writes `results` as JSON.
+pub fn write_results(results: &Results, path: &Path) -> Result<(), LabError> {
+    let value = serde_json::to_value(results).map_err(|e| LabError::Results {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    write_json_atomic(path, &value)
+}
+
+fn setting(base: &RunConfig) -> String {
+    let d = &base.data;
+    let world = match (&d.csv, &d.cache) {
+        (Some(csv), _) => format!("videos of {}", csv.display()),
+        (None, Some(cache)) => format!("clip cache {}", cache.display()),
+        (None, None) => format!(
+            "synthetic world: colours {:?}, shapes {:?}, motions {:?}",
+            d.colours, d.shapes, d.motions
+        )
+        .to_lowercase(),
+    };
+    let m = &base.model;
+    format!(
+        "{} frames of {}×{}; {world}. Model `{}` (hidden {}, depth {}, patch {}), temporal position `{}`.",
+        d.frames,
+        d.size,
+        d.size,
+        m.preset,
+        m.hidden.map_or("preset".into(), |v| v.to_string()),
+        m.depth.map_or("preset".into(), |v| v.to_string()),
+        m.patch.map_or("preset".into(), |v| v.to_string()),
+        m.temporal_pos
+            .map_or("attention".into(), |p| format!("{p:?}").to_lowercase()),
+    )
+}

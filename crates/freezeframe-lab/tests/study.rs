@@ -1,0 +1,198 @@
+//! The lab end to end at the smallest size: resume after a run killed mid-grid, the image
+//! pre-training cache, and the report's contents.
+use std::path::{Path, PathBuf};
+
+use freezeframe_lab::study::{StudyOptions, StudyOutcome, run_study};
+use freezeframe_lab::{AblationConfig, demo::demo_config};
+use freezeframe_train::RunConfig;
+
+fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff-lab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn quick() -> (AblationConfig, RunConfig) {
+    let (mut ab, base, _) = demo_config(true).expect("embedded demo config");
+    ab.strategies = vec!["full".into(), "temporal-only".into()];
+    (ab, base)
+}
+
+fn opts() -> StudyOptions {
+    StudyOptions::default()
+}
+
+fn complete(o: StudyOutcome) -> freezeframe_lab::study::Results {
+    match o {
+        StudyOutcome::Complete { results, .. } => *results,
+        StudyOutcome::Partial { done, total, .. } => panic!("only {done} of {total} runs finished"),
+    }
+}
+
+/// Figures that must not depend on interruptions (wall-clock figures excluded).
+fn figures(r: &freezeframe_lab::study::Results) -> Vec<(String, u64, Vec<(String, f64)>)> {
+    let timing = ["step_seconds", "train_seconds", "peak_rss_mib"];
+    r.runs
+        .iter()
+        .map(|x| {
+            let v = x
+                .values
+                .iter()
+                .filter(|(k, _)| !timing.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            (x.strategy.clone(), x.seed, v)
+        })
+        .collect()
+}
+
+#[test]
+fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
+    let (ab, base) = quick();
+    let whole = temp("whole");
+    let reference = complete(run_study(&ab, base.clone(), &whole, &opts()).expect("grid"));
+    assert_eq!(reference.runs.len(), 4);
+
+    let cut = temp("cut");
+    // One run finishes, then the next is stopped half-way (a checkpoint at step 3 of 6).
+    let first = run_study(&ab, base.clone(), &cut, &StudyOptions { max_cells: Some(1), ..opts() })
+        .expect("first call");
+    assert!(matches!(first, StudyOutcome::Partial { done: 1, total: 4, .. }));
+    let second = run_study(
+        &ab,
+        base.clone(),
+        &cut,
+        &StudyOptions {
+            max_cells: Some(1),
+            stop_after: Some(3),
+            ..opts()
+        },
+    )
+    .expect("second call");
+    assert!(matches!(second, StudyOutcome::Partial { done: 1, .. }));
+    let finished: Vec<PathBuf> = std::fs::read_dir(cut.join("runs"))
+        .expect("runs")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.join("ablate.json").is_file())
+        .collect();
+    assert_eq!(finished.len(), 1);
+    let marker = std::fs::read(finished[0].join("ablate.json")).expect("marker");
+    let resumed = complete(run_study(&ab, base, &cut, &opts()).expect("third call"));
+    assert_eq!(
+        std::fs::read(finished[0].join("ablate.json")).expect("marker"),
+        marker,
+        "the finished run was repeated"
+    );
+    assert_eq!(figures(&resumed), figures(&reference));
+    for d in [whole, cut] {
+        let _ = std::fs::remove_dir_all(d);
+    }
+}
+
+fn image_config(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let path = dir.join("image.toml");
+    std::fs::write(
+        &path,
+        r#"name = "image"
+plan = "scratch"
+[model]
+preset = "small"
+hidden = 96
+depth = 4
+heads = 4
+patch = 2
+text_dim = 32
+[data]
+size = 16
+image_mode = true
+object_size = [3.0, 3.0]
+[train]
+batch_size = 2
+steps = 2
+warmup = 1
+[log]
+val_clips = 2
+[sample]
+prompts = ["a red circle"]
+n = 1
+steps = 2
+"#,
+    )
+    .expect("write");
+    path
+}
+
+#[test]
+fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
+    let (mut ab, base) = quick();
+    ab.seeds = vec![0];
+    let out = temp("image");
+    ab.image.from = None;
+    ab.image.pretrain = Some(image_config(&out.join("cfg")));
+    let first = run_study(&ab, base.clone(), &out, &opts()).expect("first");
+    let StudyOutcome::Complete { image, results, .. } = first else {
+        panic!("incomplete")
+    };
+    assert!(!image.cached, "the first study trains the image model");
+    assert!(image.path.starts_with(&out) && image.path.join("config.toml").is_file());
+    for r in &results.runs {
+        let cfg = std::fs::read_to_string(out.join(&r.run).join("config.toml")).expect("config");
+        assert!(cfg.contains(&*image.path.to_string_lossy()), "{cfg}");
+    }
+    let metrics = std::fs::read(image.path.join("metrics.jsonl")).expect("metrics");
+    // A second study with more seeds reuses the image run as it is.
+    ab.seeds = vec![0, 1];
+    let second = run_study(&ab, base, &out, &opts()).expect("second");
+    let StudyOutcome::Complete { image: again, .. } = second else {
+        panic!("incomplete")
+    };
+    assert!(again.cached && again.path == image.path);
+    assert_eq!(std::fs::read(image.path.join("metrics.jsonl")).expect("metrics"), metrics);
+    let _ = std::fs::remove_dir_all(out);
+}
+
+#[test]
+fn the_report_has_every_strategy_every_claim_and_no_nan() {
+    let (ab, base, left_out) = demo_config(true).expect("demo config");
+    let out = temp("report");
+    let o = StudyOptions {
+        meta: freezeframe_lab::Meta {
+            quick: true,
+            left_out,
+            ..Default::default()
+        },
+        ..opts()
+    };
+    let results = complete(run_study(&ab, base, &out, &o).expect("study"));
+    let md = std::fs::read_to_string(out.join("report.md")).expect("md");
+    let html = std::fs::read_to_string(out.join("report.html")).expect("html");
+    for s in &ab.strategies {
+        assert!(md.contains(&format!("| `{s}` |")), "row {s} missing");
+    }
+    for c in &ab.claims {
+        let line = md
+            .lines()
+            .find(|l| l.starts_with(&format!("| {}. ", c.id)))
+            .unwrap_or_else(|| panic!("claim {} missing", c.id));
+        assert!(
+            ["supported", "contradicted", "inconclusive", "not tested"]
+                .iter()
+                .any(|w| line.contains(&format!("**{w}**"))),
+            "{line}"
+        );
+    }
+    assert_eq!(results.verdicts.len(), ab.claims.len());
+    for text in [&md, &html] {
+        assert!(!text.contains("NaN") && !text.contains("inf "), "NaN printed");
+    }
+    assert!(md.contains("QUICK SMOKE TEST") && md.contains("Left out"));
+    // Self-contained: charts inline, GIFs inline, nothing fetched.
+    assert!(html.contains("<svg") && html.contains("data:image/gif;base64,"));
+    assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("json"))
+            .expect("valid JSON");
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(6));
+    let _ = std::fs::remove_dir_all(out);
+}

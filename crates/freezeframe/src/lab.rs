@@ -1,0 +1,186 @@
+//! `freezeframe ablate` and `freezeframe demo`: the study, from the command line.
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use freezeframe_lab::study::{Meta, StudyOptions, StudyOutcome, prepare, run_study};
+use freezeframe_lab::{AblationConfig, grid};
+use freezeframe_train::RunConfig;
+
+/// `ablate --config FILE [--out DIR] [--jobs N]`; `shard` is set in `--jobs` worker processes.
+pub fn ablate(config: &Path, out: Option<PathBuf>, jobs: usize, shard: Option<&str>) -> Result<()> {
+    let ab = AblationConfig::load(config)?;
+    let base = ab.base_config()?;
+    let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&ab.name));
+    let meta = meta(false, Vec::new());
+    if let Some(s) = shard {
+        let shard = parse_shard(s)?;
+        let opts = StudyOptions {
+            progress: false,
+            shard: Some(shard),
+            meta,
+            ..StudyOptions::default()
+        };
+        run_study(&ab, base, &out, &opts)?;
+        return Ok(());
+    }
+    if jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    if jobs > 1 {
+        run_workers(config, &ab, base.clone(), &out, jobs)?;
+    }
+    let opts = StudyOptions {
+        progress: true,
+        meta,
+        ..StudyOptions::default()
+    };
+    finish(run_study(&ab, base, &out, &opts)?)
+}
+
+/// The small study (`demo`) or the smoke test (`demo --quick`) into `out_dir/demo[-quick]`;
+/// a re-run resumes it.
+pub fn demo(out_dir: &Path, quick: bool) -> Result<()> {
+    let (ab, base, left_out) = freezeframe_lab::demo::demo_config(quick)?;
+    if quick {
+        eprintln!("demo --quick: every stage at the smallest size; its numbers mean nothing");
+    }
+    let out = out_dir.join(&ab.name);
+    eprintln!(
+        "demo: {} × seeds {:?}, {} steps each, from the shipped image model, into {}",
+        ab.strategies.join(", "),
+        ab.seeds,
+        base.train.steps,
+        out.display()
+    );
+    let opts = StudyOptions {
+        progress: true,
+        meta: meta(quick, left_out),
+        ..StudyOptions::default()
+    };
+    finish(run_study(&ab, base, &out, &opts)?)
+}
+
+fn finish(outcome: StudyOutcome) -> Result<()> {
+    match outcome {
+        StudyOutcome::Complete {
+            report, results, ..
+        } => {
+            for v in &results.verdicts {
+                println!(
+                    "claim {} ({}): {}",
+                    v.claim.id,
+                    v.claim.text,
+                    v.outcome.word()
+                );
+            }
+            println!("report: {}", report.display());
+            println!(
+                "        {}",
+                report.with_file_name("report.md").display()
+            );
+            Ok(())
+        }
+        StudyOutcome::Partial { done, total, .. } => {
+            println!("{done} of {total} runs finished; run the same command again to resume");
+            Ok(())
+        }
+    }
+}
+
+fn parse_shard(s: &str) -> Result<(usize, usize)> {
+    let (i, n) = s
+        .split_once('/')
+        .context("--shard takes i/n")?;
+    let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
+    if n == 0 || i >= n {
+        bail!("--shard {s}: need 0 ≤ i < n");
+    }
+    Ok((i, n))
+}
+
+/// Runs the grid in `jobs` worker processes (each `ablate --shard i/jobs`, with its share of
+/// the cores), drawing the grid bar from the run folders' done markers.
+fn run_workers(config: &Path, ab: &AblationConfig, base: RunConfig, out: &Path, jobs: usize) -> Result<()> {
+    // The image weights (a pre-training run included) are made once, before the workers start.
+    let prepared = prepare(ab, base, out, true)?;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = (cores / jobs).max(1);
+    let exe = std::env::current_exe().context("locate the freezeframe binary")?;
+    let mut children = Vec::new();
+    for i in 0..jobs {
+        let child = Command::new(&exe)
+            .arg("ablate")
+            .arg("--config")
+            .arg(config)
+            .arg("--out")
+            .arg(out)
+            .arg("--shard")
+            .arg(format!("{i}/{jobs}"))
+            .env("RAYON_NUM_THREADS", threads.to_string())
+            .spawn()
+            .with_context(|| format!("start worker {i}"))?;
+        children.push(child);
+    }
+    let bar = freezeframe_train::progress::bar(
+        prepared.cells.len() as u64,
+        true,
+        "grid [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+    );
+    bar.set_message(format!("{jobs} workers × {threads} threads"));
+    let mut failed = Vec::new();
+    while !children.is_empty() {
+        let done = prepared.cells.iter().filter(|c| grid::is_done(&c.run())).count();
+        bar.set_position(done as u64);
+        let mut still = Vec::new();
+        for mut c in children {
+            match c.try_wait()? {
+                Some(status) if !status.success() => failed.push(status.to_string()),
+                Some(_) => {}
+                None => still.push(c),
+            }
+        }
+        children = still;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    freezeframe_train::progress::finish(&bar);
+    if !failed.is_empty() {
+        bail!("{} worker(s) failed ({}); the finished runs are kept, run again to resume", failed.len(), failed.join(", "));
+    }
+    Ok(())
+}
+
+/// The command, commit and machine, for the report.
+fn meta(quick: bool, left_out: Vec<String>) -> Meta {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    let commit = match git(&["rev-parse", "--short", "HEAD"]) {
+        Some(c) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => format!("{c} (with uncommitted changes)"),
+        Some(c) => c,
+        None => "unknown (not run from a git checkout)".into(),
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Meta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        commit,
+        machine: format!("{cpu}, {cores} threads"),
+        quick,
+        left_out,
+    }
+}
