@@ -240,6 +240,21 @@ impl WorldConfig {
         if self.frames == 0 {
             return range("frames", "0".into(), "need at least one frame");
         }
+        if self.frames == 1 && !self.image_mode {
+            return range(
+                "frames",
+                "1".into(),
+                "one frame is an image: set image_mode = true (captions without motion)",
+            );
+        }
+        let (slow, fast) = (self.speeds.slow, self.speeds.fast);
+        if !(slow > 0.0 && slow.is_finite() && fast.is_finite() && fast >= slow) {
+            return range(
+                "speeds",
+                format!("{:?}", self.speeds),
+                "need 0 < slow ≤ fast, both finite",
+            );
+        }
         if self.size < 8 {
             return range(
                 "size",

@@ -33,7 +33,7 @@ pub fn rf_loss_per_sample_f32<const D: usize>(pred: Tensor<D>, target: Tensor<D>
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .unwrap_or_default()
+        .expect("f32 after convert::<f32>()")
 }
 
 /// [B] → [B, 1, 1, ...] of rank D.

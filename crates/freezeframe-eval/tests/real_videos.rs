@@ -160,6 +160,33 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
         "the stale shard is removed"
     );
 
+    // Files the cache never listed are not its to delete: a note in clips/ survives a re-run
+    // whose settings change every shard, and a folder that is not a cache is refused untouched.
+    std::fs::write(out.join("clips").join("notes.txt"), "mine").unwrap();
+    let other = PrepareSettings {
+        clips_per_video: 3,
+        ..settings.clone()
+    };
+    prepare(&d.join("list.csv"), &out, &other, |_, _| {}).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(out.join("clips").join("notes.txt")).unwrap(),
+        "mine"
+    );
+    let foreign = d.join("my-folder");
+    std::fs::create_dir_all(foreign.join("clips")).unwrap();
+    std::fs::write(foreign.join("clips").join("notes.txt"), "mine").unwrap();
+    let e = prepare(&d.join("list.csv"), &foreign, &settings, |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("not a clip cache"), "{e}");
+    assert_eq!(
+        std::fs::read_to_string(foreign.join("clips").join("notes.txt")).unwrap(),
+        "mine"
+    );
+    assert!(
+        !foreign.join("index.json").exists(),
+        "a foreign folder was written into"
+    );
+    prepare(&d.join("list.csv"), &out, &settings, |_, _| {}).unwrap();
+
     // A video shorter than a clip is skipped with its reason; a list with nothing usable is an
     // error, and still leaves skipped.csv behind.
     let short = d.join("short.avi");

@@ -49,10 +49,14 @@ fn bounds(lines: &[Line], log: bool) -> Option<(f64, f64, f64, f64)> {
             .chain(l.band.iter().flat_map(|b| [b.1, b.2]))
     });
     let ys: Vec<f64> = ys.filter(|y| y.is_finite() && (!log || *y > 0.0)).collect();
-    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| (a.min(x), b.max(x)));
+    let (x0, x1) = xs.fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+        (a.min(x), b.max(x))
+    });
     let (y0, y1) = ys
         .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| (a.min(*y), b.max(*y)));
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), y| {
+            (a.min(*y), b.max(*y))
+        });
     if !(x0.is_finite() && y0.is_finite()) {
         return None;
     }
@@ -129,7 +133,10 @@ where
             let mut poly: Vec<(f64, f64)> = l.band.iter().map(|b| (b.0, b.2)).collect();
             poly.extend(l.band.iter().rev().map(|b| (b.0, b.1)));
             chart
-                .draw_series(std::iter::once(Polygon::new(poly, colour.mix(0.18).filled())))
+                .draw_series(std::iter::once(Polygon::new(
+                    poly,
+                    colour.mix(0.18).filled(),
+                )))
                 .map_err(|e| e.to_string())?;
         }
         chart
@@ -167,6 +174,10 @@ mod tests {
             .expect("draws")
             .expect("has data");
         assert!(svg.starts_with("<svg") && svg.contains("polyline") && svg.contains("full"));
-        assert!(line_chart("empty", "y", &[], true).expect("draws").is_none());
+        assert!(
+            line_chart("empty", "y", &[], true)
+                .expect("draws")
+                .is_none()
+        );
     }
 }

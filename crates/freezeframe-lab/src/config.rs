@@ -93,9 +93,10 @@ pub enum Expect {
 }
 
 /// A claim and its decision rule: Welch's t-test of `metric` between `strategy` and each of
-/// `against` (`["*"]`: every other strategy of the grid) across seeds. Supported when every
-/// comparison is significant at `alpha` in the expected direction; contradicted when any is
-/// significant in the other direction; inconclusive otherwise.
+/// `against` (`["*"]`: every other strategy of the grid) across seeds, p-values Holm-corrected
+/// over the claim's comparisons. Supported when every comparison is significant at `alpha` in
+/// the expected direction; contradicted when any is significant in the other direction;
+/// inconclusive otherwise.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claim {
@@ -158,6 +159,7 @@ impl AblationConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
+        freezeframe_train::config::check_folder_name(&self.name)?;
         if self.strategies.is_empty() {
             return Err("strategies is empty: name at least one plan".into());
         }
@@ -185,7 +187,37 @@ impl AblationConfig {
         if self.eval.n == 0 || self.eval.steps == 0 {
             return Err("[eval]: n and steps must be at least 1".into());
         }
+        if !(self.eval.cfg.is_finite() && self.eval.cfg >= 0.0) {
+            return Err(format!(
+                "[eval] cfg = {} must be a number ≥ 0",
+                self.eval.cfg
+            ));
+        }
+        self.validate_claims()
+    }
+
+    /// Claims name strategies of this config, each id once, never a strategy against itself.
+    fn validate_claims(&self) -> Result<(), String> {
+        let labels: Vec<String> = self.strategies.iter().map(|s| label(s)).collect();
+        let mut ids = HashSet::new();
         for c in &self.claims {
+            if !ids.insert(&c.id) {
+                return Err(format!("claims: id `{}` is used twice", c.id));
+            }
+            for s in std::iter::once(&c.strategy).chain(c.against.iter().filter(|a| *a != "*")) {
+                if !labels.contains(s) {
+                    return Err(format!(
+                        "claims `{}`: `{s}` is not one of the strategies {labels:?}",
+                        c.id
+                    ));
+                }
+            }
+            if c.against.contains(&c.strategy) {
+                return Err(format!(
+                    "claims `{}`: `{}` is compared with itself",
+                    c.id, c.strategy
+                ));
+            }
             if !METRICS.iter().any(|m| m.key == c.metric) && !c.metric.starts_with("probe_") {
                 let keys: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
                 return Err(format!(
@@ -200,17 +232,26 @@ impl AblationConfig {
         Ok(())
     }
 
-    /// The base run config with the budget overrides applied.
+    /// The base run config with the budget overrides applied and validated.
     pub fn base_config(&self) -> Result<RunConfig, LabError> {
-        let mut cfg = RunConfig::load(&self.base).map_err(|e| LabError::Config {
+        let cfg = RunConfig::load(&self.base).map_err(|e| LabError::Config {
             path: self.base.clone(),
             message: e.to_string(),
         })?;
+        self.with_budget(cfg)
+    }
+
+    /// `cfg` with the `[budget]` overrides, validated again as a whole (a zero batch or a
+    /// count of steps the overrides set is refused like one in the base file).
+    pub fn with_budget(&self, mut cfg: RunConfig) -> Result<RunConfig, LabError> {
         self.apply_budget(&mut cfg);
+        let checked = RunConfig::parse(&cfg.to_toml(), Path::new("[budget]"))?;
+        // Parsing again keeps the plan and paths exactly as resolved.
+        debug_assert_eq!(checked, cfg);
         Ok(cfg)
     }
 
-    pub fn apply_budget(&self, cfg: &mut RunConfig) {
+    fn apply_budget(&self, cfg: &mut RunConfig) {
         let b = &self.budget;
         let set = |dst: &mut usize, v: Option<usize>| {
             if let Some(v) = v {
@@ -230,7 +271,10 @@ impl AblationConfig {
 
 /// A strategy's row name: the preset name, or a plan file's stem.
 pub fn label(strategy: &str) -> String {
-    if freezeframe_plan::PRESETS.iter().any(|(n, _)| *n == strategy) {
+    if freezeframe_plan::PRESETS
+        .iter()
+        .any(|(n, _)| *n == strategy)
+    {
         return strategy.to_string();
     }
     Path::new(strategy)
@@ -263,11 +307,29 @@ seeds = [0, 1]
         assert!(err(&OK.replace("[0, 1]", "[]")).contains("seeds is empty"));
         assert!(err(&OK.replace("[0, 1]", "[1, 1]")).contains("listed twice"));
         assert!(err(&OK.replace("\"temporal-only\"", "\"full\"")).contains("named twice"));
-        assert!(err(&OK.replace("[\"full\", \"temporal-only\"]", "[]")).contains("strategies is empty"));
+        assert!(
+            err(&OK.replace("[\"full\", \"temporal-only\"]", "[]")).contains("strategies is empty")
+        );
         assert!(err(&format!("{OK}colour = 1\n")).contains("colour"));
         let bad_metric = format!(
             "{OK}[[claims]]\nid = \"1\"\ntext = \"x\"\nstrategy = \"full\"\nagainst = [\"*\"]\nmetric = \"speed\"\nexpect = \"lower\"\n"
         );
         assert!(err(&bad_metric).contains("metric = \"speed\""));
+        let claim = |strategy: &str, against: &str| {
+            format!(
+                "{OK}[[claims]]\nid = \"1\"\ntext = \"x\"\nstrategy = \"{strategy}\"\nagainst = [\"{against}\"]\nmetric = \"val_loss\"\nexpect = \"lower\"\n"
+            )
+        };
+        assert!(err(&claim("staged", "full")).contains("`staged` is not one of"));
+        assert!(err(&claim("full", "ful")).contains("`ful` is not one of"));
+        assert!(err(&claim("full", "full")).contains("compared with itself"));
+        let twice = format!(
+            "{}{}",
+            claim("full", "temporal-only"),
+            &claim("full", "*")[OK.len()..]
+        );
+        assert!(err(&twice).contains("used twice"));
+        assert!(err(&OK.replace("name = \"t\"", "name = \"../x\"")).contains("plain folder name"));
+        assert!(err(&format!("{OK}[eval]\ncfg = nan\n")).contains("cfg"));
     }
 }

@@ -47,7 +47,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         base.log.val_clips = 4;
         base.train.warmup = 1;
     }
-    ab.apply_budget(&mut base);
+    let base = ab.with_budget(base)?;
     let left: Vec<String> = full
         .strategies
         .iter()
@@ -57,7 +57,10 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
     let mut left_out = vec![format!(
         "strategies {} and seeds {:?} of the full study (configs/ablations/open-sora-freeze.toml: {} strategies × {} seeds × {} steps, about 90 minutes here); run it with `freezeframe ablate --config configs/ablations/open-sora-freeze.toml`.",
         left.join(", "),
-        full.seeds.iter().filter(|s| !ab.seeds.contains(s)).collect::<Vec<_>>(),
+        full.seeds
+            .iter()
+            .filter(|s| !ab.seeds.contains(s))
+            .collect::<Vec<_>>(),
         full.strategies.len(),
         full.seeds.len(),
         full.budget.steps.unwrap_or(base.train.steps),

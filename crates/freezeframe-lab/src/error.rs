@@ -27,8 +27,6 @@ pub enum LabError {
     Results { path: PathBuf, message: String },
     #[error("chart `{0}`")]
     Chart(String),
-    #[error("worker {shard} failed: {message}")]
-    Worker { shard: usize, message: String },
 }
 
 pub fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> LabError {

@@ -93,7 +93,13 @@ pub fn inflation_check(base: &RunConfig, image: &Path) -> Result<InflationCheck,
         [1, mcfg.frames, mcfg.channels, mcfg.height, mcfg.width],
         &device,
     );
-    let caption = base.sample.prompts.first().cloned().unwrap_or_default();
+    // Any caption shows the identity; with no sample prompt the empty one serves.
+    let caption = base
+        .sample
+        .prompts
+        .first()
+        .map_or("", String::as_str)
+        .to_string();
     let (v, i) = both_ways(&model, x.clone(), 0.5, &caption, &encoder, &device)?;
     let max_abs_diff = max_abs(v, i);
     let mut weights_only = model.clone();
@@ -191,7 +197,11 @@ pub fn linear_cka(x: &[f32], y: &[f32], n: usize, d: usize) -> f64 {
         g.iter().map(|v| v * v).sum::<f64>()
     };
     let den = (cross(&x, &x) * cross(&y, &y)).sqrt();
-    if den > 0.0 { cross(&x, &y) / den } else { f64::NAN }
+    if den > 0.0 {
+        cross(&x, &y) / den
+    } else {
+        f64::NAN
+    }
 }
 
 /// Per block: linear CKA between the inflated image model's outputs (frame by frame) and the
@@ -203,6 +213,12 @@ pub fn cka(run: &Run, image: &Path) -> Result<Vec<f64>, LabError> {
     let image_model = inflated(cfg, image, &device)?;
     let data = Dataset::open(&cfg.data)?;
     let n = CKA_CLIPS.min(data.len(Split::Val));
+    if n == 0 {
+        return Err(LabError::Results {
+            path: run.dir.clone(),
+            message: "CKA needs held-out clips and the run's data has none".into(),
+        });
+    }
     let items: Vec<_> = (0..n).map(|i| data.item(Split::Val, i)).collect();
     let videos: Vec<_> = items.iter().map(|it| &it.video).collect();
     let x0 = videos_to_tensor(&videos, &device);
@@ -219,29 +235,39 @@ pub fn cka(run: &Run, image: &Path) -> Result<Vec<f64>, LabError> {
     let (_, video_blocks) = loaded.model.forward_with_blocks(
         x.clone(),
         Tensor::<1>::full([b], CKA_T, &device),
-        &loaded.encoder.encode_batch(&captions, &device).map_err(TrainError::from)?,
+        &loaded
+            .encoder
+            .encode_batch(&captions, &device)
+            .map_err(TrainError::from)?,
     );
     let (_, image_blocks) = image_model.forward_with_blocks(
         x.reshape([b * frames, 1, c, h, w]),
         Tensor::<1>::full([b * frames], CKA_T, &device),
-        &loaded.encoder.encode_batch(&per_frame, &device).map_err(TrainError::from)?,
+        &loaded
+            .encoder
+            .encode_batch(&per_frame, &device)
+            .map_err(TrainError::from)?,
     );
     let mut out = Vec::new();
     for (v, i) in video_blocks.into_iter().zip(image_blocks) {
         let d = v.dims()[2];
         let rows = v.dims()[0] * v.dims()[1];
-        let fv: Vec<f32> = v.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| {
-            LabError::Results {
+        let fv: Vec<f32> = v
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| LabError::Results {
                 path: run.dir.clone(),
                 message: format!("block output: {e:?}"),
-            }
-        })?;
-        let fi: Vec<f32> = i.into_data().convert::<f32>().try_to_vec::<f32>().map_err(|e| {
-            LabError::Results {
+            })?;
+        let fi: Vec<f32> = i
+            .into_data()
+            .convert::<f32>()
+            .try_to_vec::<f32>()
+            .map_err(|e| LabError::Results {
                 path: run.dir.clone(),
                 message: format!("block output: {e:?}"),
-            }
-        })?;
+            })?;
         out.push(linear_cka(&fi, &fv, rows, d));
     }
     Ok(out)
@@ -269,11 +295,23 @@ mod tests {
 
     #[test]
     fn families_partition_the_open_sora_keys() {
-        assert_eq!(family("blocks.0.attn_temp.qkv.weight"), "temporal attention");
-        assert_eq!(family("blocks.3.cross_attn.q_linear.weight"), "text (cross-attention, caption embedder)");
-        assert_eq!(family("y_embedder.y_proj.fc1.weight"), "text (cross-attention, caption embedder)");
+        assert_eq!(
+            family("blocks.0.attn_temp.qkv.weight"),
+            "temporal attention"
+        );
+        assert_eq!(
+            family("blocks.3.cross_attn.q_linear.weight"),
+            "text (cross-attention, caption embedder)"
+        );
+        assert_eq!(
+            family("y_embedder.y_proj.fc1.weight"),
+            "text (cross-attention, caption embedder)"
+        );
         assert_eq!(family("blocks.1.attn.proj.bias"), "spatial attention");
         assert_eq!(family("blocks.1.mlp.fc2.weight"), "MLP");
-        assert_eq!(family("x_embedder.proj.weight"), "embedders, modulation, final layer");
+        assert_eq!(
+            family("x_embedder.proj.weight"),
+            "embedders, modulation, final layer"
+        );
     }
 }

@@ -12,7 +12,7 @@ use freezeframe_train::{Run, RunConfig, TrainError, TrainOptions, plans, train};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::config::{AblationConfig, label};
+use crate::config::{AblationConfig, EvalSection, label};
 use crate::error::{LabError, io};
 use crate::explain;
 use crate::image::ImageWeights;
@@ -45,60 +45,104 @@ pub struct Done {
     pub attempt_seconds: f64,
     pub drift: std::collections::BTreeMap<String, f64>,
     pub cka: Vec<f64>,
+    /// The commit of the binary that finished the run (absent in markers of older builds).
+    #[serde(default)]
+    pub commit: Option<String>,
 }
 
 pub fn done_path(run: &Run) -> PathBuf {
     run.dir.join("ablate.json")
 }
 
-pub fn is_done(run: &Run) -> bool {
-    done_path(run).is_file() && run.dir.join("eval.json").is_file()
+/// Finished: marked done, and evaluated with the study's current `[eval]` settings (a changed
+/// `[eval]` re-evaluates the run; it does not retrain it).
+pub fn is_done(run: &Run, eval: &EvalSection) -> bool {
+    if !done_path(run).is_file() {
+        return false;
+    }
+    let Ok(text) = std::fs::read_to_string(run.dir.join("eval.json")) else {
+        return false;
+    };
+    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    let o = &v["options"];
+    o["n"].as_u64() == Some(eval.n as u64)
+        && o["steps"].as_u64() == Some(eval.steps as u64)
+        && o["cfg"].as_f64().map(|x| x as f32) == Some(eval.cfg)
+        && o["seed"].as_u64() == Some(eval.seed)
 }
 
-/// The grid in order (strategy-major), every plan validated against the model before anything
-/// trains. Budgets are those of the base config for every cell; only plan and seed differ.
-pub fn cells(
-    ab: &AblationConfig,
-    base: &RunConfig,
-    image: &ImageWeights,
-    out: &Path,
-) -> Result<Vec<Cell>, LabError> {
+/// A strategy's validated plan.
+pub struct Strategy {
+    pub label: String,
+    pub plan: String,
+    pub loaded: freezeframe_plan::LoadedPlan,
+}
+
+/// Loads every strategy's plan and validates it against the base model — before image weights
+/// are made or anything is written.
+pub fn validate_plans(ab: &AblationConfig, base: &RunConfig) -> Result<Vec<Strategy>, LabError> {
     let mcfg = base.model_config().map_err(|message| LabError::Config {
         path: ab.base.clone(),
         message,
     })?;
     let probe_model = build_model(&mcfg, 0, &burn::prelude::Device::flex());
-    let mut out_cells = Vec::new();
+    let mut out = Vec::new();
     for strategy in &ab.strategies {
         let name = label(strategy);
         let wrap = |e: TrainError| LabError::Strategy {
             strategy: name.clone(),
             source: Box::new(e),
         };
-        let plan = freezeframe_plan::load(strategy).map_err(|e| wrap(e.into()))?;
-        let from_image = plan.spec.init == freezeframe_plan::Init::Image;
+        let loaded = freezeframe_plan::load(strategy).map_err(|e| wrap(e.into()))?;
+        let mut cfg = base.clone();
+        // Only whether image weights are named matters to the check, not where they are yet.
+        cfg.init.from = (loaded.spec.init == freezeframe_plan::Init::Image)
+            .then(|| PathBuf::from("image weights"));
+        plans::bind_loaded(&cfg, &loaded, &probe_model, mcfg.depth).map_err(wrap)?;
+        out.push(Strategy {
+            label: name,
+            plan: strategy.clone(),
+            loaded,
+        });
+    }
+    Ok(out)
+}
+
+/// The grid in order (strategy-major). Budgets are those of the base config for every cell;
+/// only plan and seed differ.
+pub fn cells(
+    ab: &AblationConfig,
+    base: &RunConfig,
+    strategies: &[Strategy],
+    image: &ImageWeights,
+    out: &Path,
+) -> Vec<Cell> {
+    let mut cells = Vec::new();
+    for s in strategies {
+        let from_image = s.loaded.spec.init == freezeframe_plan::Init::Image;
         for &seed in &ab.seeds {
             let mut cfg = base.clone();
-            cfg.plan = strategy.clone();
+            cfg.plan = s.plan.clone();
             cfg.seed = seed;
             cfg.init.from = from_image.then(|| image.path.clone());
             cfg.out_dir = out.join("runs");
-            if seed == ab.seeds[0] {
-                plans::bind_loaded(&cfg, &plan, &probe_model, mcfg.depth).map_err(wrap)?;
-            }
-            cfg.name = format!("{name}-s{seed}-{:08x}", key(&cfg, &plan.text, image) >> 32);
-            out_cells.push(Cell {
-                strategy: name.clone(),
+            let k = key(&cfg, &s.loaded.text, image) >> 32;
+            cfg.name = format!("{}-s{seed}-{k:08x}", s.label);
+            cells.push(Cell {
+                strategy: s.label.clone(),
                 seed,
                 cfg,
             });
         }
     }
-    Ok(out_cells)
+    cells
 }
 
 /// The hash of what shapes a run: its config (less name and folders), the plan's text and the
-/// image weights' content.
+/// image weights' content. Logging and sample settings are in it too: they change what the
+/// run folder holds (curves, GIFs), which the report reads.
 fn key(cfg: &RunConfig, plan_text: &str, image: &ImageWeights) -> u64 {
     let mut c = cfg.clone();
     c.name = String::new();
@@ -117,6 +161,8 @@ pub struct CellOptions {
     /// Stop training after this many steps of this call and return without evaluating (tests
     /// interrupt runs this way).
     pub stop_after: Option<usize>,
+    /// Recorded in the run's done marker.
+    pub commit: Option<String>,
 }
 
 /// What [`run_cell`] did.
@@ -127,7 +173,9 @@ pub enum CellOutcome {
     Interrupted,
 }
 
-/// Trains (or resumes), evaluates and measures one cell, then marks it done.
+/// Trains (or resumes), evaluates and measures one cell, then marks it done. The cell's lock
+/// (`ablate.lock`, apart from the trainer's own `.lock`) is held throughout, so a second
+/// `ablate` on the same study cannot evaluate or mark a run while this one works on it.
 pub fn run_cell(
     cell: &Cell,
     ab: &AblationConfig,
@@ -135,20 +183,23 @@ pub fn run_cell(
     opts: &CellOptions,
 ) -> Result<CellOutcome, LabError> {
     let run = cell.run();
-    if is_done(&run) {
+    if is_done(&run, &ab.eval) {
         return Ok(CellOutcome::AlreadyDone);
     }
+    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
+    let _lock = freezeframe_train::run::lock_file(&run.dir.join("ablate.lock"), &run.dir)?;
     let wrap = |e: TrainError| LabError::Run {
         run: run.dir.clone(),
         source: Box::new(e),
     };
     let started = Instant::now();
     let steps = cell.cfg.train.steps;
-    // A finished training is resumed too: the trainer then only writes missing final samples.
+    // Always a resume: the trainer starts at step 0 when there is no checkpoint, and a finished
+    // training only writes its final samples again.
     let summary = train(
         &cell.cfg,
         &TrainOptions {
-            resume: run.config_path().is_file(),
+            resume: true,
             progress: opts.progress,
             stop_after: opts.stop_after,
             final_samples: true,
@@ -169,14 +220,13 @@ pub fn run_cell(
         },
     )
     .map_err(wrap)?;
-    let drift = explain::drift(&run)?;
-    let cka = explain::cka(&run, &image.path)?;
     let done = Done {
         strategy: cell.strategy.clone(),
         seed: cell.seed,
         attempt_seconds: started.elapsed().as_secs_f64(),
-        drift,
-        cka,
+        drift: explain::drift(&run)?,
+        cka: explain::cka(&run, &image.path)?,
+        commit: opts.commit.clone(),
     };
     write_json_atomic(&done_path(&run), &json!(done))?;
     Ok(CellOutcome::Finished)
@@ -193,7 +243,5 @@ pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<(), L
 }
 
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabError> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(io(format!("rename to {}", path.display())))
+    Ok(freezeframe_train::run::write_atomic(path, bytes)?)
 }

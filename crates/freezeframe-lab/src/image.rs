@@ -26,7 +26,10 @@ pub struct ImageWeights {
 /// ones, and never written over a different file.
 pub fn shipped(dir: &Path) -> Result<ImageWeights, LabError> {
     let hash = fnv1a(0, SHIPPED_IMAGE_MODEL);
-    let path = dir.join(format!("shipped-image-model-{:08x}.safetensors", hash >> 32));
+    let path = dir.join(format!(
+        "shipped-image-model-{:08x}.safetensors",
+        hash >> 32
+    ));
     match std::fs::read(&path) {
         Ok(bytes) if bytes == SHIPPED_IMAGE_MODEL => {
             return Ok(ImageWeights {
@@ -91,8 +94,9 @@ fn pretrain(config: &Path, out: &Path, progress: bool) -> Result<ImageWeights, L
     if !cfg.data.image_mode {
         return Err(LabError::Config {
             path: config.to_path_buf(),
-            message: "[image] pretrain names a run that is not an image run (data.image_mode = false)"
-                .into(),
+            message:
+                "[image] pretrain names a run that is not an image run (data.image_mode = false)"
+                    .into(),
         });
     }
     // The hash covers everything that shapes the weights, not where they are written.
@@ -108,7 +112,8 @@ fn pretrain(config: &Path, out: &Path, progress: bool) -> Result<ImageWeights, L
         train(
             &cfg,
             &TrainOptions {
-                resume: run.config_path().is_file(),
+                // A folder left by a kill before its config was written resumes too.
+                resume: run.dir.exists(),
                 progress,
                 stop_after: None,
                 final_samples: true,

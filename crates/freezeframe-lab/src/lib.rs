@@ -10,6 +10,7 @@ pub mod error;
 pub mod explain;
 pub mod grid;
 pub mod image;
+pub mod marker;
 pub mod metrics;
 pub mod report;
 pub mod stats;

@@ -63,12 +63,27 @@ pub const METRICS: [Metric; 16] = [
     m("one_object", "one-object frames", Better::Higher, true),
     m("fvd_lite", "FVD-lite", Better::Lower, false),
     m("flicker", "flickering score", Better::Higher, false),
-    m("vbench_motion_ratio", "VBench flow motion ratio", Better::Neither, false),
-    m("trainable_params", "trainable parameters", Better::Neither, false),
+    m(
+        "vbench_motion_ratio",
+        "VBench flow motion ratio",
+        Better::Neither,
+        false,
+    ),
+    m(
+        "trainable_params",
+        "trainable parameters",
+        Better::Neither,
+        false,
+    ),
     m("adam_bytes", "AdamW state (bytes)", Better::Neither, false),
     m("step_seconds", "step time (s)", Better::Lower, false),
     m("peak_rss_mib", "peak memory (MiB)", Better::Lower, false),
-    m("train_seconds", "training wall time (s)", Better::Lower, false),
+    m(
+        "train_seconds",
+        "training wall time (s)",
+        Better::Lower,
+        false,
+    ),
 ];
 
 /// Everything the report needs of one run.
@@ -93,7 +108,9 @@ pub struct RunResult {
 }
 
 fn at(v: &Value, pointer: &str) -> Option<f64> {
-    v.pointer(pointer).and_then(Value::as_f64).filter(|x| x.is_finite())
+    v.pointer(pointer)
+        .and_then(Value::as_f64)
+        .filter(|x| x.is_finite())
 }
 
 fn read_json(path: &Path) -> Result<Value, LabError> {
@@ -122,7 +139,10 @@ pub fn collect(out: &Path, rel: &str, strategy: &str, seed: u64) -> Result<RunRe
     put("val_loss", at(&eval, "/val_loss"));
     put("tracked_motion_ratio", at(&eval, "/tracked_motion_ratio"));
     put("vbench_motion_ratio", at(&eval, "/motion_ratio"));
-    put("dynamic_degree", at(&eval, "/generated/robust_dynamic_degree"));
+    put(
+        "dynamic_degree",
+        at(&eval, "/generated/robust_dynamic_degree"),
+    );
     put("static_rate", at(&eval, "/alignment/tracked_static_rate"));
     put("direction", at(&eval, "/alignment/direction_moving"));
     put("colour", at(&eval, "/alignment/colour"));
@@ -143,14 +163,9 @@ pub fn collect(out: &Path, rel: &str, strategy: &str, seed: u64) -> Result<RunRe
     put("peak_rss_mib", train.peak_rss_mib);
     put("step_seconds", train.step_seconds);
     put("train_seconds", train.train_seconds);
-    let drift = done
-        .get("drift")
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .unwrap_or_default();
-    let cka = done
-        .get("cka")
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .unwrap_or_default();
+    let marker = dir.join("ablate.json");
+    let drift = optional(&done, "drift", &marker)?;
+    let cka = optional(&done, "cka", &marker)?;
     Ok(RunResult {
         strategy: strategy.to_string(),
         seed,
@@ -162,6 +177,21 @@ pub fn collect(out: &Path, rel: &str, strategy: &str, seed: u64) -> Result<RunRe
         drift,
         cka,
     })
+}
+
+/// A measurement of `ablate.json`: absent is empty (an older marker), malformed is an error.
+fn optional<T: serde::de::DeserializeOwned + Default>(
+    done: &Value,
+    key: &str,
+    path: &Path,
+) -> Result<T, LabError> {
+    match done.get(key) {
+        None => Ok(T::default()),
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| LabError::Results {
+            path: path.to_path_buf(),
+            message: format!("{key}: {e}"),
+        }),
+    }
 }
 
 #[derive(Default)]

@@ -11,7 +11,7 @@ use crate::charts::{Line, across_seeds, line_chart};
 use crate::config::Expect;
 use crate::error::{LabError, io};
 use crate::grid::write_atomic;
-use crate::metrics::{METRICS, RunResult};
+use crate::metrics::{Better, METRICS, RunResult};
 use crate::stats::Summary;
 use crate::study::{Results, write_results};
 use crate::verdict::Verdict;
@@ -47,6 +47,18 @@ pub fn num(x: f64) -> String {
     }
 }
 
+/// A test statistic: signed infinity spelled out (zero variance on both sides makes the test
+/// exact), never `n/a` beside a decisive verdict.
+fn stat(x: f64) -> String {
+    if x == f64::INFINITY {
+        "∞ (no variance)".into()
+    } else if x == f64::NEG_INFINITY {
+        "−∞ (no variance)".into()
+    } else {
+        num(x)
+    }
+}
+
 fn cell(s: Option<&Summary>, percent: bool) -> String {
     let Some(s) = s.filter(|s| s.mean.is_finite()) else {
         return "n/a".into();
@@ -73,6 +85,22 @@ fn cell(s: Option<&Summary>, percent: bool) -> String {
     }
 }
 
+/// The strategy whose mean is best in a column (lower or higher is better), if any.
+fn best(r: &Results, key: &str) -> Option<String> {
+    let better = METRICS.iter().find(|m| m.key == key).map(|m| m.better)?;
+    let mean = |s: &String| r.summary.get(s).and_then(|m| m.get(key)).map(|x| x.mean);
+    let scored = r
+        .strategies
+        .iter()
+        .filter_map(|s| mean(s).filter(|m| m.is_finite()).map(|m| (s, m)));
+    let pick = match better {
+        Better::Lower => scored.min_by(|a, b| a.1.total_cmp(&b.1)),
+        Better::Higher => scored.max_by(|a, b| a.1.total_cmp(&b.1)),
+        Better::Neither => None,
+    };
+    pick.map(|(s, _)| s.clone())
+}
+
 fn table_of(r: &Results, keys: &[&str]) -> Block {
     let mut headers = vec!["strategy".to_string()];
     let mut rows = Vec::new();
@@ -89,7 +117,17 @@ fn table_of(r: &Results, keys: &[&str]) -> Block {
         let mut row = vec![format!("`{s}`")];
         for k in keys {
             let percent = METRICS.iter().any(|m| m.key == *k && m.percent);
-            row.push(cell(row_sum.and_then(|m| m.get(*k)), percent));
+            let summary = row_sum.and_then(|m| m.get(*k));
+            let mut text = cell(summary, percent);
+            // A seed whose figure is not a number (a diverged run) is not averaged in: say so.
+            let n = summary.map_or(0, |x| x.n);
+            if n < r.seeds.len() {
+                text = format!("{text} (n = {n} of {})", r.seeds.len());
+            }
+            if best(r, k).as_ref() == Some(s) && r.strategies.len() > 1 {
+                text = format!("**{text}**");
+            }
+            row.push(text);
         }
         rows.push(row);
     }
@@ -114,20 +152,31 @@ fn rule_text(v: &Verdict, alpha: f64) -> String {
 }
 
 fn verdict_rows(r: &Results) -> Block {
-    let headers = ["claim", "decision rule", "verdict", "statistic", "effect size"]
-        .map(String::from)
-        .to_vec();
+    let headers = [
+        "claim",
+        "decision rule",
+        "verdict",
+        "statistic",
+        "effect size",
+    ]
+    .map(String::from)
+    .to_vec();
     let mut rows = Vec::new();
     for v in &r.verdicts {
-        let mut stat = String::new();
+        let mut stats = String::new();
         let mut effect = String::new();
         for c in &v.comparisons {
             if let Some(w) = &c.welch {
+                let holm = if v.comparisons.len() > 1 {
+                    format!(", Holm p = {}", num(c.p_holm))
+                } else {
+                    String::new()
+                };
                 let _ = write!(
-                    stat,
-                    "vs `{}`: t = {}, df = {}, p = {}; ",
+                    stats,
+                    "vs `{}`: Welch t = {}, df = {}, p = {}{holm}; ",
                     c.other,
-                    num(w.t),
+                    stat(w.t),
                     num(w.df),
                     num(w.p)
                 );
@@ -136,18 +185,18 @@ fn verdict_rows(r: &Results) -> Block {
                     "vs `{}`: Δ = {}, d = {}; ",
                     c.other,
                     num(w.diff),
-                    num(w.cohens_d)
+                    stat(w.cohens_d)
                 );
             }
         }
         if let Some(n) = &v.note {
-            stat.push_str(n);
+            stats.push_str(n);
         }
         rows.push(vec![
             format!("{}. {}", v.claim.id, v.claim.text),
             rule_text(v, r.alpha),
             format!("**{}**", v.outcome.word()),
-            stat.trim_end_matches("; ").to_string(),
+            stats.trim_end_matches("; ").to_string(),
             effect.trim_end_matches("; ").to_string(),
         ]);
     }
@@ -193,21 +242,35 @@ fn charts(r: &Results) -> Result<Vec<Block>, LabError> {
         .iter()
         .map(|s| {
             let runs = by_strategy(r, s);
-            let series: Vec<&[(usize, f64)]> = runs.iter().map(|x| x.val_curve.as_slice()).collect();
+            let series: Vec<&[(usize, f64)]> =
+                runs.iter().map(|x| x.val_curve.as_slice()).collect();
             across_seeds(s, &series)
         })
         .collect();
-    if let Some(svg) = line_chart("validation loss (mean, band: min–max over seeds)", "val loss", &lines, false)? {
-        out.push(Block::Chart("Validation loss over steps per strategy.".into(), svg));
+    if let Some(svg) = line_chart(
+        "validation loss (mean, band: min–max over seeds)",
+        "val loss",
+        &lines,
+        false,
+    )? {
+        out.push(Block::Chart(
+            "Validation loss over steps per strategy.".into(),
+            svg,
+        ));
     }
     for s in &r.strategies {
         let runs = by_strategy(r, s);
         let mut groups: Vec<Line> = Vec::new();
         for (kind, get) in [
-            ("", (|x: &RunResult| &x.grad_norms) as fn(&RunResult) -> &BTreeMap<String, Vec<(usize, f64)>>),
+            (
+                "",
+                (|x: &RunResult| &x.grad_norms)
+                    as fn(&RunResult) -> &BTreeMap<String, Vec<(usize, f64)>>,
+            ),
             (" (frozen: would-be)", |x: &RunResult| &x.frozen_grad_norms),
         ] {
-            let names: std::collections::BTreeSet<&String> = runs.iter().flat_map(|x| get(x).keys()).collect();
+            let names: std::collections::BTreeSet<&String> =
+                runs.iter().flat_map(|x| get(x).keys()).collect();
             for g in names {
                 let series: Vec<&[(usize, f64)]> = runs
                     .iter()
@@ -231,11 +294,16 @@ fn gifs(r: &Results, out: &Path) -> Result<Block, LabError> {
     std::fs::create_dir_all(&dir).map_err(io(format!("create {}", dir.display())))?;
     let mut rows = Vec::new();
     for s in &r.strategies {
-        let Some(run) = by_strategy(r, s).into_iter().next() else { continue };
+        let Some(run) = by_strategy(r, s).into_iter().next() else {
+            continue;
+        };
         let mut cells = Vec::new();
         for p in &r.prompts {
             let slug = freezeframe_train::run::slug(p);
-            let src = out.join(&run.run).join("samples/final").join(format!("{slug}.gif"));
+            let src = out
+                .join(&run.run)
+                .join("samples/final")
+                .join(format!("{slug}.gif"));
             let Ok(bytes) = std::fs::read(&src) else {
                 tracing::warn!(gif = %src.display(), "sample GIF missing; left out of the report");
                 continue;
@@ -252,32 +320,66 @@ fn gifs(r: &Results, out: &Path) -> Result<Block, LabError> {
 fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     use Block::*;
     let mut b = Vec::new();
-    b.push(Heading(1, format!("Open-Sora #279, measured: `{}`", r.name)));
+    b.push(Heading(1, format!("Ablation study `{}`", r.name)));
     if r.meta.quick {
         b.push(Para("**QUICK SMOKE TEST: every stage ran at the smallest size. These numbers mean nothing; they only show that the pipeline works end to end.**".into()));
     }
     b.push(Para(format!(
-        "Command: `{}` · commit `{}` · machine: {} · wall time {:.1} min (sum of the runs: training, evaluation, measurements) · {} strategies × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
-        r.meta.command, r.meta.commit, r.meta.machine, r.wall_seconds / 60.0,
+        "Command: `{}` · report written by commit `{}`; runs trained by {} · machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} strategies × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
+        r.meta.command, r.meta.commit, r.trained_by.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
+        r.meta.machine, r.wall_seconds / 60.0,
         r.strategies.len(), r.seeds.len(), r.steps, r.batch_size
     )));
+    if r.meta.jobs > 1 {
+        b.push(Para(format!("Runs shared the machine in {} worker processes: step and wall times are not comparable between strategies.", r.meta.jobs)));
+    }
     b.push(Para(format!("Setting: {}", r.setting)));
     for l in &r.meta.left_out {
         b.push(Para(format!("Left out: {l}")));
     }
     b.push(Heading(2, "Verdicts".into()));
-    b.push(Para(format!("Each claim of Open-Sora #279 with the rule written in the ablation config before running: supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side.", r.alpha)));
+    b.push(Para(format!("Each claim with its decision rule from the ablation config: Welch's two-sided t-test across seeds, p-values Holm-corrected over a claim's comparisons; supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side. Effect size: Cohen's d (pooled sd). The claims and α were recorded in the study folder {}{}", r.alpha, r.preregistration.recorded,
+        if r.preregistration.unchanged { "; they are unchanged." } else { "; **they have been edited since: these verdicts do not follow rules fixed in advance.**" })));
     b.push(verdict_rows(r));
-    b.push(Heading(2, "Results (mean ± 95 % confidence interval across seeds)".into()));
+    b.push(Heading(
+        2,
+        "Results (mean ± 95 % confidence interval across seeds)".into(),
+    ));
     b.push(Heading(3, "Motion".into()));
-    b.push(table_of(r, &["tracked_motion_ratio", "dynamic_degree", "static_rate", "vbench_motion_ratio", "flicker"]));
+    b.push(table_of(
+        r,
+        &[
+            "tracked_motion_ratio",
+            "dynamic_degree",
+            "static_rate",
+            "vbench_motion_ratio",
+            "flicker",
+        ],
+    ));
     b.push(Heading(3, "Text following and appearance".into()));
     let mut text_keys = vec!["direction", "colour", "shape", "one_object"];
-    let probes: std::collections::BTreeSet<&str> = r.runs.iter().flat_map(|x| x.values.keys()).filter(|k| k.starts_with("probe_")).map(|k| k.as_str()).collect();
+    let probes: std::collections::BTreeSet<&str> = r
+        .runs
+        .iter()
+        .flat_map(|x| x.values.keys())
+        .filter(|k| k.starts_with("probe_"))
+        .map(|k| k.as_str())
+        .collect();
     text_keys.extend(probes);
     b.push(table_of(r, &text_keys));
     b.push(Heading(3, "Quality and cost".into()));
-    b.push(table_of(r, &["val_loss", "fvd_lite", "trainable_params", "adam_bytes", "step_seconds", "peak_rss_mib", "train_seconds"]));
+    b.push(table_of(
+        r,
+        &[
+            "val_loss",
+            "fvd_lite",
+            "trainable_params",
+            "adam_bytes",
+            "step_seconds",
+            "peak_rss_mib",
+            "train_seconds",
+        ],
+    ));
     b.push(Heading(2, "Samples (same prompts, same noise)".into()));
     b.push(gifs(r, out)?);
     b.push(Heading(2, "Curves".into()));
@@ -288,15 +390,34 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         "Inflation: the inflated model against the image model frame by frame, before training, on {} frames: largest |Δ| = {} with the configured temporal position (`{}`), {} with the weights alone (temporal position inside the zero-initialised temporal attention). A stream position embedding makes the first differ by design: the model sees frame order from step 0.",
         inf.frames, num(inf.max_abs_diff), inf.temporal_pos, num(inf.max_abs_diff_weights)
     )));
-    b.push(Heading(3, "Parameter coupling: weight drift from the inflated initialisation (‖w − w₀‖ / ‖w₀‖)".into()));
-    b.push(map_table(r, |x| x.drift.iter().map(|(k, v)| (k.clone(), *v)).collect()));
+    b.push(Heading(
+        3,
+        "Parameter coupling: weight drift from the inflated initialisation (‖w − w₀‖ / ‖w₀‖)"
+            .into(),
+    ));
+    b.push(map_table(r, |x| {
+        x.drift.iter().map(|(k, v)| (k.clone(), *v)).collect()
+    }));
     b.push(Heading(3, "Parameter coupling: linear CKA, image model vs video model, per block (same noised frames)".into()));
-    b.push(map_table(r, |x| x.cka.iter().enumerate().map(|(i, v)| (format!("block {i}"), *v)).collect()));
+    b.push(map_table(r, |x| {
+        x.cka
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (format!("block {i}"), *v))
+            .collect()
+    }));
     b.push(Heading(3, "Gradient propagation: mean would-be gradient norm of frozen groups (and real norm of training groups)".into()));
     b.push(map_table(r, |x| {
-        let mean = |v: &Vec<(usize, f64)>| v.iter().map(|p| p.1).sum::<f64>() / v.len().max(1) as f64;
-        x.frozen_grad_norms.iter().map(|(g, v)| (format!("{g} (frozen)"), mean(v)))
-            .chain(x.grad_norms.iter().map(|(g, v)| (format!("{g} (training)"), mean(v))))
+        let mean =
+            |v: &Vec<(usize, f64)>| v.iter().map(|p| p.1).sum::<f64>() / v.len().max(1) as f64;
+        x.frozen_grad_norms
+            .iter()
+            .map(|(g, v)| (format!("{g} (frozen)"), mean(v)))
+            .chain(
+                x.grad_norms
+                    .iter()
+                    .map(|(g, v)| (format!("{g} (training)"), mean(v))),
+            )
             .collect()
     }));
     Ok(b)
@@ -313,10 +434,14 @@ fn markdown(blocks: &[Block]) -> String {
                 let _ = writeln!(s, "{t}\n");
             }
             Block::Table(h, rows) => {
-                let _ = writeln!(s, "| {} |", h.join(" | "));
+                let row = |cells: &[String]| {
+                    let cells: Vec<String> = cells.iter().map(|c| c.replace('|', "\\|")).collect();
+                    format!("| {} |", cells.join(" | "))
+                };
+                let _ = writeln!(s, "{}", row(h));
                 let _ = writeln!(s, "|{}", "---|".repeat(h.len()));
                 for r in rows {
-                    let _ = writeln!(s, "| {} |", r.join(" | "));
+                    let _ = writeln!(s, "{}", row(r));
                 }
                 s.push('\n');
             }
@@ -324,10 +449,14 @@ fn markdown(blocks: &[Block]) -> String {
                 let _ = writeln!(s, "*Chart: {caption} (in report.html)*\n");
             }
             Block::Gifs(prompts, rows) => {
-                let _ = writeln!(s, "| strategy | {} |", prompts.join(" | "));
+                let heads: Vec<String> = prompts.iter().map(|p| p.replace('|', "\\|")).collect();
+                let _ = writeln!(s, "| strategy | {} |", heads.join(" | "));
                 let _ = writeln!(s, "|{}", "---|".repeat(prompts.len() + 1));
                 for (label, cells) in rows {
-                    let imgs: Vec<String> = cells.iter().map(|(n, _)| format!("![](gifs/{n})")).collect();
+                    let imgs: Vec<String> = cells
+                        .iter()
+                        .map(|(n, _)| format!("![](gifs/{n})"))
+                        .collect();
                     let _ = writeln!(s, "| {label} | {} |", imgs.join(" | "));
                 }
                 s.push('\n');
@@ -338,7 +467,9 @@ fn markdown(blocks: &[Block]) -> String {
 }
 
 fn escape(t: &str) -> String {
-    t.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
+    t.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
 }
 
 /// Minimal inline Markdown for table cells and paragraphs: `code` and **bold**.
@@ -369,7 +500,10 @@ th{background:#f0f0f0}code{background:#f4f4f4;padding:0 3px}img.gif{image-render
 
 fn html(blocks: &[Block], title: &str) -> String {
     let b64 = base64::engine::general_purpose::STANDARD;
-    let mut s = format!("<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n", escape(title));
+    let mut s = format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><title>{}</title><style>{STYLE}</style></head><body>\n",
+        escape(title)
+    );
     for b in blocks {
         match b {
             Block::Heading(l, t) => {
@@ -394,7 +528,11 @@ fn html(blocks: &[Block], title: &str) -> String {
                 s.push_str("</table>\n");
             }
             Block::Chart(caption, svg) => {
-                let _ = writeln!(s, "<div class=\"chart\"><p>{}</p>{svg}</div>", inline(caption));
+                let _ = writeln!(
+                    s,
+                    "<div class=\"chart\"><p>{}</p>{svg}</div>",
+                    inline(caption)
+                );
             }
             Block::Gifs(prompts, rows) => {
                 s.push_str("<table class=\"gifs\"><tr><th>strategy</th>");
@@ -405,7 +543,12 @@ fn html(blocks: &[Block], title: &str) -> String {
                 for (label, cells) in rows {
                     let _ = write!(s, "<tr><td>{}</td>", escape(label));
                     for (name, bytes) in cells {
-                        let _ = write!(s, "<td><img class=\"gif\" alt=\"{}\" src=\"data:image/gif;base64,{}\"></td>", escape(name), b64.encode(bytes));
+                        let _ = write!(
+                            s,
+                            "<td><img class=\"gif\" alt=\"{}\" src=\"data:image/gif;base64,{}\"></td>",
+                            escape(name),
+                            b64.encode(bytes)
+                        );
                     }
                     s.push_str("</tr>\n");
                 }
@@ -424,7 +567,10 @@ pub fn write(r: &Results, out: &Path) -> Result<PathBuf, LabError> {
     let b = blocks(r, out)?;
     write_atomic(&out.join("report.md"), markdown(&b).as_bytes())?;
     let path = out.join("report.html");
-    write_atomic(&path, html(&b, &format!("freezeframe study: {}", r.name)).as_bytes())?;
+    write_atomic(
+        &path,
+        html(&b, &format!("freezeframe study: {}", r.name)).as_bytes(),
+    )?;
     Ok(path)
 }
 
@@ -439,7 +585,12 @@ mod tests {
         assert_eq!(num(851436.0), "851436");
         assert_eq!(num(0.0123456), "0.0123");
         assert_eq!(cell(None, false), "n/a");
-        let one = Summary { n: 1, mean: 0.5, sd: f64::NAN, ci95: f64::NAN };
+        let one = Summary {
+            n: 1,
+            mean: 0.5,
+            sd: f64::NAN,
+            ci95: f64::NAN,
+        };
         assert_eq!(cell(Some(&one), true), "50.0 % (1 seed)");
     }
 

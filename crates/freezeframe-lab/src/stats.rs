@@ -46,7 +46,7 @@ fn t_quantile(p: f64, df: f64) -> f64 {
 }
 
 /// Welch's unequal-variance t-test of mean(a) − mean(b), two-sided, with Cohen's d (the
-/// difference over the pooled standard deviation).
+/// difference over the pooled standard deviation, sides weighted by n − 1).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Welch {
     pub diff: f64,
@@ -66,7 +66,10 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     let diff = sa.mean - sb.mean;
     let (va, vb) = (sa.sd.powi(2) / sa.n as f64, sb.sd.powi(2) / sb.n as f64);
     let se = (va + vb).sqrt();
-    let pooled = ((sa.sd.powi(2) + sb.sd.powi(2)) / 2.0).sqrt();
+    // Pooled standard deviation, each side weighted by its degrees of freedom.
+    let (na, nb) = (sa.n as f64, sb.n as f64);
+    let pooled =
+        (((na - 1.0) * sa.sd.powi(2) + (nb - 1.0) * sb.sd.powi(2)) / (na + nb - 2.0)).sqrt();
     let cohens_d = if pooled > 0.0 {
         diff / pooled
     } else if diff == 0.0 {
@@ -91,8 +94,7 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     }
     let t = diff / se;
     // Welch–Satterthwaite degrees of freedom.
-    let df = (va + vb).powi(2)
-        / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
+    let df = (va + vb).powi(2) / (va.powi(2) / (sa.n - 1) as f64 + vb.powi(2) / (sb.n - 1) as f64);
     let p = match StudentsT::new(0.0, 1.0, df) {
         Ok(dist) => 2.0 * (1.0 - dist.cdf(t.abs())),
         Err(_) => f64::NAN,
@@ -106,6 +108,21 @@ pub fn welch(a: &[f64], b: &[f64]) -> Option<Welch> {
     })
 }
 
+/// Holm–Bonferroni adjusted p-values (same order as `p`): the family-wise error stays at α
+/// when a claim is tested against several strategies at once.
+pub fn holm(p: &[f64]) -> Vec<f64> {
+    let m = p.len();
+    let mut order: Vec<usize> = (0..m).collect();
+    order.sort_by(|&a, &b| p[a].total_cmp(&p[b]));
+    let mut adjusted = vec![0.0; m];
+    let mut running: f64 = 0.0;
+    for (rank, &i) in order.iter().enumerate() {
+        running = running.max(((m - rank) as f64 * p[i]).min(1.0));
+        adjusted[i] = running;
+    }
+    adjusted
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -115,7 +132,11 @@ mod tests {
         // n = 3: t(0.975, 2) = 4.303; sd of [1, 2, 3] is 1.
         let s = summarise(&[1.0, 2.0, 3.0]);
         assert!((s.mean - 2.0).abs() < 1e-12);
-        assert!((s.ci95 - 4.302_652_7 / 3f64.sqrt()).abs() < 1e-4, "{}", s.ci95);
+        assert!(
+            (s.ci95 - 4.302_652_7 / 3f64.sqrt()).abs() < 1e-4,
+            "{}",
+            s.ci95
+        );
         assert!(summarise(&[1.0]).ci95.is_nan());
         assert_eq!(summarise(&[f64::NAN, 2.0]).n, 1);
     }
@@ -128,6 +149,18 @@ mod tests {
         assert!((w.t + 2.251_436).abs() < 1e-5, "t {}", w.t);
         assert!((w.df - 5.520_788).abs() < 1e-5, "df {}", w.df);
         assert!((w.p - 0.069_134).abs() < 1e-5, "p {}", w.p);
+        // Pooled sd √((3·5/3 + 4·10) / 7) = 2.5355: d = −3.5 / 2.5355.
+        assert!((w.cohens_d + 1.380_4).abs() < 1e-4, "d {}", w.cohens_d);
+    }
+
+    #[test]
+    fn holm_matches_statsmodels() {
+        // statsmodels.stats.multitest.multipletests([0.01, 0.04, 0.03, 0.005], method="holm")
+        // → [0.03, 0.06, 0.06, 0.02].
+        let a = holm(&[0.01, 0.04, 0.03, 0.005]);
+        for (x, want) in a.iter().zip([0.03, 0.06, 0.06, 0.02]) {
+            assert!((x - want).abs() < 1e-12, "{a:?}");
+        }
     }
 
     #[test]

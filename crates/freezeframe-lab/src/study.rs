@@ -10,7 +10,9 @@ use serde::Serialize;
 use crate::config::{AblationConfig, label};
 use crate::error::{LabError, io};
 use crate::explain::{InflationCheck, inflation_check};
-use crate::grid::{Cell, CellOptions, CellOutcome, cells, is_done, run_cell, write_json_atomic};
+use crate::grid::{
+    Cell, CellOptions, CellOutcome, cells, is_done, run_cell, validate_plans, write_json_atomic,
+};
 use crate::image::{ImageWeights, image_weights};
 use crate::metrics::{RunResult, collect};
 use crate::stats::{Summary, summarise};
@@ -26,6 +28,9 @@ pub struct Meta {
     pub quick: bool,
     /// Strategies or seeds of the full study this one leaves out, and why.
     pub left_out: Vec<String>,
+    /// Worker processes (`--jobs`): above 1, runs shared the cores and their step times are
+    /// not comparable.
+    pub jobs: usize,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -64,7 +69,8 @@ pub struct Results {
     pub steps: usize,
     pub batch_size: usize,
     pub alpha: f64,
-    /// Sum of the runs' last attempts (training, evaluation, measurements), seconds.
+    /// Compute time: the sum of the runs' last attempts (training, evaluation, measurements),
+    /// seconds. Interrupted attempts and image pre-training are not in it.
     pub wall_seconds: f64,
     pub inflation: InflationCheck,
     pub runs: Vec<RunResult>,
@@ -75,6 +81,10 @@ pub struct Results {
     pub prompts: Vec<String>,
     /// The world and model every run shares, in words.
     pub setting: String,
+    /// Commits of the binaries that finished the runs ("not recorded" for older markers).
+    pub trained_by: Vec<String>,
+    /// When the claims were recorded, and whether they changed since (see [`crate::marker`]).
+    pub preregistration: crate::marker::Preregistration,
 }
 
 /// The image weights, the shared base config and the validated grid.
@@ -85,15 +95,18 @@ pub struct Prepared {
 }
 
 /// `base` is the shared run config with the budget applied ([`AblationConfig::base_config`]).
+/// Order matters: the plans are validated before anything is written, and the study folder is
+/// claimed (or refused) before image weights are made.
 pub fn prepare(
     ab: &AblationConfig,
     base: RunConfig,
     out: &Path,
     progress: bool,
 ) -> Result<Prepared, LabError> {
-    std::fs::create_dir_all(out).map_err(io(format!("create {}", out.display())))?;
+    let strategies = validate_plans(ab, &base)?;
+    crate::marker::claim(ab, out)?;
     let image = image_weights(ab, out, progress)?;
-    let cells = cells(ab, &base, &image, out)?;
+    let cells = cells(ab, &base, &strategies, &image, out);
     Ok(Prepared { image, base, cells })
 }
 
@@ -111,6 +124,7 @@ pub fn run_study(
         weights_only = inflation.max_abs_diff_weights,
         "inflated model against the image model, frame by frame"
     );
+    let finished = |c: &Cell| is_done(&c.run(), &ab.eval);
     let mine: Vec<&Cell> = cells
         .iter()
         .enumerate()
@@ -122,27 +136,28 @@ pub fn run_study(
         opts.progress,
         "grid [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
     );
+    let copts = CellOptions {
+        progress: opts.progress,
+        stop_after: opts.stop_after,
+        commit: Some(opts.meta.commit.clone()),
+    };
     let mut trained = 0;
     for cell in &mine {
-        grid.set_position(mine.iter().filter(|c| is_done(&c.run())).count() as u64);
-        if is_done(&cell.run()) {
+        grid.set_position(mine.iter().filter(|c| finished(c)).count() as u64);
+        if finished(cell) {
             continue;
         }
         if opts.max_cells.is_some_and(|m| trained >= m) {
             break;
         }
         grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
-        let copts = CellOptions {
-            progress: opts.progress,
-            stop_after: opts.stop_after,
-        };
         trained += 1;
         if run_cell(cell, ab, &image, &copts)? == CellOutcome::Interrupted {
             break;
         }
     }
-    let done = cells.iter().filter(|c| is_done(&c.run())).count();
-    grid.set_position(mine.iter().filter(|c| is_done(&c.run())).count() as u64);
+    let done = cells.iter().filter(|c| finished(c)).count();
+    grid.set_position(mine.iter().filter(|c| finished(c)).count() as u64);
     freezeframe_train::progress::finish(&grid);
     if done < cells.len() || opts.shard.is_some() {
         return Ok(StudyOutcome::Partial {
@@ -171,6 +186,7 @@ pub fn results(
 ) -> Result<Results, LabError> {
     let mut runs = Vec::new();
     let mut wall = 0.0;
+    let mut trained_by = std::collections::BTreeSet::new();
     for c in cells {
         runs.push(collect(out, &c.rel(), &c.strategy, c.seed)?);
         let done: crate::grid::Done = serde_json::from_str(
@@ -182,6 +198,7 @@ pub fn results(
             message: e.to_string(),
         })?;
         wall += done.attempt_seconds;
+        trained_by.insert(done.commit.unwrap_or_else(|| "not recorded".into()));
     }
     let strategies: Vec<String> = ab.strategies.iter().map(|s| label(s)).collect();
     let values = |strategy: &str, metric: &str| -> Option<Vec<f64>> {
@@ -225,6 +242,8 @@ pub fn results(
         verdicts,
         prompts: base.sample.prompts.clone(),
         setting: setting(base),
+        trained_by: trained_by.into_iter().collect(),
+        preregistration: crate::marker::preregistration(ab, out)?,
     })
 }
 

@@ -3,7 +3,7 @@
 use serde::Serialize;
 
 use crate::config::{Claim, Expect};
-use crate::stats::{Welch, welch};
+use crate::stats::{Welch, holm, welch};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -31,6 +31,8 @@ impl Outcome {
 pub struct Comparison {
     pub other: String,
     pub welch: Option<Welch>,
+    /// Welch's p after Holm's correction over the claim's comparisons (the one decided on).
+    pub p_holm: f64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -79,6 +81,7 @@ pub fn decide(
         comparisons.push(Comparison {
             other: o.clone(),
             welch: welch(&mine, &theirs),
+            p_holm: f64::NAN,
         });
     }
     if comparisons.iter().any(|c| c.welch.is_none()) {
@@ -89,15 +92,27 @@ pub fn decide(
             note: Some("fewer than two seeds with a finite value on one side".into()),
         };
     }
+    let ps: Vec<f64> = comparisons
+        .iter()
+        .map(|c| c.welch.as_ref().map_or(f64::NAN, |w| w.p))
+        .collect();
+    for (c, p) in comparisons.iter_mut().zip(holm(&ps)) {
+        c.p_holm = p;
+    }
     let expected = |w: &Welch| match claim.expect {
         Expect::Lower => w.diff < 0.0,
         Expect::Higher => w.diff > 0.0,
     };
-    let significant = |w: &Welch| w.p < alpha;
-    let ws: Vec<&Welch> = comparisons.iter().filter_map(|c| c.welch.as_ref()).collect();
-    let outcome = if ws.iter().any(|w| significant(w) && !expected(w) && w.diff != 0.0) {
+    let tested: Vec<(&Welch, f64)> = comparisons
+        .iter()
+        .filter_map(|c| c.welch.as_ref().map(|w| (w, c.p_holm)))
+        .collect();
+    let outcome = if tested
+        .iter()
+        .any(|(w, p)| *p < alpha && !expected(w) && w.diff != 0.0)
+    {
         Outcome::Contradicted
-    } else if ws.iter().all(|w| significant(w) && expected(w)) {
+    } else if tested.iter().all(|(w, p)| *p < alpha && expected(w)) {
         Outcome::Supported
     } else {
         Outcome::Inconclusive
@@ -129,7 +144,11 @@ mod tests {
         let strategies = vec!["full".to_string(), "temporal-only".to_string()];
         let (m, t) = (mine.to_vec(), theirs.to_vec());
         decide(&claim(expect, &["full"]), &strategies, 0.05, |s| {
-            Some(if s == "temporal-only" { m.clone() } else { t.clone() })
+            Some(if s == "temporal-only" {
+                m.clone()
+            } else {
+                t.clone()
+            })
         })
         .outcome
     }
@@ -164,8 +183,13 @@ mod tests {
             })
         };
         // Better than staged but not than scratch: inconclusive.
-        assert_eq!(decide(&c, &strategies, 0.05, vals).outcome, Outcome::Inconclusive);
-        let gone = decide(&c, &strategies, 0.05, |s| (s != "staged").then(|| vec![0.1, 0.2]));
+        assert_eq!(
+            decide(&c, &strategies, 0.05, vals).outcome,
+            Outcome::Inconclusive
+        );
+        let gone = decide(&c, &strategies, 0.05, |s| {
+            (s != "staged").then(|| vec![0.1, 0.2])
+        });
         assert_eq!(gone.outcome, Outcome::Untested);
         let one_seed = decide(&c, &strategies, 0.05, |_| Some(vec![0.1]));
         assert_eq!(one_seed.outcome, Outcome::Untested);

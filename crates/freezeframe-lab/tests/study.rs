@@ -55,9 +55,24 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
 
     let cut = temp("cut");
     // One run finishes, then the next is stopped half-way (a checkpoint at step 3 of 6).
-    let first = run_study(&ab, base.clone(), &cut, &StudyOptions { max_cells: Some(1), ..opts() })
-        .expect("first call");
-    assert!(matches!(first, StudyOutcome::Partial { done: 1, total: 4, .. }));
+    let first = run_study(
+        &ab,
+        base.clone(),
+        &cut,
+        &StudyOptions {
+            max_cells: Some(1),
+            ..opts()
+        },
+    )
+    .expect("first call");
+    assert!(matches!(
+        first,
+        StudyOutcome::Partial {
+            done: 1,
+            total: 4,
+            ..
+        }
+    ));
     let second = run_study(
         &ab,
         base.clone(),
@@ -128,8 +143,9 @@ fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
     let (mut ab, base) = quick();
     ab.seeds = vec![0];
     let out = temp("image");
+    let cfg_dir = temp("image-cfg");
     ab.image.from = None;
-    ab.image.pretrain = Some(image_config(&out.join("cfg")));
+    ab.image.pretrain = Some(image_config(&cfg_dir));
     let first = run_study(&ab, base.clone(), &out, &opts()).expect("first");
     let StudyOutcome::Complete { image, results, .. } = first else {
         panic!("incomplete")
@@ -148,7 +164,10 @@ fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
         panic!("incomplete")
     };
     assert!(again.cached && again.path == image.path);
-    assert_eq!(std::fs::read(image.path.join("metrics.jsonl")).expect("metrics"), metrics);
+    assert_eq!(
+        std::fs::read(image.path.join("metrics.jsonl")).expect("metrics"),
+        metrics
+    );
     let _ = std::fs::remove_dir_all(out);
 }
 
@@ -184,7 +203,10 @@ fn the_report_has_every_strategy_every_claim_and_no_nan() {
     }
     assert_eq!(results.verdicts.len(), ab.claims.len());
     for text in [&md, &html] {
-        assert!(!text.contains("NaN") && !text.contains("inf "), "NaN printed");
+        assert!(
+            !text.contains("NaN") && !text.contains("inf "),
+            "NaN printed"
+        );
     }
     assert!(md.contains("QUICK SMOKE TEST") && md.contains("Left out"));
     // Self-contained: charts inline, GIFs inline, nothing fetched.

@@ -130,7 +130,7 @@ where
                     .into_data()
                     .convert::<f32>()
                     .try_into_vec::<f32>()
-                    .unwrap_or_default()
+                    .expect("f32 after convert::<f32>()")
             };
             (self.f)(&path, &shape, &mut read)
         };

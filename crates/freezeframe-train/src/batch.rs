@@ -50,16 +50,24 @@ pub fn videos_to_tensor(videos: &[&Video], device: &Device) -> Tensor<5> {
     Tensor::from_data(TensorData::new(data, shape), device)
 }
 
-/// A [B, T, C, H, W] tensor in [−1, 1] → videos in [0, 1] (clamped).
-pub fn tensor_to_videos(x: Tensor<5>) -> Vec<Video> {
+/// A [B, T, C, H, W] tensor in [−1, 1] → videos in [0, 1] (clamped). A value that is not a
+/// number is an error, not a black pixel: it means a diverged model or a non-finite setting.
+pub fn tensor_to_videos(x: Tensor<5>) -> Result<Vec<Video>, TrainError> {
     let [b, t, c, h, w] = x.dims();
     let data: Vec<f32> = x
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .unwrap_or_default();
+        .map_err(|e| TrainError::NonFinite(format!("reading sampled videos back: {e:?}")))?;
+    if let Some(i) = data.iter().position(|v| !v.is_finite()) {
+        return Err(TrainError::NonFinite(format!(
+            "the sampler produced {} (value {i} of {}): the weights or the guidance scale are not finite",
+            data[i],
+            data.len()
+        )));
+    }
     let n = t * c * h * w;
-    (0..b)
+    Ok((0..b)
         .map(|i| {
             let v = data[i * n..(i + 1) * n]
                 .iter()
@@ -67,7 +75,7 @@ pub fn tensor_to_videos(x: Tensor<5>) -> Vec<Video> {
                 .collect();
             Video::from_data(t, c, h, w, v)
         })
-        .collect()
+        .collect())
 }
 
 /// Standard-normal noise of `shape` from `rng`.

@@ -186,6 +186,15 @@ impl Default for SampleSection {
     }
 }
 
+/// A `name` that becomes a folder must be one plain folder name: no separators, not `.`/`..`,
+/// so that a config can never write outside its `out_dir`.
+pub fn check_folder_name(name: &str) -> Result<(), String> {
+    if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(format!("name = {name:?} must be a plain folder name"));
+    }
+    Ok(())
+}
+
 impl RunConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
@@ -271,20 +280,41 @@ impl RunConfig {
     }
 
     fn validate(&self) -> Result<(), String> {
-        if self.name.trim().is_empty()
-            || self.name.contains(['/', '\\'])
-            || self.name == "."
-            || self.name == ".."
-        {
-            return Err(format!(
-                "name = {:?} must be a plain folder name",
-                self.name
-            ));
-        }
+        check_folder_name(&self.name)?;
         self.data.validate().map_err(|e| e.to_string())?;
         self.model_config()?;
         let t = &self.train;
-        let checks: [(bool, String); 9] = [
+        let checks: [(bool, String); 14] = [
+            (
+                t.weight_decay >= 0.0 && t.weight_decay.is_finite(),
+                format!(
+                    "train.weight_decay = {} must be a number ≥ 0",
+                    t.weight_decay
+                ),
+            ),
+            (
+                (0.0..=1.0).contains(&t.min_lr_ratio),
+                format!("train.min_lr_ratio = {} must lie in [0, 1]", t.min_lr_ratio),
+            ),
+            (
+                t.grad_clip.is_finite(),
+                format!("train.grad_clip = {} must be a number", t.grad_clip),
+            ),
+            (
+                self.sample.cfg.is_finite() && self.sample.cfg >= 0.0,
+                format!("sample.cfg = {} must be a number ≥ 0", self.sample.cfg),
+            ),
+            (
+                // The synthetic world's held-out split is data.val_clips long; a real cache's
+                // length is only known when it is opened.
+                self.data.csv.is_some()
+                    || self.data.cache.is_some()
+                    || self.log.val_clips <= self.data.val_clips,
+                format!(
+                    "log.val_clips = {} is more than the world's data.val_clips = {}",
+                    self.log.val_clips, self.data.val_clips
+                ),
+            ),
             (
                 t.timestep_shift > 0.0 && t.timestep_shift.is_finite(),
                 format!(
@@ -387,6 +417,42 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("data.colours"), "{e}");
+    }
+
+    #[test]
+    fn numbers_that_are_not_numbers_or_out_of_range_are_named() {
+        for (section, key, values) in [
+            ("train", "lr", &["nan", "inf", "-1.0", "0.0"][..]),
+            ("train", "weight_decay", &["nan", "-0.5", "inf"]),
+            ("train", "min_lr_ratio", &["nan", "-1.0", "5.0"]),
+            ("train", "grad_clip", &["nan", "-1.0"]),
+            ("train", "timestep_shift", &["nan", "0.0", "-2.0"]),
+            ("train", "ema_decay", &["nan", "1.5"]),
+            ("train", "caption_dropout", &["nan", "-0.1"]),
+            ("sample", "cfg", &["nan", "inf", "-1.0"]),
+            ("log", "val_clips", &["0", "100000"]),
+        ] {
+            for v in values {
+                let e = parse(&format!("name = \"x\"\n[{section}]\n{key} = {v}\n"))
+                    .expect_err(&format!("{section}.{key} = {v} accepted"))
+                    .to_string();
+                assert!(e.contains(key), "{section}.{key} = {v}: {e}");
+            }
+        }
+        for speeds in [
+            "{ slow = -1.0, fast = 1.4 }",
+            "{ slow = nan, fast = 1.4 }",
+            "{ slow = 2.0, fast = 1.0 }",
+        ] {
+            let e = parse(&format!("name = \"x\"\n[data]\nspeeds = {speeds}\n"))
+                .expect_err(speeds)
+                .to_string();
+            assert!(e.contains("speeds"), "{speeds}: {e}");
+        }
+        let e = parse("name = \"x\"\n[data]\nframes = 1\n")
+            .expect_err("frames = 1")
+            .to_string();
+        assert!(e.contains("image_mode"), "{e}");
     }
 
     #[test]

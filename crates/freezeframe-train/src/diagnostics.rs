@@ -20,7 +20,9 @@ pub fn values_of<M: Module>(model: &M, ids: &HashSet<ParamId>) -> HashMap<ParamI
         .map(|(id, d)| {
             (
                 id,
-                d.convert::<f32>().try_into_vec::<f32>().unwrap_or_default(),
+                d.convert::<f32>()
+                    .try_into_vec::<f32>()
+                    .expect("f32 after convert::<f32>()"),
             )
         })
         .collect()

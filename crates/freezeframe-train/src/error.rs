@@ -34,6 +34,10 @@ pub enum TrainError {
     Plan(#[from] freezeframe_plan::PlanError),
     #[error("[init]: {0}")]
     Init(String),
+    #[error("not a number: {0}")]
+    NonFinite(String),
+    #[error("{dir} is in use by another process (pid {pid}); wait for it or stop it")]
+    Locked { dir: PathBuf, pid: String },
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged { step: usize, loss: f32 },
 }

@@ -40,7 +40,7 @@ pub fn squared_norms<M: Module>(module: &M, grads: &GradientsParams) -> Vec<(Par
         .into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
-        .unwrap_or_default();
+        .expect("f32 after convert::<f32>()");
     v.ids.into_iter().zip(all).collect()
 }
 

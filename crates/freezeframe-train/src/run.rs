@@ -70,6 +70,11 @@ impl Run {
         self.checkpoints().pop()
     }
 
+    /// Takes the run folder's exclusive lock (`.lock`, see [`lock_file`]): one writer per run.
+    pub fn lock(&self) -> Result<std::fs::File, TrainError> {
+        lock_file(&self.dir.join(".lock"), &self.dir)
+    }
+
     /// Checkpoint folder name for a step.
     pub fn checkpoint_dir(&self, step: usize) -> PathBuf {
         self.checkpoints_dir().join(format!("step-{step:06}"))
@@ -98,4 +103,49 @@ pub fn slug(text: &str) -> String {
     } else {
         s.chars().take(60).collect()
     }
+}
+
+/// Takes an exclusive advisory lock on the file `path` (created if missing), held until the
+/// returned file is dropped and released by the OS if the process dies, and writes this
+/// process's PID into it, so that a second writer on `what` is refused with the holder's PID
+/// instead of corrupting it. Locks belong to an open file, so a process that holds one and asks
+/// again is refused too: take each lock file once.
+pub fn lock_file(
+    path: &std::path::Path,
+    what: &std::path::Path,
+) -> Result<std::fs::File, TrainError> {
+    use std::io::Write as _;
+    let ctx = || format!("lock {}", path.display());
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(crate::error::io(ctx()))?;
+    match f.try_lock() {
+        Ok(()) => {
+            f.set_len(0).map_err(crate::error::io(ctx()))?;
+            f.write_all(std::process::id().to_string().as_bytes())
+                .map_err(crate::error::io(ctx()))?;
+            Ok(f)
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Locked {
+            dir: what.to_path_buf(),
+            pid: std::fs::read_to_string(path)
+                .map(|p| p.trim().to_string())
+                .unwrap_or_else(|e| format!("unknown: {e}")),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(crate::error::io(ctx())(e)),
+    }
+}
+
+/// Writes `bytes` to `path` through `path.tmp` and a rename, so that a reader (or a process
+/// killed mid-write) never leaves or sees half a file.
+pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    std::fs::write(&tmp, bytes).map_err(crate::error::io(format!("write {}", tmp.display())))?;
+    std::fs::rename(&tmp, path).map_err(crate::error::io(format!("rename to {}", path.display())))
 }

@@ -116,7 +116,7 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
         },
         &mut on_step,
     );
-    Ok(tensor_to_videos(x))
+    tensor_to_videos(x)
 }
 
 /// A run read back for sampling: the EMA weights of its newest checkpoint and what goes with

@@ -20,7 +20,7 @@ use crate::error::{TrainError, io};
 use crate::lr::lr_at;
 use crate::metrics::MetricsLog;
 use crate::plans::{BoundPlan, set_trainable};
-use crate::run::Run;
+use crate::run::{Run, write_atomic};
 use crate::sample::{SampleSpec, encoder_for, write_prompt_gifs};
 use crate::validate::val_loss;
 use crate::{diagnostics, ema, grads, plans};
@@ -202,9 +202,13 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
             });
         }
     }
+    let had_config = run.config_path().is_file();
     std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
-    std::fs::write(run.config_path(), cfg.to_toml()).map_err(io("write config.toml"))?;
-    std::fs::write(run.plan_path(), &loaded_plan.text).map_err(io("write plan.toml"))?;
+    // One writer per run folder: held until this function returns.
+    let _lock = run.lock()?;
+    // Through a rename: a kill mid-write must not leave a config that later fails to parse.
+    write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
+    write_atomic(&run.plan_path(), loaded_plan.text.as_bytes())?;
 
     let data = Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
@@ -228,7 +232,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         start = st.step;
         tracing::info!(step, dir = %dir.display(), "resuming");
     } else {
-        if opts.resume {
+        if opts.resume && had_config {
             tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
         }
         model = initial_model(fresh_model, cfg, &bound)?;

@@ -13,9 +13,10 @@ pub fn ablate(config: &Path, out: Option<PathBuf>, jobs: usize, shard: Option<&s
     let ab = AblationConfig::load(config)?;
     let base = ab.base_config()?;
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&ab.name));
-    let meta = meta(false, Vec::new());
+    let meta = meta(false, Vec::new(), jobs);
     if let Some(s) = shard {
         let shard = parse_shard(s)?;
+        die_with_parent();
         let opts = StudyOptions {
             progress: false,
             shard: Some(shard),
@@ -56,7 +57,7 @@ pub fn demo(out_dir: &Path, quick: bool) -> Result<()> {
     );
     let opts = StudyOptions {
         progress: true,
-        meta: meta(quick, left_out),
+        meta: meta(quick, left_out, 1),
         ..StudyOptions::default()
     };
     finish(run_study(&ab, base, &out, &opts)?)
@@ -76,10 +77,7 @@ fn finish(outcome: StudyOutcome) -> Result<()> {
                 );
             }
             println!("report: {}", report.display());
-            println!(
-                "        {}",
-                report.with_file_name("report.md").display()
-            );
+            println!("        {}", report.with_file_name("report.md").display());
             Ok(())
         }
         StudyOutcome::Partial { done, total, .. } => {
@@ -90,9 +88,7 @@ fn finish(outcome: StudyOutcome) -> Result<()> {
 }
 
 fn parse_shard(s: &str) -> Result<(usize, usize)> {
-    let (i, n) = s
-        .split_once('/')
-        .context("--shard takes i/n")?;
+    let (i, n) = s.split_once('/').context("--shard takes i/n")?;
     let (i, n): (usize, usize) = (i.parse()?, n.parse()?);
     if n == 0 || i >= n {
         bail!("--shard {s}: need 0 ≤ i < n");
@@ -102,7 +98,13 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
 
 /// Runs the grid in `jobs` worker processes (each `ablate --shard i/jobs`, with its share of
 /// the cores), drawing the grid bar from the run folders' done markers.
-fn run_workers(config: &Path, ab: &AblationConfig, base: RunConfig, out: &Path, jobs: usize) -> Result<()> {
+fn run_workers(
+    config: &Path,
+    ab: &AblationConfig,
+    base: RunConfig,
+    out: &Path,
+    jobs: usize,
+) -> Result<()> {
     // The image weights (a pre-training run included) are made once, before the workers start.
     let prepared = prepare(ab, base, out, true)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -131,14 +133,23 @@ fn run_workers(config: &Path, ab: &AblationConfig, base: RunConfig, out: &Path, 
     bar.set_message(format!("{jobs} workers × {threads} threads"));
     let mut failed = Vec::new();
     while !children.is_empty() {
-        let done = prepared.cells.iter().filter(|c| grid::is_done(&c.run())).count();
+        let done = prepared
+            .cells
+            .iter()
+            .filter(|c| grid::is_done(&c.run(), &ab.eval))
+            .count();
         bar.set_position(done as u64);
         let mut still = Vec::new();
         for mut c in children {
-            match c.try_wait()? {
-                Some(status) if !status.success() => failed.push(status.to_string()),
-                Some(_) => {}
-                None => still.push(c),
+            match c.try_wait() {
+                Ok(Some(status)) if !status.success() => failed.push(status.to_string()),
+                Ok(Some(_)) => {}
+                Ok(None) => still.push(c),
+                Err(e) => {
+                    // The child cannot be watched: stop it rather than leave it unattended.
+                    let _ = c.kill();
+                    failed.push(format!("lost track of a worker: {e}"));
+                }
             }
         }
         children = still;
@@ -146,13 +157,17 @@ fn run_workers(config: &Path, ab: &AblationConfig, base: RunConfig, out: &Path, 
     }
     freezeframe_train::progress::finish(&bar);
     if !failed.is_empty() {
-        bail!("{} worker(s) failed ({}); the finished runs are kept, run again to resume", failed.len(), failed.join(", "));
+        bail!(
+            "{} worker(s) failed ({}); the finished runs are kept, run again to resume",
+            failed.len(),
+            failed.join(", ")
+        );
     }
     Ok(())
 }
 
 /// The command, commit and machine, for the report.
-fn meta(quick: bool, left_out: Vec<String>) -> Meta {
+fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -162,7 +177,12 @@ fn meta(quick: bool, left_out: Vec<String>) -> Meta {
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
     };
     let commit = match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(c) if git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty()) => format!("{c} (with uncommitted changes)"),
+        Some(c)
+            if git(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty()) =>
+        {
+            format!("{c} (with uncommitted changes)")
+        }
         Some(c) => c,
         None => "unknown (not run from a git checkout)".into(),
     };
@@ -182,5 +202,17 @@ fn meta(quick: bool, left_out: Vec<String>) -> Meta {
         machine: format!("{cpu}, {cores} threads"),
         quick,
         left_out,
+        jobs,
+    }
+}
+
+/// A `--jobs` worker ends with the process that started it: a killed coordinator must not
+/// leave workers training behind the next one's back.
+fn die_with_parent() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl(PR_SET_PDEATHSIG) only sets this process's parent-death signal; it takes
+    // no pointers.
+    unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
     }
 }

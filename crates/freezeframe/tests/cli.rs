@@ -100,9 +100,15 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
     for f in ["report.html", "report.md", "results.json"] {
         assert!(study.join(f).is_file(), "{f} missing: {out}");
     }
-    assert!(out.contains("report: ") && out.contains("claim 1 ("), "{out}");
+    assert!(
+        out.contains("report: ") && out.contains("claim 1 ("),
+        "{out}"
+    );
     let md = std::fs::read_to_string(study.join("report.md")).unwrap();
-    assert!(md.starts_with("# ") && md.contains("QUICK SMOKE TEST"), "{md}");
+    assert!(
+        md.starts_with("# ") && md.contains("QUICK SMOKE TEST"),
+        "{md}"
+    );
     let runs: Vec<_> = std::fs::read_dir(study.join("runs")).unwrap().collect();
     assert_eq!(runs.len(), 6, "3 strategies × 2 seeds");
     check_in_browser(&study.join("report.html"), 15);
@@ -113,11 +119,22 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
     }
     // A second demo finds every run finished and only rewrites the report.
     let stamp = |p: &std::path::Path| std::fs::metadata(p).unwrap().modified().unwrap();
-    let first = study.join("runs").read_dir().unwrap().next().unwrap().unwrap().path();
+    let first = study
+        .join("runs")
+        .read_dir()
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let before = stamp(&first.join("ablate.json"));
     let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
     assert!(ok, "{err}");
-    assert_eq!(stamp(&first.join("ablate.json")), before, "a finished run was repeated");
+    assert_eq!(
+        stamp(&first.join("ablate.json")),
+        before,
+        "a finished run was repeated"
+    );
     // A different file where the image model goes is refused and left as it was.
     let path = std::fs::read_dir(&study)
         .unwrap()
@@ -136,7 +153,10 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
     let dir = std::env::temp_dir().join(format!("ff-cli-ablate-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    let base = concat!(env!("CARGO_MANIFEST_DIR"), "/../../configs/calibrated-full.toml");
+    let base = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/calibrated-full.toml"
+    );
     let write = |name: &str, body: &str| {
         let p = dir.join(name);
         std::fs::write(&p, format!("name = \"t\"\nbase = \"{base}\"\n{body}")).unwrap();
@@ -149,11 +169,29 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
     )
     .unwrap();
     let cases = [
-        (write("twice.toml", "strategies = [\"full\", \"full\"]\nseeds = [0]\n"), "named twice"),
-        (write("noseed.toml", "strategies = [\"full\"]\nseeds = []\n"), "seeds is empty"),
-        (write("typo.toml", "strategies = [\"full\"]\nseeds = [0]\nsteps = 3\n"), "steps"),
         (
-            write("plan.toml", "strategies = [\"full\", \"bad-plan.toml\"]\nseeds = [0]\n"),
+            write(
+                "twice.toml",
+                "strategies = [\"full\", \"full\"]\nseeds = [0]\n",
+            ),
+            "named twice",
+        ),
+        (
+            write("noseed.toml", "strategies = [\"full\"]\nseeds = []\n"),
+            "seeds is empty",
+        ),
+        (
+            write(
+                "typo.toml",
+                "strategies = [\"full\"]\nseeds = [0]\nsteps = 3\n",
+            ),
+            "steps",
+        ),
+        (
+            write(
+                "plan.toml",
+                "strategies = [\"full\", \"bad-plan.toml\"]\nseeds = [0]\n",
+            ),
             "bad-plan",
         ),
     ];
@@ -167,7 +205,10 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
             out.to_str().unwrap(),
         ]);
         assert!(!ok && err.contains(needle), "{needle}: {err}");
-        assert!(!out.join("runs").exists(), "{needle}: something was trained");
+        assert!(
+            !out.join("runs").exists(),
+            "{needle}: something was trained"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -180,7 +221,12 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
 fn check_in_browser(report: &std::path::Path, gifs: usize) {
     let Some(browser) = ["chromium", "chromium-browser", "google-chrome"]
         .into_iter()
-        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
     else {
         assert!(
             std::env::var("FREEZEFRAME_REQUIRE_CHROMIUM").is_err(),
@@ -190,16 +236,31 @@ fn check_in_browser(report: &std::path::Path, gifs: usize) {
         return;
     };
     let url = format!("file://{}", report.canonicalize().unwrap().display());
-    let flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"];
+    let flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+    ];
     let dom = Command::new(browser)
         .args(flags)
         .args(["--dump-dom", &url])
         .output()
         .unwrap();
     let dom = String::from_utf8_lossy(&dom.stdout);
-    assert!(dom.matches("<table").count() >= 5, "tables missing from the DOM");
-    assert!(dom.matches("<svg").count() >= 2, "charts missing from the DOM");
-    assert_eq!(dom.matches("class=\"gif\"").count(), gifs, "GIFs missing from the DOM");
+    assert!(
+        dom.matches("<table").count() >= 5,
+        "tables missing from the DOM"
+    );
+    assert!(
+        dom.matches("<svg").count() >= 2,
+        "charts missing from the DOM"
+    );
+    assert_eq!(
+        dom.matches("class=\"gif\"").count(),
+        gifs,
+        "GIFs missing from the DOM"
+    );
     let shot = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("report-screenshot.png");
     let (w, h) = (1280usize, 4000usize);
     let ok = Command::new(browser)
@@ -219,6 +280,90 @@ fn check_in_browser(report: &std::path::Path, gifs: usize) {
     assert_eq!(gray.stdout.len(), w * h, "screenshot size");
     let dark = gray.stdout.iter().filter(|&&p| p < 60).count();
     // Each GIF is drawn 200 px wide and square; at least half of their area must be there.
-    assert!(dark > gifs * 200 * 200 / 2, "only {dark} dark pixels: the GIFs did not render");
+    assert!(
+        dark > gifs * 200 * 200 / 2,
+        "only {dark} dark pixels: the GIFs did not render"
+    );
     eprintln!("report screenshot: {}", shot.display());
+}
+
+#[test]
+fn numeric_flags_refuse_nan_infinity_zero_and_negatives_naming_the_flag() {
+    let cases: [(&[&str], &str); 12] = [
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--cfg", "nan"],
+            "--cfg",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--cfg", "inf"],
+            "--cfg",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--cfg=-1"],
+            "--cfg",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--n", "0"],
+            "--n",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--steps", "0"],
+            "--steps",
+        ),
+        (&["eval", "--videos", "v", "--fps", "0"], "--fps"),
+        (&["eval", "--videos", "v", "--fps", "nan"], "--fps"),
+        (
+            &["plan", "explain", "--plan", "full", "--lr", "nan"],
+            "--lr",
+        ),
+        (&["plan", "explain", "--plan", "full", "--lr=-1"], "--lr"),
+        (&["data", "preview", "--n", "0"], "--n"),
+        (&["bench", "train-step", "--batch", "0"], "--batch"),
+        (&["bench", "train-step", "--steps", "0"], "--steps"),
+    ];
+    for (args, flag) in cases {
+        let (ok, _, err) = ff(args);
+        assert!(!ok && err.contains(flag), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn ablate_with_two_jobs_runs_the_grid_in_worker_processes() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-jobs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let base = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../configs/calibrated-full.toml"
+    );
+    let config = dir.join("tiny.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"tiny\"\nbase = \"{base}\"\nstrategies = [\"full\", \"temporal-only\"]\nseeds = [0]\n\
+             [budget]\nsteps = 2\nbatch_size = 2\nsample_n = 1\nsample_steps = 1\n[eval]\nn = 2\nsteps = 1\n"
+        ),
+    )
+    .unwrap();
+    let out = dir.join("out");
+    let (ok, stdout, err) = ff(&[
+        "ablate",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ]);
+    assert!(ok, "{stdout}{err}");
+    assert!(
+        out.join("report.html").is_file() && stdout.contains("report: "),
+        "{stdout}"
+    );
+    let done = std::fs::read_dir(out.join("runs"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().join("ablate.json").is_file())
+        .count();
+    assert_eq!(done, 2);
+    let _ = std::fs::remove_dir_all(&dir);
 }

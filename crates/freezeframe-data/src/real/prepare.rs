@@ -205,6 +205,38 @@ fn process(
     }))
 }
 
+/// The cache index already in `out`, or — for a missing or empty folder — a new empty one,
+/// written at once so the folder carries the cache's marker (`index.json` with its format
+/// version) before any shard. A non-empty folder without a readable index is not a cache this
+/// tool made, and is refused rather than written into.
+fn previous_index(out: &Path, settings: &PrepareSettings) -> Result<CacheIndex, RealError> {
+    let io = |e: std::io::Error| RealError::Io {
+        path: out.display().to_string(),
+        message: e.to_string(),
+    };
+    let empty = match std::fs::read_dir(out) {
+        Ok(mut rd) => rd.next().is_none(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+        Err(e) => return Err(io(e)),
+    };
+    if !empty {
+        return CacheIndex::load(out).map_err(|e| RealError::Cache {
+            path: out.display().to_string(),
+            message: format!(
+                "the folder is not empty and is not a clip cache this tool can update ({e}); choose an empty or new folder"
+            ),
+        });
+    }
+    std::fs::create_dir_all(out.join("clips")).map_err(io)?;
+    let index = CacheIndex {
+        format: CACHE_FORMAT,
+        settings: settings.clone(),
+        entries: Vec::new(),
+    };
+    index.save(out)?;
+    Ok(index)
+}
+
 /// Prepares `csv` into the cache folder `out`; `progress(done, total)` is called as videos
 /// finish. Bad inputs are skipped, counted and listed in `out/skipped.csv`; an empty result is
 /// an error.
@@ -219,17 +251,21 @@ pub fn prepare(
     ffmpeg::check_available()?;
     let (entries, row_skips) = read_list(csv)?;
     let rows = entries.len() + row_skips.len();
+    let previous = previous_index(out, settings)?;
     std::fs::create_dir_all(out.join("clips")).map_err(|e| RealError::Io {
         path: out.display().to_string(),
         message: e.to_string(),
     })?;
-    let old: HashMap<PathBuf, CacheEntry> = match CacheIndex::load(out) {
-        Ok(idx) if idx.settings == *settings => idx
+    // Shards this cache's own index lists: the only files a re-run may ever delete.
+    let listed: Vec<String> = previous.entries.iter().map(|e| e.shard.clone()).collect();
+    let old: HashMap<PathBuf, CacheEntry> = if previous.settings == *settings {
+        previous
             .entries
             .into_iter()
             .map(|e| (e.source.clone(), e))
-            .collect(),
-        _ => HashMap::new(),
+            .collect()
+    } else {
+        HashMap::new()
     };
     let done = AtomicUsize::new(0);
     let total = entries.len();
@@ -266,15 +302,11 @@ pub fn prepare(
     }
     skipped.sort_by_key(|s| s.line);
     write_skipped(&out.join("skipped.csv"), &skipped)?;
-    // Shards no entry refers to any more (changed or removed sources, other settings).
+    // Shards the old index listed that no entry refers to any more (changed or removed
+    // sources, other settings). Files the index never listed are not ours: left alone.
     let live: std::collections::HashSet<&str> = kept.iter().map(|e| e.shard.as_str()).collect();
-    if let Ok(rd) = std::fs::read_dir(out.join("clips")) {
-        for f in rd.flatten() {
-            let name = f.file_name().to_string_lossy().to_string();
-            if !live.contains(name.as_str()) {
-                let _ = std::fs::remove_file(f.path());
-            }
-        }
+    for name in listed.iter().filter(|n| !live.contains(n.as_str())) {
+        let _ = std::fs::remove_file(out.join("clips").join(name));
     }
     let clips = kept.iter().map(|e| e.clips).sum();
     CacheIndex {

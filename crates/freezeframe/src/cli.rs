@@ -1,0 +1,255 @@
+//! Flag definitions (clap), apart from dispatch (`main.rs`) and command bodies.
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "freezeframe",
+    version,
+    about = "Train STDiT video diffusion models with declarative training plans"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// How `sample` and `eval --run` draw videos from a run's EMA weights.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct Sampling {
+    /// Euler steps from noise to data.
+    #[arg(long, default_value_t = 30, value_parser = count)]
+    pub steps: usize,
+    /// Classifier-free guidance scale (1 = none).
+    #[arg(long, default_value_t = 4.0, value_parser = non_negative_f32)]
+    pub cfg: f32,
+    /// Seed of the starting noise.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// A small version of the study in about 15 minutes: `full`, `temporal-only` and `staged`
+    /// from the shipped image model on the calibrated world, evaluated, with an HTML report.
+    Demo {
+        /// Parent folder of the study folder (`demo/`, or `demo-quick/`); a re-run resumes it.
+        #[arg(long, default_value = "runs")]
+        out_dir: PathBuf,
+        /// Every stage at the smallest size, in about a minute: a smoke test whose numbers
+        /// mean nothing.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Run an ablation study: strategies × seeds on one budget, evaluated, with verdicts and an
+    /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones.
+    Ablate {
+        #[arg(long)]
+        config: PathBuf,
+        /// Study folder (default: runs/<name>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Worker processes (each gets its share of the cores).
+        #[arg(long, default_value_t = 1, value_parser = count)]
+        jobs: usize,
+        /// Internal: run the grid cells i mod n only (a `--jobs` worker).
+        #[arg(long, hide = true)]
+        shard: Option<String>,
+    },
+    /// Inspect models.
+    Model {
+        #[command(subcommand)]
+        command: ModelCommand,
+    },
+    /// Synthetic data.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+    /// Train from a TOML config.
+    Train {
+        #[arg(long)]
+        config: PathBuf,
+        /// Continue from the newest complete checkpoint of the run folder.
+        #[arg(long)]
+        resume: bool,
+    },
+    /// Sample videos from a trained run (its newest checkpoint's EMA weights).
+    Sample {
+        #[arg(long)]
+        run: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[arg(long, default_value_t = 4, value_parser = count)]
+        n: usize,
+        #[arg(long, default_value = "out.gif")]
+        out: PathBuf,
+        #[command(flatten)]
+        sampling: Sampling,
+    },
+    /// Score videos: a run's samples against real videos of the same prompts (`--run`), or
+    /// existing GIFs with the metrics that need no prompt (`--videos`).
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["run", "videos"])))]
+    Eval {
+        /// Run folder: samples a fixed prompt set with fixed noise from its newest EMA weights;
+        /// writes eval.json and eval.md into it.
+        #[arg(long)]
+        run: Option<PathBuf>,
+        /// A GIF, a folder of GIFs (each file one video), or a clip cache folder.
+        #[arg(long)]
+        videos: Option<PathBuf>,
+        #[arg(long, default_value_t = 256, value_parser = count)]
+        n: usize,
+        #[command(flatten)]
+        sampling: Sampling,
+        /// Frame rate of `--videos` (sets VBench's dynamic-degree threshold).
+        #[arg(long, default_value_t = 8.0, value_parser = positive_f32)]
+        fps: f32,
+    },
+    /// Training plans: which parameters learn, when, and how fast.
+    Plan {
+        #[command(subcommand)]
+        command: PlanCommand,
+    },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PlanCommand {
+    /// The built-in plans (also shipped as files under configs/plans/).
+    List,
+    /// Validate a plan against a model and print its table: groups, phases, learning rates,
+    /// optimiser state. Exits non-zero with the validation message on an invalid plan.
+    Explain {
+        /// A preset name or a plan file.
+        #[arg(long)]
+        plan: String,
+        /// Model preset whose parameter paths the plan is resolved against.
+        #[arg(long, default_value = "base")]
+        model: String,
+        /// Length of the run (fractions in the plan are fractions of this).
+        #[arg(long, default_value_t = 1000, value_parser = count)]
+        steps: usize,
+        /// Peak learning rate shown in the table.
+        #[arg(long, default_value_t = 5e-4, value_parser = positive_f64)]
+        lr: f64,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// One line per parameter (Open-Sora path, shape, count) and totals.
+    Params {
+        #[arg(long, default_value = "base")]
+        preset: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// A GIF grid of synthetic videos; captions are printed and written beside it.
+    Preview {
+        #[arg(long, default_value_t = 16, value_parser = count)]
+        n: usize,
+        #[arg(long, default_value = "preview.gif")]
+        out: PathBuf,
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Take the world settings from this run config's [data] section.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Preview clips of a prepared cache instead of the synthetic world.
+        #[arg(long, conflicts_with = "config")]
+        cache: Option<PathBuf>,
+    },
+    /// Decode the videos of an Open-Sora-style CSV (`path,text[,num_frames,height,width,fps]`)
+    /// into a clip cache with FFmpeg; re-runs only decode new or changed files.
+    Prepare {
+        #[arg(long)]
+        csv: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 8, value_parser = count)]
+        frames: usize,
+        #[arg(long, default_value_t = 32, value_parser = count)]
+        size: usize,
+        /// Resample to this frame rate first (otherwise the source's frames, see --stride).
+        #[arg(long, value_parser = positive_f32)]
+        fps: Option<f32>,
+        /// Keep every k-th source frame (without --fps).
+        #[arg(long, default_value_t = 1, conflicts_with = "fps", value_parser = count)]
+        stride: usize,
+        #[arg(long, default_value_t = 1, value_parser = count)]
+        clips_per_video: usize,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Seconds to score a set of synthetic 8×32×32 videos with every evaluation metric.
+    Eval {
+        #[arg(long, default_value_t = 256, value_parser = count)]
+        n: usize,
+    },
+    /// Median milliseconds of a full training step.
+    TrainStep {
+        #[arg(long, default_value = "base")]
+        preset: String,
+        /// Freeze as this plan does (preset or file) …
+        #[arg(long, default_value = "full")]
+        plan: String,
+        /// … in this phase (0-based).
+        #[arg(long, default_value_t = 0)]
+        phase: usize,
+        #[arg(long, default_value_t = 20, value_parser = count)]
+        steps: usize,
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        #[arg(long, default_value_t = 8, value_parser = count)]
+        batch: usize,
+    },
+}
+
+/// clap value parsers: what no command can use — a count of zero, a number that is not finite
+/// or out of range — is refused at the boundary with the flag named, instead of panicking or
+/// producing a silent wrong result later.
+fn count(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn finite(s: &str) -> Result<f64, String> {
+    let x: f64 = s
+        .parse()
+        .map_err(|e: std::num::ParseFloatError| e.to_string())?;
+    if x.is_finite() {
+        Ok(x)
+    } else {
+        Err(format!("{s} is not a finite number"))
+    }
+}
+
+fn positive_f64(s: &str) -> Result<f64, String> {
+    match finite(s)? {
+        x if x > 0.0 => Ok(x),
+        _ => Err("must be greater than 0".into()),
+    }
+}
+
+fn positive_f32(s: &str) -> Result<f32, String> {
+    positive_f64(s).map(|x| x as f32)
+}
+
+fn non_negative_f32(s: &str) -> Result<f32, String> {
+    match finite(s)? {
+        x if x >= 0.0 => Ok(x as f32),
+        _ => Err("must not be negative".into()),
+    }
+}
