@@ -70,6 +70,15 @@ fn bounds(lines: &[Line], log: bool) -> Option<(f64, f64, f64, f64)> {
     Some((x0, x1, y0, y1))
 }
 
+/// An axis tick: three significant digits (log-scale ticks are sums like 0.30000000000000004).
+fn tick(y: f64) -> String {
+    if y == 0.0 || !y.is_finite() {
+        return format!("{y}");
+    }
+    let digits = (2 - y.abs().log10().floor() as i32).max(0) as usize;
+    format!("{y:.digits$}")
+}
+
 /// A line chart as SVG text; `None` when there is nothing to draw.
 pub fn line_chart(
     title: &str,
@@ -99,6 +108,8 @@ pub fn line_chart(
                 .configure_mesh()
                 .x_desc("step")
                 .y_desc(y_label)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| tick(*y))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
             draw_lines(&mut chart, lines).map_err(err)?;
@@ -110,6 +121,8 @@ pub fn line_chart(
                 .configure_mesh()
                 .x_desc("step")
                 .y_desc(y_label)
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .y_label_formatter(&|y| tick(*y))
                 .draw()
                 .map_err(|e| err(e.to_string()))?;
             draw_lines(&mut chart, lines).map_err(err)?;

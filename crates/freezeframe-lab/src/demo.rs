@@ -55,7 +55,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         .filter(|s| !ab.strategies.contains(s))
         .collect();
     let mut left_out = vec![format!(
-        "strategies {} and seeds {:?} of the full study (configs/ablations/open-sora-freeze.toml: {} strategies × {} seeds × {} steps, about 90 minutes here); run it with `freezeframe ablate --config configs/ablations/open-sora-freeze.toml`.",
+        "strategies {} and seeds {:?} of the full study (configs/ablations/open-sora-freeze.toml: {} strategies × {} seeds × {} steps, about 105 minutes here); run it with `freezeframe ablate --config configs/ablations/open-sora-freeze.toml`.",
         left.join(", "),
         full.seeds
             .iter()

@@ -85,20 +85,27 @@ fn cell(s: Option<&Summary>, percent: bool) -> String {
     }
 }
 
-/// The strategy whose mean is best in a column (lower or higher is better), if any.
-fn best(r: &Results, key: &str) -> Option<String> {
-    let better = METRICS.iter().find(|m| m.key == key).map(|m| m.better)?;
-    let mean = |s: &String| r.summary.get(s).and_then(|m| m.get(key)).map(|x| x.mean);
-    let scored = r
-        .strategies
-        .iter()
-        .filter_map(|s| mean(s).filter(|m| m.is_finite()).map(|m| (s, m)));
-    let pick = match better {
-        Better::Lower => scored.min_by(|a, b| a.1.total_cmp(&b.1)),
-        Better::Higher => scored.max_by(|a, b| a.1.total_cmp(&b.1)),
-        Better::Neither => None,
+/// Whether `strategy`'s mean is the best of a column (lower or higher is better) and not
+/// shared by every strategy; ties are all best.
+fn is_best(r: &Results, key: &str, strategy: &str) -> bool {
+    let Some(better) = METRICS.iter().find(|m| m.key == key).map(|m| m.better) else {
+        return false;
     };
-    pick.map(|(s, _)| s.clone())
+    let mean = |s: &str| {
+        r.summary
+            .get(s)
+            .and_then(|m| m.get(key))
+            .map(|x| x.mean)
+            .filter(|m| m.is_finite())
+    };
+    let means: Vec<f64> = r.strategies.iter().filter_map(|s| mean(s)).collect();
+    let best = match better {
+        Better::Lower => means.iter().copied().fold(f64::INFINITY, f64::min),
+        Better::Higher => means.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Better::Neither => return false,
+    };
+    let all_tied = means.iter().all(|m| *m == best);
+    !all_tied && mean(strategy) == Some(best)
 }
 
 fn table_of(r: &Results, keys: &[&str]) -> Block {
@@ -124,7 +131,7 @@ fn table_of(r: &Results, keys: &[&str]) -> Block {
             if n < r.seeds.len() {
                 text = format!("{text} (n = {n} of {})", r.seeds.len());
             }
-            if best(r, k).as_ref() == Some(s) && r.strategies.len() > 1 {
+            if is_best(r, k, s) {
                 text = format!("**{text}**");
             }
             row.push(text);
@@ -145,8 +152,13 @@ fn rule_text(v: &Verdict, alpha: f64) -> String {
         Expect::Lower => "lower",
         Expect::Higher => "higher",
     };
+    let holm = if v.comparisons.len() > 1 {
+        " (Holm-corrected)"
+    } else {
+        ""
+    };
     format!(
-        "`{}`'s {} {dir} than {against}'s, Welch p < {alpha} for each",
+        "`{}`'s {} {dir} than {against}'s, Welch p < {alpha} for each{holm}",
         c.strategy, c.metric
     )
 }
