@@ -76,7 +76,8 @@ pub fn write_csv(jsonl: &Path, csv: &Path) -> Result<(), TrainError> {
         if r.get("loss").is_none() {
             continue;
         }
-        let f = |k: &str| r.get(k).map(|v| v.to_string()).unwrap_or_default();
+        // A key a record does not carry is an empty cell.
+        let f = |k: &str| r.get(k).map_or_else(String::new, |v| v.to_string());
         out.push_str(&format!(
             "{},{},{},{},{}\n",
             f("step"),

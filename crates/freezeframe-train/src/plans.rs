@@ -276,7 +276,7 @@ mod tests {
                         .get::<1>(id)
                         .map(|g| g.into_data().try_into_vec::<f32>().unwrap())
                 })
-                .unwrap_or_default()
+                .unwrap_or_else(Vec::new)
         };
         let cases = [
             ("blocks.1.attn.qkv.weight", 0.5),       // 0.5^(2−1)

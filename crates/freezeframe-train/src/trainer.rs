@@ -191,7 +191,10 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
     if opts.resume && run.config_path().is_file() {
         check_resumable(&run.load_config()?, cfg)?;
-        let saved = std::fs::read_to_string(run.plan_path()).unwrap_or_default();
+        let saved = std::fs::read_to_string(run.plan_path()).map_err(io(format!(
+            "read {} to check the plan",
+            run.plan_path().display()
+        )))?;
         if saved != loaded_plan.text {
             return Err(TrainError::Config {
                 path: run.plan_path(),
@@ -406,7 +409,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
                         &diagnostics::values_of(&model, &trainable),
                     )
                 })
-                .unwrap_or_default();
+                // No snapshot was taken this step: no ratios to log.
+                .unwrap_or_else(Vec::new);
             let frozen: Vec<Option<f64>> = would_be
                 .map(|w| {
                     // Only the groups that are frozen in this phase: for the others the probe
@@ -416,7 +420,8 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
                         .map(|(w, real)| if real.is_some() { None } else { w })
                         .collect()
                 })
-                .unwrap_or_default();
+                // No probe this step: no frozen norms to log.
+                .unwrap_or_else(Vec::new);
             log.write(&json!({
                 "step": done,
                 "phase": plan.phases[ph].name,

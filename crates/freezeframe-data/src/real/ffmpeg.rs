@@ -128,7 +128,7 @@ pub fn probe(path: &Path) -> Result<Result<Probe, String>, RealError> {
         height,
         fps,
         frames: s.nb_frames.and_then(|n| n.parse().ok()),
-        codec: s.codec_name.unwrap_or_default(),
+        codec: s.codec_name.unwrap_or_else(|| "unknown".into()),
     }))
 }
 
@@ -177,7 +177,9 @@ pub fn decode(
         path: path.display().to_string(),
         message: e.to_string(),
     })?;
-    let err = errs.join().unwrap_or_default();
+    let err = errs
+        .join()
+        .unwrap_or_else(|_| "(FFmpeg's error output could not be read)".into());
     if !status.success() {
         return Ok(Err(format!("decoding failed: {}", first_line(&err))));
     }
