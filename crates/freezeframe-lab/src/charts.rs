@@ -100,32 +100,27 @@ pub fn line_chart(
             .margin(10)
             .x_label_area_size(32)
             .y_label_area_size(64);
+        // The two y axes are different plotters types; one body serves both.
+        macro_rules! axes_and_lines {
+            ($y_range:expr) => {{
+                let mut chart = builder
+                    .build_cartesian_2d(x0..x1, $y_range)
+                    .map_err(|e| err(e.to_string()))?;
+                chart
+                    .configure_mesh()
+                    .x_desc("step")
+                    .y_desc(y_label)
+                    .x_label_formatter(&|x| format!("{x:.0}"))
+                    .y_label_formatter(&|y| tick(*y))
+                    .draw()
+                    .map_err(|e| err(e.to_string()))?;
+                draw_lines(&mut chart, lines).map_err(err)?;
+            }};
+        }
         if log_y {
-            let mut chart = builder
-                .build_cartesian_2d(x0..x1, (y0..y1).log_scale())
-                .map_err(|e| err(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("step")
-                .y_desc(y_label)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .y_label_formatter(&|y| tick(*y))
-                .draw()
-                .map_err(|e| err(e.to_string()))?;
-            draw_lines(&mut chart, lines).map_err(err)?;
+            axes_and_lines!((y0..y1).log_scale());
         } else {
-            let mut chart = builder
-                .build_cartesian_2d(x0..x1, y0..y1)
-                .map_err(|e| err(e.to_string()))?;
-            chart
-                .configure_mesh()
-                .x_desc("step")
-                .y_desc(y_label)
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .y_label_formatter(&|y| tick(*y))
-                .draw()
-                .map_err(|e| err(e.to_string()))?;
-            draw_lines(&mut chart, lines).map_err(err)?;
+            axes_and_lines!(y0..y1);
         }
         root.present().map_err(|e| err(e.to_string()))?;
     }

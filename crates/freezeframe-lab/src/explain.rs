@@ -252,23 +252,16 @@ pub fn cka(run: &Run, image: &Path) -> Result<Vec<f64>, LabError> {
     for (v, i) in video_blocks.into_iter().zip(image_blocks) {
         let d = v.dims()[2];
         let rows = v.dims()[0] * v.dims()[1];
-        let fv: Vec<f32> = v
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| LabError::Results {
-                path: run.dir.clone(),
-                message: format!("block output: {e:?}"),
-            })?;
-        let fi: Vec<f32> = i
-            .into_data()
-            .convert::<f32>()
-            .try_to_vec::<f32>()
-            .map_err(|e| LabError::Results {
-                path: run.dir.clone(),
-                message: format!("block output: {e:?}"),
-            })?;
-        out.push(linear_cka(&fi, &fv, rows, d));
+        let host = |t: Tensor<3>| {
+            t.into_data()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
+                .map_err(|e| LabError::Results {
+                    path: run.dir.clone(),
+                    message: format!("block output: {e:?}"),
+                })
+        };
+        out.push(linear_cka(&host(i)?, &host(v)?, rows, d));
     }
     Ok(out)
 }
