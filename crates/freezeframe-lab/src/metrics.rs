@@ -124,11 +124,22 @@ fn read_json(path: &Path) -> Result<Value, LabError> {
     })
 }
 
-/// Reads one finished run folder (`eval.json`, `metrics.jsonl`, `ablate.json`).
-pub fn collect(out: &Path, rel: &str, strategy: &str, seed: u64) -> Result<RunResult, LabError> {
+/// Reads one finished run folder (`eval.json`, `metrics.jsonl`, `ablate.json`); also returns
+/// its done marker, parsed once here.
+pub fn collect(
+    out: &Path,
+    rel: &str,
+    strategy: &str,
+    seed: u64,
+) -> Result<(RunResult, crate::grid::Done), LabError> {
     let dir = out.join(rel);
     let eval = read_json(&dir.join("eval.json"))?;
-    let done = read_json(&dir.join("ablate.json"))?;
+    let marker = dir.join("ablate.json");
+    let done: crate::grid::Done =
+        serde_json::from_value(read_json(&marker)?).map_err(|e| LabError::Results {
+            path: marker.clone(),
+            message: e.to_string(),
+        })?;
     let records = freezeframe_train::metrics::read(&dir.join("metrics.jsonl"))?;
     let mut values = BTreeMap::new();
     let mut put = |k: &str, v: Option<f64>| {
@@ -163,35 +174,20 @@ pub fn collect(out: &Path, rel: &str, strategy: &str, seed: u64) -> Result<RunRe
     put("peak_rss_mib", train.peak_rss_mib);
     put("step_seconds", train.step_seconds);
     put("train_seconds", train.train_seconds);
-    let marker = dir.join("ablate.json");
-    let drift = optional(&done, "drift", &marker)?;
-    let cka = optional(&done, "cka", &marker)?;
-    Ok(RunResult {
-        strategy: strategy.to_string(),
-        seed,
-        run: rel.to_string(),
-        values,
-        val_curve: train.val_curve,
-        grad_norms: train.grad_norms,
-        frozen_grad_norms: train.frozen,
-        drift,
-        cka,
-    })
-}
-
-/// A measurement of `ablate.json`: absent is empty (an older marker), malformed is an error.
-fn optional<T: serde::de::DeserializeOwned + Default>(
-    done: &Value,
-    key: &str,
-    path: &Path,
-) -> Result<T, LabError> {
-    match done.get(key) {
-        None => Ok(T::default()),
-        Some(v) => serde_json::from_value(v.clone()).map_err(|e| LabError::Results {
-            path: path.to_path_buf(),
-            message: format!("{key}: {e}"),
-        }),
-    }
+    Ok((
+        RunResult {
+            strategy: strategy.to_string(),
+            seed,
+            run: rel.to_string(),
+            values,
+            val_curve: train.val_curve,
+            grad_norms: train.grad_norms,
+            frozen_grad_norms: train.frozen,
+            drift: done.drift.clone(),
+            cka: done.cka.clone(),
+        },
+        done,
+    ))
 }
 
 #[derive(Default)]

@@ -8,7 +8,7 @@ use freezeframe_train::RunConfig;
 use serde::Serialize;
 
 use crate::config::{AblationConfig, label};
-use crate::error::{LabError, io};
+use crate::error::LabError;
 use crate::explain::{InflationCheck, inflation_check};
 use crate::grid::{
     Cell, CellOptions, CellOutcome, cells, is_done, run_cell, validate_plans, write_json_atomic,
@@ -188,15 +188,8 @@ pub fn results(
     let mut wall = 0.0;
     let mut trained_by = std::collections::BTreeSet::new();
     for c in cells {
-        runs.push(collect(out, &c.rel(), &c.strategy, c.seed)?);
-        let done: crate::grid::Done = serde_json::from_str(
-            &std::fs::read_to_string(crate::grid::done_path(&c.run()))
-                .map_err(io("read ablate.json"))?,
-        )
-        .map_err(|e| LabError::Results {
-            path: crate::grid::done_path(&c.run()),
-            message: e.to_string(),
-        })?;
+        let (run, done) = collect(out, &c.rel(), &c.strategy, c.seed)?;
+        runs.push(run);
         wall += done.attempt_seconds;
         trained_by.insert(done.commit.unwrap_or_else(|| "not recorded".into()));
     }
