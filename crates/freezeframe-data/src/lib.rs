@@ -2,6 +2,7 @@
 //! its ground truth, and GIF writing for previews and samples.
 pub mod gif_in;
 pub mod gif_out;
+pub mod lock;
 pub mod real;
 pub mod render;
 pub mod video;

@@ -10,22 +10,42 @@ use crate::world::{Background, ObjectTruth, Shape, WorldConfig};
 pub const PLAIN_LEVEL: f32 = 0.08;
 const SUPERSAMPLE: usize = 4;
 
+// The shapes' geometry, in units of the radius r; `inside` and `area_factor` both read it.
+/// A square's half side.
+const SQUARE_HALF: f32 = 0.85;
+/// An equilateral triangle inscribed in the circle of radius r: its half base (√3/2) and height.
+const TRIANGLE_HALF_BASE: f32 = 0.866;
+const TRIANGLE_HEIGHT: f32 = 1.5;
+/// A cross's arms: half length 1, half width 1/3.
+const CROSS_HALF_ARM: f32 = 1.0 / 3.0;
+
 /// Whether the point (dx, dy) relative to the centre lies inside `shape` of radius r.
 pub fn inside(shape: Shape, dx: f32, dy: f32, r: f32) -> bool {
     match shape {
         Shape::Circle => dx * dx + dy * dy <= r * r,
-        Shape::Square => dx.abs() <= 0.85 * r && dy.abs() <= 0.85 * r,
+        Shape::Square => dx.abs() <= SQUARE_HALF * r && dy.abs() <= SQUARE_HALF * r,
         Shape::Triangle => {
-            // Upward equilateral triangle inscribed in the circle of radius r.
-            let h = 1.5 * r;
+            // Upward, apex at the top of the circle of radius r.
+            let h = TRIANGLE_HEIGHT * r;
             let top = -r;
             let y = dy - top; // 0 at apex, h at base
-            y >= 0.0 && y <= h && dx.abs() <= y / h * (0.866 * r)
+            y >= 0.0 && y <= h && dx.abs() <= y / h * (TRIANGLE_HALF_BASE * r)
         }
         Shape::Cross => {
-            let arm = r / 3.0;
+            let arm = CROSS_HALF_ARM * r;
             (dx.abs() <= r && dy.abs() <= arm) || (dy.abs() <= r && dx.abs() <= arm)
         }
+    }
+}
+
+/// Area of `shape` at radius r, in units of r² (the area [`inside`] covers).
+pub fn area_factor(shape: Shape) -> f32 {
+    match shape {
+        Shape::Circle => std::f32::consts::PI,
+        Shape::Square => (2.0 * SQUARE_HALF).powi(2),
+        Shape::Triangle => 0.5 * (2.0 * TRIANGLE_HALF_BASE) * TRIANGLE_HEIGHT,
+        // Two bars of 2 × 2·arm, less their shared centre square.
+        Shape::Cross => 2.0 * (2.0 * 2.0 * CROSS_HALF_ARM) - (2.0 * CROSS_HALF_ARM).powi(2),
     }
 }
 
@@ -108,6 +128,23 @@ pub fn render(cfg: &WorldConfig, objects: &[ObjectTruth], bg: Background, bg_see
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn area_factor_is_the_area_inside_covers() {
+        // Points on a grid of 0.1 over a shape of radius 10: each stands for 0.01 of area.
+        let r = 10.0;
+        for s in crate::world::ALL_SHAPES {
+            let mut n = 0usize;
+            for y in -120..120 {
+                for x in -120..120 {
+                    n += inside(s, (x as f32 + 0.5) * 0.1, (y as f32 + 0.5) * 0.1, r) as usize;
+                }
+            }
+            let (got, want) = (n as f32 * 0.01, area_factor(s) * r * r);
+            assert!((got - want).abs() < 0.01 * want, "{s:?}: {got} vs {want}");
+        }
+    }
+
     use crate::world::{Split, World};
 
     #[test]

@@ -8,7 +8,7 @@
 //! covered). It is not meant for real footage.
 use freezeframe_data::Video;
 use freezeframe_data::WorldConfig;
-use freezeframe_data::render::inside;
+use freezeframe_data::render::{area_factor, inside};
 use freezeframe_data::world::{ALL_COLOURS, ALL_SHAPES, Colour, Motion, ObjectTruth, Shape, Speed};
 use serde::Serialize;
 
@@ -141,16 +141,6 @@ pub fn track(centres: &[Option<[f32; 2]>]) -> Option<Track> {
             0.0
         },
     })
-}
-
-/// Area of `shape` at radius r, in units of r² (matches `render::inside`).
-fn area_factor(shape: Shape) -> f32 {
-    match shape {
-        Shape::Circle => std::f32::consts::PI,
-        Shape::Square => (2.0f32 * 0.85).powi(2),
-        Shape::Triangle => 0.5 * (2.0 * 0.866) * 1.5,
-        Shape::Cross => 2.0 * (2.0 * 2.0 / 3.0) - (2.0f32 / 3.0).powi(2),
-    }
 }
 
 /// The shape whose template, sized to the same area and centred on the mask's centroid,

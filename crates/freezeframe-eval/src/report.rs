@@ -104,17 +104,28 @@ pub struct Comparison {
     pub alignment_real: Option<Alignment>,
 }
 
+/// What the aligner read from a synthetic-world set, for text alignment and tracked motion.
+#[derive(Clone, Copy)]
+pub struct Readings<'a> {
+    pub generated: &'a [Reading],
+    pub real: &'a [Reading],
+    /// The prompts' ground truth, one per video.
+    pub targets: &'a [Target],
+    /// The world's slow speed (px/frame): below half of it a track counts as static.
+    pub slow: f32,
+}
+
 pub fn compare(
     generated: &[VideoScore],
     real: &[VideoScore],
-    readings: Option<(&[Reading], &[Reading], &[Target], f32)>,
+    readings: Option<Readings<'_>>,
 ) -> Comparison {
     let (g, r) = (summarise(generated), summarise(real));
     let fg: Vec<Vec<f64>> = generated.iter().map(|s| s.features.clone()).collect();
     let fr: Vec<Vec<f64>> = real.iter().map(|s| s.features.clone()).collect();
     let ratio = |a: f32, b: f32| if b > 0.0 { a / b } else { f32::NAN };
-    let alignment_gen = readings.map(|(gr, _, t, slow)| alignment(gr, t, slow));
-    let alignment_real = readings.map(|(_, rr, t, slow)| alignment(rr, t, slow));
+    let alignment_gen = readings.map(|r| alignment(r.generated, r.targets, r.slow));
+    let alignment_real = readings.map(|r| alignment(r.real, r.targets, r.slow));
     Comparison {
         motion_ratio: ratio(g.motion, r.motion),
         robust_motion_ratio: ratio(g.robust_motion, r.robust_motion),

@@ -160,6 +160,30 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
         "the stale shard is removed"
     );
 
+    // A shard damaged after it was written (same size, one byte flipped) fails to open with
+    // an error naming it, and the next prepare decodes that video again instead of reusing it.
+    let idx = CacheIndex::load(&out).unwrap();
+    let shard = out.join("clips").join(&idx.entries[0].shard);
+    let good = std::fs::read(&shard).unwrap();
+    let mut bad = good.clone();
+    let last = bad.len() - 1;
+    bad[last] ^= 0x40;
+    std::fs::write(&shard, &bad).unwrap();
+    let e = ClipCache::open(&out).unwrap_err().to_string();
+    assert!(
+        e.contains(&idx.entries[0].shard) && e.contains("content hash"),
+        "{e}"
+    );
+    let fourth = prepare(&d.join("list.csv"), &out, &settings, |_, _| {}).unwrap();
+    assert_eq!(
+        (fourth.decoded, fourth.reused),
+        (1, 1),
+        "{}",
+        fourth.summary()
+    );
+    assert_eq!(std::fs::read(&shard).unwrap(), good);
+    ClipCache::open(&out).unwrap();
+
     // Files the cache never listed are not its to delete: a note in clips/ survives a re-run
     // whose settings change every shard, and a folder that is not a cache is refused untouched.
     std::fs::write(out.join("clips").join("notes.txt"), "mine").unwrap();
@@ -182,9 +206,14 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
         "mine"
     );
     assert!(
-        !foreign.join("index.json").exists(),
+        !foreign.join("index.json").exists() && !foreign.join(".lock").exists(),
         "a foreign folder was written into"
     );
+    // One writer per cache: a second prepare while the lock is held is refused.
+    let held = freezeframe_data::lock::lock_file(&out.join(".lock")).unwrap();
+    let e = prepare(&d.join("list.csv"), &out, &settings, |_, _| {}).unwrap_err();
+    assert!(e.to_string().contains("in use by another process"), "{e}");
+    drop(held);
     prepare(&d.join("list.csv"), &out, &settings, |_, _| {}).unwrap();
 
     // A video shorter than a clip is skipped with its reason; a list with nothing usable is an

@@ -20,7 +20,22 @@ use crate::gemm::{Mat, Product, Threads};
 use crate::route::{Ad, AdTensor, Routed, back, route, shape, tensor, values};
 
 /// `layer.forward(x)`: `x` [..., d_in] → [..., d_out].
+///
+/// # Panics
+/// When `x`'s last dimension is not the layer's `d_in`, as Burn's own `Linear::forward` does: a
+/// wrong shape is a caller's bug, and it is refused in release builds too, before any buffer is
+/// read (the fused path would otherwise read a differently shaped matrix out of the same values).
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
+    let [d_in, d_out] = layer.weight.dims();
+    let last = x.dims().last().copied().unwrap_or(0);
+    assert_eq!(
+        last, d_in,
+        "linear: the input's last dimension is {last}, the layer's d_in is {d_in}"
+    );
+    if let Some(b) = &layer.bias {
+        let [n] = b.dims();
+        assert_eq!(n, d_out, "linear: bias of {n} for d_out = {d_out}");
+    }
     let w = layer.weight.val();
     let keep_input = w.is_require_grad();
     let b = layer.bias.as_ref().map(|b| b.val());
@@ -217,6 +232,15 @@ mod tests {
             let x = random([3, 7, 24], 50, &dev);
             assert_close(&linear(&layer, x.clone()), &layer.forward(x), 1e-6);
         }
+    }
+
+    #[test]
+    #[should_panic(expected = "the input's last dimension is 23, the layer's d_in is 24")]
+    fn an_input_of_the_wrong_width_is_refused() {
+        let dev = Device::flex();
+        let layer = LinearConfig::new(24, 40).init(&dev);
+        // 3·7·23 values would fill 161 rows of 24 without the check.
+        let _ = linear(&layer, random([3, 7, 23], 50, &dev));
     }
 
     /// Gradient check of the hand-written backward against Burn's `Linear` under autodiff, for

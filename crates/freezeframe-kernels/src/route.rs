@@ -59,9 +59,18 @@ pub fn values(t: &FlexTensor) -> std::borrow::Cow<'_, [f32]> {
 /// A contiguous flex tensor owning `data`. `Bytes::from_elems` keeps the allocation as is;
 /// flex's own `empty` goes through `from_bytes_vec`, which copies every new buffer once more
 /// to raise its declared alignment.
+///
+/// # Panics
+/// When `data` does not hold exactly the shape's number of elements — in release builds too:
+/// flex reads a tensor's elements by its layout, so a short buffer must never become a tensor.
 pub fn tensor(data: Vec<f32>, shape: impl Into<Shape>) -> FlexTensor {
     let shape = shape.into();
-    debug_assert_eq!(shape.num_elements(), data.len());
+    assert_eq!(
+        shape.num_elements(),
+        data.len(),
+        "a kernel built {} values for shape {shape:?}",
+        data.len()
+    );
     FlexTensor::new(
         Bytes::from_elems(data),
         Layout::contiguous(shape),

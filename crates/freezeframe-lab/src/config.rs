@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use freezeframe_train::RunConfig;
+use freezeframe_train::config::resolve_path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
@@ -115,7 +116,7 @@ impl AblationConfig {
             message: e.to_string(),
         })?;
         let mut cfg = Self::parse(&text, path)?;
-        cfg.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
         Ok(cfg)
     }
 
@@ -132,29 +133,25 @@ impl AblationConfig {
         Ok(cfg)
     }
 
-    /// Makes the base, plan files and image paths relative to the config's folder.
+    /// Makes the base, plan files and image paths relative to the config's folder (the same
+    /// rule as a run config's: [`resolve_path`]).
     fn resolve_paths(&mut self, dir: &Path) {
-        let join = |p: &Path| {
-            if p.is_relative() {
-                dir.join(p)
-            } else {
-                p.to_path_buf()
-            }
-        };
-        self.base = join(&self.base);
+        self.base = resolve_path(dir, &self.base);
         for s in &mut self.strategies {
             let is_preset = freezeframe_plan::PRESETS.iter().any(|(n, _)| n == s);
-            if !is_preset && Path::new(s.as_str()).is_relative() {
-                *s = dir.join(s.as_str()).display().to_string();
+            if !is_preset {
+                *s = resolve_path(dir, Path::new(s.as_str()))
+                    .display()
+                    .to_string();
             }
         }
         if let Some(f) = &self.image.from
             && f != Path::new("shipped")
         {
-            self.image.from = Some(join(f));
+            self.image.from = Some(resolve_path(dir, f));
         }
         if let Some(p) = &self.image.pretrain {
-            self.image.pretrain = Some(join(p));
+            self.image.pretrain = Some(resolve_path(dir, p));
         }
     }
 

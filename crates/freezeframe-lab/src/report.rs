@@ -16,14 +16,17 @@ use crate::stats::Summary;
 use crate::study::{Results, write_results};
 use crate::verdict::Verdict;
 
+/// One GIF of a report: its file name under `gifs/` and its bytes.
+type GifCell = (String, Vec<u8>);
+
 enum Block {
     Heading(u8, String),
     Para(String),
     Table(Vec<String>, Vec<Vec<String>>),
     /// Inline SVG in HTML; a caption line in Markdown.
     Chart(String, String),
-    /// Rows of (label, GIF cells): (file name under `gifs/`, bytes).
-    Gifs(Vec<String>, Vec<(String, Vec<(String, Vec<u8>)>)>),
+    /// Column headings (prompts), then rows of (label, GIF cells).
+    Gifs(Vec<String>, Vec<(String, Vec<GifCell>)>),
 }
 
 /// A figure for a table: `n/a` for anything not finite, never `NaN`.

@@ -30,7 +30,10 @@ fn complete(o: StudyOutcome) -> freezeframe_lab::study::Results {
 }
 
 /// Figures that must not depend on interruptions (wall-clock figures excluded).
-fn figures(r: &freezeframe_lab::study::Results) -> Vec<(String, u64, Vec<(String, f64)>)> {
+/// (strategy, seed, its figures by metric) for every run of a study.
+type Figures = Vec<(String, u64, Vec<(String, f64)>)>;
+
+fn figures(r: &freezeframe_lab::study::Results) -> Figures {
     let timing = ["step_seconds", "train_seconds", "peak_rss_mib"];
     r.runs
         .iter()

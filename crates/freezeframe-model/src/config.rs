@@ -125,6 +125,13 @@ impl StdiTConfig {
                 self.hidden
             ));
         }
+        let mlp_width = self.hidden as f64 * self.mlp_ratio;
+        if !(self.mlp_ratio.is_finite() && mlp_width >= 1.0) {
+            return Err(format!(
+                "model.mlp_ratio = {} must be a positive number (MLP width hidden × ratio ≥ 1)",
+                self.mlp_ratio
+            ));
+        }
         for (name, v) in [
             ("frames", self.frames),
             ("depth", self.depth),

@@ -8,8 +8,9 @@ use burn::module::{Module, ModuleMapper, ModuleVisitor, Param, ParamId};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
-/// Burn field path prefix → Open-Sora key prefix.
-const RENAMES: [(&str, &str); 3] = [
+/// Burn field path prefix → Open-Sora key prefix: the one key map (checkpoint files remap with
+/// it too, through [`prefix_pattern`]).
+pub const RENAMES: [(&str, &str); 3] = [
     ("t_embedder.fc1.", "t_embedder.mlp.0."),
     ("t_embedder.fc2.", "t_embedder.mlp.2."),
     ("t_block.", "t_block.1."),
@@ -33,6 +34,19 @@ pub fn from_opensora(path: &str) -> String {
         }
     }
     path.to_string()
+}
+
+/// A regular expression matching `prefix` literally at the start of a key (for Burn's store
+/// key remapping).
+pub fn prefix_pattern(prefix: &str) -> String {
+    let mut p = String::from("^");
+    for c in prefix.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p
 }
 
 /// One parameter tensor of a model.

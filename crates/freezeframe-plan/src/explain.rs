@@ -8,7 +8,8 @@ use crate::spec::Init;
 /// AdamW keeps two f32 moments per trained parameter.
 pub const ADAM_BYTES_PER_PARAM: usize = 8;
 
-/// Groups the table can show per phase.
+/// What one phase trains, in total: its tensors, parameters and AdamW state (the last columns
+/// of the table and the `phase_start` records of a run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PhaseTotals {
     pub name: String,

@@ -97,17 +97,44 @@ pub fn captions<E: TextEncoder + ?Sized>(
     Ok(c)
 }
 
+/// How training batches are drawn: everything but the step.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchSpec {
+    /// With the step, seeds the clips, caption dropout, t and noise of a batch.
+    pub seed: u64,
+    pub batch_size: usize,
+    /// Probability of the null caption.
+    pub caption_dropout: f64,
+    /// Shift of training t toward noise (1 = none).
+    pub timestep_shift: f64,
+}
+
+impl BatchSpec {
+    /// The batches a run config trains on.
+    pub fn of(cfg: &crate::config::RunConfig) -> Self {
+        Self {
+            seed: cfg.seed,
+            batch_size: cfg.train.batch_size,
+            caption_dropout: cfg.train.caption_dropout,
+            timestep_shift: cfg.train.timestep_shift,
+        }
+    }
+}
+
 /// The training batch of `step`.
 pub fn train_batch<E: TextEncoder + ?Sized>(
     data: &Dataset,
     encoder: &E,
-    seed: u64,
+    spec: BatchSpec,
     step: usize,
-    batch_size: usize,
-    caption_dropout: f64,
-    timestep_shift: f64,
     device: &Device,
 ) -> Result<Batch, TrainError> {
+    let BatchSpec {
+        seed,
+        batch_size,
+        caption_dropout,
+        timestep_shift,
+    } = spec;
     let mut rng = step_rng(seed, step);
     let n = data.len(Split::Train) as u64;
     let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();

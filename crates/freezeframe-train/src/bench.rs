@@ -7,7 +7,7 @@ use freezeframe_data::WorldConfig;
 use freezeframe_model::{StdiTConfig, param_table};
 use serde::Serialize;
 
-use crate::batch::train_batch;
+use crate::batch::{BatchSpec, train_batch};
 use crate::config::RunConfig;
 use crate::diagnostics::{peak_rss_mib, reset_peak_rss};
 use crate::error::TrainError;
@@ -95,7 +95,13 @@ pub fn train_step(
     let (mut times, mut data_times) = (Vec::new(), Vec::new());
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        let batch = train_batch(&world, &encoder, 0, step, batch_size, 0.1, 1.0, &device)?;
+        let spec = BatchSpec {
+            seed: 0,
+            batch_size,
+            caption_dropout: 0.1,
+            timestep_shift: 1.0,
+        };
+        let batch = train_batch(&world, &encoder, spec, step, &device)?;
         let t1 = Instant::now();
         model = trainer::train_step(model, &mut optim, batch, lr.clone(), 1.0).model;
         if step + 1 == warmup {

@@ -1,6 +1,6 @@
 //! Checkpoints: `model.safetensors` and `ema.safetensors` under Open-Sora keys and PyTorch
 //! layout (Linear weights [out, in]), `optimizer.bpk` (Burn's optimizer record), `state.json`
-//! (step and seed). A checkpoint is written into `step-N.tmp/` and renamed when complete, so an
+//! (format version, step, seed, plan and phase; written last). A checkpoint is written into `step-N.tmp/` and renamed when complete, so an
 //! interrupted save never looks like a checkpoint.
 use std::path::Path;
 
@@ -29,22 +29,17 @@ pub struct CheckpointState {
     pub phase: String,
 }
 
-/// (Burn path prefix, Open-Sora key prefix) regexes for the renamed Sequential layers.
-const KEY_MAP: [(&str, &str, &str, &str); 3] = [
-    (
-        r"^t_embedder\.fc1\.",
-        "t_embedder.mlp.0.",
-        r"^t_embedder\.mlp\.0\.",
-        "t_embedder.fc1.",
-    ),
-    (
-        r"^t_embedder\.fc2\.",
-        "t_embedder.mlp.2.",
-        r"^t_embedder\.mlp\.2\.",
-        "t_embedder.fc2.",
-    ),
-    (r"^t_block\.", "t_block.1.", r"^t_block\.1\.", "t_block."),
-];
+/// Key remappings between Burn's field paths and Open-Sora's keys, from the model's one key
+/// map (`freezeframe_model::paths::RENAMES`): (pattern, replacement) pairs, Burn → Open-Sora
+/// when `to_opensora`, else back.
+fn key_remappings(to_opensora: bool) -> impl Iterator<Item = (String, &'static str)> {
+    freezeframe_model::paths::RENAMES
+        .iter()
+        .map(move |&(burn, os)| {
+            let (from, to) = if to_opensora { (burn, os) } else { (os, burn) };
+            (freezeframe_model::paths::prefix_pattern(from), to)
+        })
+}
 
 fn ckpt_err(path: &Path, message: impl Into<String>) -> TrainError {
     TrainError::Checkpoint {
@@ -58,8 +53,8 @@ pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
     let mut store = SafetensorsStore::from_file(path)
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("format", "freezeframe-stdit");
-    for (from, to, _, _) in KEY_MAP {
-        store = store.with_key_remapping(from, to);
+    for (from, to) in key_remappings(true) {
+        store = store.with_key_remapping(&from, to);
     }
     model
         .save_into(&mut store)
@@ -87,8 +82,8 @@ pub fn load_model_partial(
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true);
-    for (_, _, from, to) in KEY_MAP {
-        store = store.with_key_remapping(from, to);
+    for (from, to) in key_remappings(false) {
+        store = store.with_key_remapping(&from, to);
     }
     let result = model
         .load_from(&mut store)

@@ -58,6 +58,8 @@ pub struct InitSection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSection {
+    /// `small` when the section gives only overrides.
+    #[serde(default = "default_preset")]
     pub preset: String,
     pub hidden: Option<usize>,
     pub depth: Option<usize>,
@@ -71,10 +73,14 @@ pub struct ModelSection {
     pub temporal_pos: Option<TemporalPos>,
 }
 
+fn default_preset() -> String {
+    "small".into()
+}
+
 impl Default for ModelSection {
     fn default() -> Self {
         Self {
-            preset: "small".into(),
+            preset: default_preset(),
             hidden: None,
             depth: None,
             heads: None,
@@ -195,28 +201,65 @@ pub fn check_folder_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The one rule for a path written in a config file: relative to the file's folder `dir`.
+/// The result is absolute and lexically normalised (`a/../b` → `b`), so that the resolved
+/// config saved in a run folder means the same from any working directory.
+pub fn resolve_path(dir: &Path, p: &Path) -> PathBuf {
+    let joined = dir.join(p);
+    // `absolute` only fails for an empty path or an unreadable working directory; the joined
+    // path is then kept as written rather than invented.
+    let abs = std::path::absolute(&joined).unwrap_or(joined);
+    let mut out = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            // `..` after a normal component cancels it; at the root it stays at the root.
+            std::path::Component::ParentDir => {
+                if !out.pop() && !out.has_root() {
+                    out.push(c);
+                }
+            }
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 impl RunConfig {
-    /// Reads and validates a config file.
+    /// Reads and validates a config file. Every path in it (`out_dir`, `plan` files,
+    /// `[init] from`, `[data] cache` and `csv`) is relative to the file's folder, as in Cargo —
+    /// `out_dir`'s default `runs` too — whatever the working directory.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::ReadConfig {
             path: path.to_path_buf(),
             source,
         })?;
         let mut cfg = Self::parse(&text, path)?;
-        // A plan file named in a config is found next to the config, wherever it is run from.
+        cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(cfg)
+    }
+
+    /// Makes every relative path absolute against `dir` (see [`resolve_path`]).
+    fn resolve_paths(&mut self, dir: &Path) {
+        self.out_dir = resolve_path(dir, &self.out_dir);
         let is_preset = freezeframe_plan::PRESETS
             .iter()
-            .any(|(n, _)| *n == cfg.plan);
-        if !is_preset
-            && Path::new(&cfg.plan).is_relative()
-            && let Some(dir) = path.parent()
-        {
-            let joined = dir.join(&cfg.plan);
-            if joined.is_file() {
-                cfg.plan = joined.display().to_string();
-            }
+            .any(|(n, _)| *n == self.plan);
+        if !is_preset {
+            self.plan = resolve_path(dir, Path::new(&self.plan))
+                .display()
+                .to_string();
         }
-        Ok(cfg)
+        for p in [
+            &mut self.init.from,
+            &mut self.data.cache,
+            &mut self.data.csv,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *p = resolve_path(dir, p);
+        }
     }
 
     /// Parses and validates TOML text; `path` only labels errors.
@@ -430,6 +473,7 @@ mod tests {
             ("train", "ema_decay", &["nan", "1.5"]),
             ("train", "caption_dropout", &["nan", "-0.1"]),
             ("sample", "cfg", &["nan", "inf", "-1.0"]),
+            ("model", "mlp_ratio", &["nan", "inf", "0.0", "-1.0"]),
             ("log", "val_clips", &["0", "100000"]),
         ] {
             for v in values {
@@ -453,6 +497,56 @@ mod tests {
             .expect_err("frames = 1")
             .to_string();
         assert!(e.contains("image_mode"), "{e}");
+    }
+
+    #[test]
+    fn every_path_is_relative_to_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("ff-paths-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("exp/plans")).unwrap();
+        std::fs::write(dir.join("exp/plans/mine.toml"), "").unwrap();
+        let file = dir.join("exp/run.toml");
+        std::fs::write(
+            &file,
+            "name = \"x\"\nplan = \"plans/mine.toml\"\n[init]\nfrom = \"../w.safetensors\"\n[data]\ncache = \"clips\"\n",
+        )
+        .unwrap();
+        let c = RunConfig::load(&file).unwrap();
+        let exp = std::path::absolute(dir.join("exp")).unwrap();
+        assert_eq!(c.out_dir, exp.join("runs"));
+        assert_eq!(c.plan, exp.join("plans/mine.toml").display().to_string());
+        assert_eq!(
+            c.init.from,
+            Some(exp.parent().unwrap().join("w.safetensors"))
+        );
+        assert_eq!(c.data.cache, Some(exp.join("clips")));
+        // Presets and absolute paths are kept; the resolved config round-trips unchanged.
+        std::fs::write(
+            &file,
+            "name = \"x\"\nplan = \"full\"\nout_dir = \"/tmp/o\"\n",
+        )
+        .unwrap();
+        let c = RunConfig::load(&file).unwrap();
+        assert_eq!(
+            (c.plan.as_str(), c.out_dir.as_path()),
+            ("full", Path::new("/tmp/o"))
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn resolve_path_normalises() {
+        assert_eq!(
+            resolve_path(Path::new("/a/b"), Path::new("../c/./d")),
+            Path::new("/a/c/d")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/a"), Path::new("/x/y")),
+            Path::new("/x/y")
+        );
+        assert_eq!(
+            resolve_path(Path::new("/"), Path::new("../..")),
+            Path::new("/")
+        );
     }
 
     #[test]

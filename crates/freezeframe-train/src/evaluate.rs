@@ -167,7 +167,13 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         Some((targets, world)) => {
             let rg = read_videos(&generated, world);
             let rr = read_videos(&real, world);
-            compare(&sg, &sr, Some((&rg, &rr, targets, world.speeds.slow)))
+            let readings = freezeframe_eval::report::Readings {
+                generated: &rg,
+                real: &rr,
+                targets,
+                slow: world.speeds.slow,
+            };
+            compare(&sg, &sr, Some(readings))
         }
         None => compare(&sg, &sr, None),
     };

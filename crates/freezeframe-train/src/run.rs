@@ -41,9 +41,16 @@ impl Run {
         self.dir.join("samples")
     }
 
-    /// The resolved config the run was started with.
+    /// The resolved config the run was started with. Its paths were resolved when the run
+    /// started (against the user's config file), so they are read as written, not re-resolved
+    /// against the run folder.
     pub fn load_config(&self) -> Result<RunConfig, TrainError> {
-        RunConfig::load(&self.config_path())
+        let path = self.config_path();
+        let text = std::fs::read_to_string(&path).map_err(|source| TrainError::ReadConfig {
+            path: path.clone(),
+            source,
+        })?;
+        RunConfig::parse(&text, &path)
     }
 
     /// Complete checkpoints (folders `step-N` holding `state.json`), oldest first. Temporary
@@ -105,39 +112,20 @@ pub fn slug(text: &str) -> String {
     }
 }
 
-/// Takes an exclusive advisory lock on the file `path` (created if missing), held until the
-/// returned file is dropped and released by the OS if the process dies, and writes this
-/// process's PID into it, so that a second writer on `what` is refused with the holder's PID
-/// instead of corrupting it. Locks belong to an open file, so a process that holds one and asks
-/// again is refused too: take each lock file once.
+/// [`freezeframe_data::lock::lock_file`] on `path`, guarding the folder `what`: a second
+/// writer gets [`TrainError::Locked`] with the holder's PID.
 pub fn lock_file(
     path: &std::path::Path,
     what: &std::path::Path,
 ) -> Result<std::fs::File, TrainError> {
-    use std::io::Write as _;
-    let ctx = || format!("lock {}", path.display());
-    let mut f = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(crate::error::io(ctx()))?;
-    match f.try_lock() {
-        Ok(()) => {
-            f.set_len(0).map_err(crate::error::io(ctx()))?;
-            f.write_all(std::process::id().to_string().as_bytes())
-                .map_err(crate::error::io(ctx()))?;
-            Ok(f)
-        }
-        Err(std::fs::TryLockError::WouldBlock) => Err(TrainError::Locked {
+    use freezeframe_data::lock::LockError;
+    freezeframe_data::lock::lock_file(path).map_err(|e| match e {
+        LockError::Held { pid } => TrainError::Locked {
             dir: what.to_path_buf(),
-            pid: std::fs::read_to_string(path)
-                .map(|p| p.trim().to_string())
-                .unwrap_or_else(|e| format!("unknown: {e}")),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(crate::error::io(ctx())(e)),
-    }
+            pid,
+        },
+        LockError::Io(e) => crate::error::io(format!("lock {}", path.display()))(e),
+    })
 }
 
 /// Writes `bytes` to `path` through `path.tmp` and a rename, so that a reader (or a process

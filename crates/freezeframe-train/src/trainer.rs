@@ -13,7 +13,7 @@ use freezeframe_model::paths::map_values;
 use freezeframe_model::{StdiTConfig, Stdit};
 use serde_json::json;
 
-use crate::batch::train_batch;
+use crate::batch::{BatchSpec, train_batch};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, FORMAT_VERSION};
 use crate::config::RunConfig;
 use crate::error::{TrainError, io};
@@ -24,6 +24,8 @@ use crate::run::{Run, write_atomic};
 use crate::sample::{SampleSpec, encoder_for, write_prompt_gifs};
 use crate::validate::val_loss;
 use crate::{diagnostics, ema, grads, plans};
+use freezeframe_model::WordEncoder;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
@@ -64,6 +66,11 @@ pub struct TrainSummary {
 /// A freshly initialised model.
 pub fn build_model(cfg: &StdiTConfig, seed: u64, device: &Device) -> Stdit {
     initialize(Stdit::new(cfg, device), seed)
+}
+
+/// Whether a periodic action with interval `n` (0 = off) falls on step `done`.
+fn every(done: usize, n: usize) -> bool {
+    n > 0 && done.is_multiple_of(n)
 }
 
 /// What one optimisation step reports.
@@ -168,57 +175,113 @@ fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError>
     Ok(())
 }
 
-/// Trains the run described by `cfg`; the run folder is `cfg.out_dir/cfg.name`.
-pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
-    let started = Instant::now();
-    let run = Run::for_config(cfg);
-    let has_content = run.dir.is_dir()
-        && std::fs::read_dir(&run.dir)
-            .map(|mut d| d.next().is_some())
-            .unwrap_or(false);
-    if has_content && !opts.resume {
-        return Err(TrainError::RunExists(run.dir.clone()));
-    }
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: run.config_path(),
-        message,
-    })?;
-    let device = Device::flex().autodiff();
-    let plain = Device::flex();
-    let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
-    // Validate the plan before anything is written or trained.
-    let fresh_model = build_model(&mcfg, cfg.seed, &device);
-    let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
-    if opts.resume && run.config_path().is_file() {
-        check_resumable(&run.load_config()?, cfg)?;
-        let saved = std::fs::read_to_string(run.plan_path()).map_err(io(format!(
-            "read {} to check the plan",
-            run.plan_path().display()
-        )))?;
-        if saved != loaded_plan.text {
-            return Err(TrainError::Config {
-                path: run.plan_path(),
-                message: format!(
-                    "plan `{}` differs from the plan the run was started with",
-                    cfg.plan
-                ),
-            });
-        }
-    }
-    let had_config = run.config_path().is_file();
-    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
-    // One writer per run folder: held until this function returns.
-    let _lock = run.lock()?;
-    // Through a rename: a kill mid-write must not leave a config that later fails to parse.
-    write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
-    write_atomic(&run.plan_path(), loaded_plan.text.as_bytes())?;
+// ---------------------------------------------------------------------------------------------
+// Opening a run: everything is validated and loaded before a fresh run folder is made
+// ---------------------------------------------------------------------------------------------
 
-    let data = Dataset::open(&cfg.data)?;
-    let encoder = encoder_for(cfg)?;
-    let plan = &bound.plan;
+/// What the optimisation changes, passed by value through the loop (Burn's modules and
+/// optimisers are moved through their updates).
+struct Weights {
+    model: Stdit,
+    ema: Stdit,
+    optim: ModuleOptimizer,
+}
 
-    let mut start = 0;
-    let (mut model, mut ema_model, mut optim);
+/// A run ready for its next step: config, plan, data, devices, the open log and the lock.
+struct Session<'a> {
+    cfg: &'a RunConfig,
+    run: Run,
+    bound: BoundPlan,
+    data: Dataset,
+    encoder: WordEncoder,
+    device: Device,
+    plain: Device,
+    spec: SampleSpec,
+    /// The step the loop starts at (0, or the resumed checkpoint's step).
+    start: usize,
+    log: MetricsLog,
+    _lock: std::fs::File,
+}
+
+/// Whether `dir` holds anything but the trainer's own lock file.
+fn has_content(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir)
+        .map(|d| d.flatten().any(|e| e.file_name() != ".lock"))
+        .unwrap_or(false)
+}
+
+/// Checks a resumed run's saved config and plan against the ones given now.
+fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), TrainError> {
+    check_resumable(&run.load_config()?, cfg)?;
+    let saved = std::fs::read_to_string(run.plan_path()).map_err(io(format!(
+        "read {} to check the plan",
+        run.plan_path().display()
+    )))?;
+    if saved != plan_text {
+        return Err(TrainError::Config {
+            path: run.plan_path(),
+            message: format!(
+                "plan `{}` differs from the plan the run was started with",
+                cfg.plan
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// A checkpoint's `state.json` must belong to this run: its step is the folder's, within the
+/// run's steps, with the run's seed and plan (a hand-edited or foreign file is refused).
+fn check_state(
+    st: &CheckpointState,
+    step: usize,
+    dir: &std::path::Path,
+    cfg: &RunConfig,
+    plan: &str,
+) -> Result<(), TrainError> {
+    let stem = |s: &str| {
+        std::path::Path::new(s)
+            .file_stem()
+            .map(|x| x.to_string_lossy().to_string())
+    };
+    let problem = if st.step != step {
+        Some(format!(
+            "says step {} but its folder is step {step}",
+            st.step
+        ))
+    } else if st.step > cfg.train.steps {
+        Some(format!(
+            "is at step {}, beyond the run's train.steps = {}",
+            st.step, cfg.train.steps
+        ))
+    } else if st.seed != cfg.seed {
+        Some(format!(
+            "has seed {}, the config seed {}",
+            st.seed, cfg.seed
+        ))
+    } else if stem(&st.plan) != stem(plan) {
+        Some(format!("has plan `{}`, the config plan `{plan}`", st.plan))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(TrainError::Checkpoint {
+            path: dir.join("state.json"),
+            message: format!("{p}: not this run's checkpoint"),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The weights to start from: the newest checkpoint when resuming, else the initialisation
+/// (with image weights where the plan asks for them).
+fn starting_weights(
+    cfg: &RunConfig,
+    opts: &TrainOptions,
+    run: &Run,
+    mcfg: &StdiTConfig,
+    bound: &BoundPlan,
+    fresh_model: Stdit,
+) -> Result<(usize, Weights), TrainError> {
     let resume_from = if opts.resume {
         run.latest_checkpoint()
     } else {
@@ -226,31 +289,396 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     };
     if let Some((step, dir)) = resume_from {
         let st = checkpoint::load_state(&dir)?;
-        model = checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?;
-        ema_model = checkpoint::load_model(
-            build_model(&mcfg, cfg.seed, &plain),
-            &dir.join("ema.safetensors"),
-        )?;
-        optim = checkpoint::load_optimizer(bound.optimizer(cfg), &dir)?;
-        start = st.step;
+        check_state(&st, step, &dir, cfg, &bound.plan.name)?;
+        let w = Weights {
+            model: checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?,
+            ema: checkpoint::load_model(
+                build_model(mcfg, cfg.seed, &Device::flex()),
+                &dir.join("ema.safetensors"),
+            )?,
+            optim: checkpoint::load_optimizer(bound.optimizer(cfg), &dir)?,
+        };
         tracing::info!(step, dir = %dir.display(), "resuming");
-    } else {
-        if opts.resume && had_config {
-            tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
-        }
-        model = initial_model(fresh_model, cfg, &bound)?;
-        if let Some(from) = &cfg.init.from {
-            tracing::info!(from = %from.display(), "initialised from image weights");
-        }
-        ema_model = model.valid();
-        optim = bound.optimizer(cfg);
+        return Ok((st.step, w));
     }
-    if opts.resume {
-        MetricsLog::truncate_after(&run.metrics_path(), start)?;
+    if opts.resume && run.config_path().is_file() {
+        tracing::warn!(dir = %run.dir.display(), "no checkpoint to resume from; starting at step 0");
     }
-    let mut log = MetricsLog::open(&run.metrics_path())?;
+    let model = initial_model(fresh_model, cfg, bound)?;
+    if let Some(from) = &cfg.init.from {
+        tracing::info!(from = %from.display(), "initialised from image weights");
+    }
+    let ema = model.valid();
+    let optim = bound.optimizer(cfg);
+    Ok((0, Weights { model, ema, optim }))
+}
 
+/// Validates and loads everything, then makes (or re-opens) the run folder, takes its lock and
+/// writes the config and plan. A fresh start that fails writes nothing; one that fails after
+/// making the folder removes the folder it made.
+fn open_or_resume<'a>(
+    cfg: &'a RunConfig,
+    opts: &TrainOptions,
+) -> Result<(Session<'a>, Weights), TrainError> {
+    let run = Run::for_config(cfg);
+    // An existing folder has one writer from here on.
+    let early_lock = if run.dir.is_dir() {
+        Some(run.lock()?)
+    } else {
+        None
+    };
+    if has_content(&run.dir) && !opts.resume {
+        return Err(TrainError::RunExists(run.dir.clone()));
+    }
+    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
+        path: run.config_path(),
+        message,
+    })?;
+    let device = Device::flex().autodiff();
+    let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
+    let fresh_model = build_model(&mcfg, cfg.seed, &device);
+    let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
+    if opts.resume && run.config_path().is_file() {
+        check_saved_run(&run, cfg, &loaded_plan.text)?;
+    }
+    let data = Dataset::open(&cfg.data)?;
+    let encoder = encoder_for(cfg)?;
+    let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model)?;
+
+    let created = !run.dir.exists();
+    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
+    let lock = match early_lock {
+        Some(l) => l,
+        None => run.lock()?,
+    };
+    let write = || -> Result<MetricsLog, TrainError> {
+        // Through a rename: a kill mid-write must not leave a config that later fails to parse.
+        write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
+        write_atomic(&run.plan_path(), loaded_plan.text.as_bytes())?;
+        if opts.resume {
+            MetricsLog::truncate_after(&run.metrics_path(), start)?;
+        }
+        MetricsLog::open(&run.metrics_path())
+    };
+    let log = match write() {
+        Ok(log) => log,
+        Err(e) => {
+            if created {
+                // Made by this call and locked by it: nothing in it is anybody else's.
+                drop(lock);
+                let _ = std::fs::remove_dir_all(&run.dir);
+            }
+            return Err(e);
+        }
+    };
+    let shape = [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width];
+    let spec = SampleSpec {
+        steps: cfg.sample.steps,
+        cfg: cfg.sample.cfg,
+        seed: cfg.sample.seed,
+        shape,
+    };
+    let session = Session {
+        cfg,
+        run,
+        bound,
+        data,
+        encoder,
+        device,
+        plain: Device::flex(),
+        spec,
+        start,
+        log,
+        _lock: lock,
+    };
+    Ok((session, weights))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The loop's bookkeeping
+// ---------------------------------------------------------------------------------------------
+
+/// What the loop carries from step to step besides the weights.
+#[derive(Default)]
+struct LoopState {
+    losses: Vec<(usize, f32)>,
+    /// (loss, grad norm) since the last loss record, and when that window began.
+    window: Vec<(f32, f32)>,
+    window_start: Option<Instant>,
+    last_saved: Option<usize>,
+    final_val: Option<f32>,
+    phase: Option<usize>,
+    /// Parameters the EMA follows (trained so far) and those trainable in this phase.
+    trained: HashSet<ParamId>,
+    trainable: HashSet<ParamId>,
+}
+
+impl Session<'_> {
+    fn save(&self, step: usize, w: &Weights) -> Result<(), TrainError> {
+        let plan = &self.bound.plan;
+        let steps = self.cfg.train.steps;
+        let state = CheckpointState {
+            format_version: FORMAT_VERSION,
+            step,
+            seed: self.cfg.seed,
+            rng: "chacha8(seed, stream=step+1)".into(),
+            plan: plan.name.clone(),
+            phase: plan.phases[plan.phase_at(step.min(steps.saturating_sub(1)))]
+                .name
+                .clone(),
+        };
+        checkpoint::save(
+            &self.run.checkpoint_dir(step),
+            Checkpoint {
+                model: &w.model,
+                ema: &w.ema,
+                optimizer: &w.optim,
+                state,
+            },
+        )
+    }
+
+    fn samples_into(&self, ema: &Stdit, folder: &str) -> Result<Vec<PathBuf>, TrainError> {
+        write_prompt_gifs(
+            ema,
+            &self.encoder,
+            &self.cfg.sample.prompts,
+            self.cfg.sample.n,
+            self.spec,
+            &self.run.samples_dir().join(folder),
+            &self.plain,
+        )
+    }
+
+    /// Peak memory since the phase began (the mark is reset at every phase start).
+    fn phase_end(log: &mut MetricsLog, phase: &str, step: usize) -> Result<(), TrainError> {
+        match diagnostics::peak_rss_mib() {
+            Some(mib) => log.write(&json!({
+                "step": step, "event": "phase_end", "phase": phase, "peak_rss_mib": mib,
+            })),
+            None => Ok(()),
+        }
+    }
+
+    /// At a phase boundary: drop the moments of leaving parameters, log the phase, and set
+    /// which parameters require gradients.
+    fn enter_phase(
+        &mut self,
+        step: usize,
+        st: &mut LoopState,
+        mut w: Weights,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Weights, TrainError> {
+        let plan = &self.bound.plan;
+        let ph = plan.phase_at(step);
+        if st.phase == Some(ph) {
+            return Ok(w);
+        }
+        if plan.is_switch(step) {
+            // Leaving parameters lose their moments: if a later phase trains them again they
+            // start fresh, as newly unfrozen ones do.
+            let prev = self.bound.trainable(ph - 1);
+            let next = self.bound.trainable(ph);
+            let leaving: HashSet<ParamId> = prev.difference(&next).copied().collect();
+            w.optim = self.bound.drop_state(w.optim, self.cfg, &leaving);
+            Self::phase_end(&mut self.log, &plan.phases[ph - 1].name, step)?;
+            bar.println(format!(
+                "step {step}: phase `{}` begins",
+                plan.phases[ph].name
+            ));
+        }
+        if plan.is_switch(step) || step == 0 {
+            let totals = freezeframe_plan::phase_totals(plan);
+            self.log.write(&json!({
+                "step": step,
+                "event": "phase_start",
+                "phase": plan.phases[ph].name,
+                "trainable_tensors": totals[ph].tensors,
+                "trainable_params": totals[ph].params,
+                "adam_state_bytes": totals[ph].optimizer_bytes,
+            }))?;
+        }
+        diagnostics::reset_peak_rss();
+        st.trainable = self.bound.trainable(ph);
+        w.model = set_trainable(w.model, &st.trainable);
+        st.trained = self.bound.trained_by(step);
+        st.phase = Some(ph);
+        Ok(w)
+    }
+
+    /// Per-group gradient norms, update/weight ratios and would-be gradients of frozen groups.
+    fn log_diagnostics(
+        &mut self,
+        done: usize,
+        ph: usize,
+        out_sq_norms: &[(ParamId, f32)],
+        ratios: Vec<Option<f64>>,
+        would_be: Option<Vec<Option<f64>>>,
+    ) -> Result<(), TrainError> {
+        let norms = diagnostics::group_norms(&self.bound, out_sq_norms);
+        let frozen: Vec<Option<f64>> = match would_be {
+            // Only the groups that are frozen in this phase: for the others the probe merely
+            // repeats the real gradient.
+            Some(w) => w
+                .into_iter()
+                .zip(&norms)
+                .map(|(w, real)| if real.is_some() { None } else { w })
+                .collect(),
+            // No probe this step: no frozen norms to log.
+            None => Vec::new(),
+        };
+        let groups = diagnostics::by_group(
+            &self.bound,
+            &[
+                ("grad_norm", &norms),
+                ("update_ratio", &ratios),
+                ("frozen_grad_norm", &frozen),
+            ],
+        );
+        self.log.write(&json!({
+            "step": done,
+            "phase": self.bound.plan.phases[ph].name,
+            "groups": groups,
+        }))
+    }
+
+    /// One optimisation step and everything logged, validated and saved after it.
+    fn step(
+        &mut self,
+        step: usize,
+        end: usize,
+        st: &mut LoopState,
+        w: Weights,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<Weights, TrainError> {
+        let Weights {
+            model,
+            mut ema,
+            mut optim,
+        } = self.enter_phase(step, st, w, bar)?;
+        let (cfg, t) = (self.cfg, &self.cfg.train);
+        let ph = self.bound.plan.phase_at(step);
+        let batch = train_batch(
+            &self.data,
+            &self.encoder,
+            BatchSpec::of(cfg),
+            step,
+            &self.device,
+        )?;
+        let done = step + 1;
+        let diag = every(done, cfg.log.diag_every);
+        let probe =
+            every(done, cfg.log.frozen_grad_every) && st.trainable.len() < self.bound.ids.len();
+        let would_be =
+            probe.then(|| diagnostics::would_be_grad_norms(&model, batch.clone(), &self.bound));
+        let before = diag.then(|| diagnostics::values_of(&model, &st.trainable));
+
+        let lr = lr_at(step, t.steps, t.warmup, t.lr, t.schedule, t.min_lr_ratio);
+        let rates = self.bound.learning_rates(step, lr);
+        let out = train_step(model, &mut optim, batch, rates, t.grad_clip);
+        let model = out.model;
+        let loss = out.loss;
+        if !loss.is_finite() {
+            return Err(TrainError::Diverged { step, loss });
+        }
+        ema = ema::update(ema, &model, t.ema_decay, &st.trained);
+        st.losses.push((done, loss));
+        st.window.push((loss, out.grad_norm));
+        bar.set_position(done as u64);
+        let phase_name = &self.bound.plan.phases[ph].name;
+        bar.set_message(format!("loss {loss:.4} lr {lr:.1e} [{phase_name}]"));
+
+        if diag || would_be.is_some() {
+            let ratios = match before {
+                Some(b) => {
+                    let after = diagnostics::values_of(&model, &st.trainable);
+                    diagnostics::update_ratios(&self.bound, &b, &after)
+                }
+                // No snapshot was taken this step: no ratios to log.
+                None => Vec::new(),
+            };
+            self.log_diagnostics(done, ph, &out.sq_norms, ratios, would_be)?;
+        }
+        if every(done, cfg.log.every) || done == end {
+            self.log_losses(done, lr, ph, st)?;
+        }
+        let w = Weights { model, ema, optim };
+        self.after_step(done, end, ph, st, &w, bar)?;
+        Ok(w)
+    }
+
+    /// The mean loss and gradient norm over the steps since the last record, and the speed.
+    fn log_losses(
+        &mut self,
+        done: usize,
+        lr: f64,
+        ph: usize,
+        st: &mut LoopState,
+    ) -> Result<(), TrainError> {
+        let n = st.window.len() as f32;
+        let since = st.window_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let it_s = st.window.len() as f64 / since.max(1e-9);
+        self.log.write(&json!({
+            "step": done,
+            "loss": st.window.iter().map(|w| w.0).sum::<f32>() / n,
+            "lr": lr,
+            "grad_norm": st.window.iter().map(|w| w.1).sum::<f32>() / n,
+            "it_s": it_s,
+            "phase": self.bound.plan.phases[ph].name,
+        }))?;
+        st.window.clear();
+        st.window_start = Some(Instant::now());
+        Ok(())
+    }
+
+    /// Validation, the phase's end, checkpoints and periodic samples after step `done`.
+    fn after_step(
+        &mut self,
+        done: usize,
+        end: usize,
+        ph: usize,
+        st: &mut LoopState,
+        w: &Weights,
+        bar: &indicatif::ProgressBar,
+    ) -> Result<(), TrainError> {
+        let (log_cfg, is_last) = (&self.cfg.log, done == self.cfg.train.steps);
+        if every(done, log_cfg.val_every) || is_last {
+            let v = val_loss(
+                &w.model.valid(),
+                &self.data,
+                &self.encoder,
+                log_cfg.val_clips,
+                &self.plain,
+            )?;
+            self.log
+                .write(&json!({ "step": done, "val_loss": v.mean, "val_loss_by_t": v.by_t }))?;
+            bar.println(format!("step {done}: val loss {:.4}", v.mean));
+            st.final_val = Some(v.mean);
+        }
+        if is_last {
+            Self::phase_end(&mut self.log, &self.bound.plan.phases[ph].name, done)?;
+        }
+        if every(done, log_cfg.checkpoint_every) || done == end {
+            self.save(done, w)?;
+            st.last_saved = Some(done);
+        }
+        if every(done, log_cfg.sample_every) && !is_last {
+            self.samples_into(&w.ema, &format!("step-{done:06}"))?;
+        }
+        Ok(())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/// Trains the run described by `cfg`; the run folder is `cfg.out_dir/cfg.name`.
+pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, TrainError> {
+    let started = Instant::now();
+    let (mut s, mut w) = open_or_resume(cfg, opts)?;
     let t = &cfg.train;
+    let start = s.start;
     let end = opts
         .stop_after
         .map_or(t.steps, |n| (start + n).min(t.steps));
@@ -262,220 +690,34 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     bar.set_prefix(cfg.name.clone());
     bar.set_position(start as u64);
     if opts.progress && start == 0 {
-        bar.println(freezeframe_plan::explain(plan, t.lr));
+        bar.println(freezeframe_plan::explain(&s.bound.plan, t.lr));
     }
 
-    let shape = [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width];
-    let spec = SampleSpec {
-        steps: cfg.sample.steps,
-        cfg: cfg.sample.cfg,
-        seed: cfg.sample.seed,
-        shape,
+    let mut st = LoopState {
+        window_start: Some(Instant::now()),
+        last_saved: (start > 0).then_some(start),
+        ..LoopState::default()
     };
-    let save = |step: usize, model: &Stdit, ema_model: &Stdit, optim: &ModuleOptimizer| {
-        let state = CheckpointState {
-            format_version: FORMAT_VERSION,
-            step,
-            seed: cfg.seed,
-            rng: "chacha8(seed, stream=step+1)".into(),
-            plan: plan.name.clone(),
-            phase: plan.phases[plan.phase_at(step.min(t.steps.saturating_sub(1)))]
-                .name
-                .clone(),
-        };
-        checkpoint::save(
-            &run.checkpoint_dir(step),
-            Checkpoint {
-                model,
-                ema: ema_model,
-                optimizer: optim,
-                state,
-            },
-        )
-    };
-
-    let samples_into = |ema: &Stdit, folder: &str| {
-        let dir = run.samples_dir().join(folder);
-        write_prompt_gifs(
-            ema,
-            &encoder,
-            &cfg.sample.prompts,
-            cfg.sample.n,
-            spec,
-            &dir,
-            &plain,
-        )
-    };
-    let totals = freezeframe_plan::phase_totals(plan);
-    let phase_start = |ph: usize, step: usize| {
-        json!({
-            "step": step,
-            "event": "phase_start",
-            "phase": plan.phases[ph].name,
-            "trainable_tensors": totals[ph].tensors,
-            "trainable_params": totals[ph].params,
-            "adam_state_bytes": totals[ph].optimizer_bytes,
-        })
-    };
-    // Peak memory since the phase began (the mark is reset at every phase start).
-    let phase_end = |log: &mut MetricsLog, ph: usize, step: usize| {
-        match diagnostics::peak_rss_mib()
-    {
-        Some(mib) => log.write(&json!({ "step": step, "event": "phase_end", "phase": plan.phases[ph].name, "peak_rss_mib": mib })),
-        None => Ok(()),
-    }
-    };
-
-    let mut losses = Vec::new();
-    let (mut window, mut window_start) = (Vec::new(), Instant::now());
-    let mut last_saved = if start > 0 { Some(start) } else { None };
-    let mut final_val = None;
-    let mut phase: Option<usize> = None;
-    let mut trained: HashSet<ParamId> = HashSet::new();
-    let mut trainable: HashSet<ParamId> = HashSet::new();
     for step in start..end {
-        let ph = plan.phase_at(step);
-        if phase != Some(ph) {
-            if plan.is_switch(step) {
-                // Leaving parameters lose their moments: if a later phase trains them again
-                // they start fresh, as newly unfrozen ones do.
-                let prev = bound.trainable(ph - 1);
-                let next = bound.trainable(ph);
-                let leaving: HashSet<ParamId> = prev.difference(&next).copied().collect();
-                optim = bound.drop_state(optim, cfg, &leaving);
-                phase_end(&mut log, ph - 1, step)?;
-                bar.println(format!(
-                    "step {step}: phase `{}` begins",
-                    plan.phases[ph].name
-                ));
-            }
-            if plan.is_switch(step) || step == 0 {
-                log.write(&phase_start(ph, step))?;
-            }
-            diagnostics::reset_peak_rss();
-            trainable = bound.trainable(ph);
-            model = set_trainable(model, &trainable);
-            trained = bound.trained_by(step);
-            phase = Some(ph);
-        }
-        let batch = train_batch(
-            &data,
-            &encoder,
-            cfg.seed,
-            step,
-            t.batch_size,
-            t.caption_dropout,
-            t.timestep_shift,
-            &device,
-        )?;
-        let done = step + 1;
-        let diag = cfg.log.diag_every > 0 && done % cfg.log.diag_every == 0;
-        let probe = cfg.log.frozen_grad_every > 0
-            && done % cfg.log.frozen_grad_every == 0
-            && trainable.len() < bound.ids.len();
-        let would_be =
-            probe.then(|| diagnostics::would_be_grad_norms(&model, batch.clone(), &bound));
-        let before = diag.then(|| diagnostics::values_of(&model, &trainable));
-
-        let lr = lr_at(step, t.steps, t.warmup, t.lr, t.schedule, t.min_lr_ratio);
-        let out = train_step(
-            model,
-            &mut optim,
-            batch,
-            bound.learning_rates(step, lr),
-            t.grad_clip,
-        );
-        model = out.model;
-        let loss = out.loss;
-        if !loss.is_finite() {
-            return Err(TrainError::Diverged { step, loss });
-        }
-        ema_model = ema::update(ema_model, &model, t.ema_decay, &trained);
-        losses.push((done, loss));
-        window.push((loss, out.grad_norm));
-        bar.set_position(done as u64);
-        bar.set_message(format!(
-            "loss {loss:.4} lr {lr:.1e} [{}]",
-            plan.phases[ph].name
-        ));
-
-        if diag || would_be.is_some() {
-            let norms = diagnostics::group_norms(&bound, &out.sq_norms);
-            let ratios = before
-                .map(|b| {
-                    diagnostics::update_ratios(
-                        &bound,
-                        &b,
-                        &diagnostics::values_of(&model, &trainable),
-                    )
-                })
-                // No snapshot was taken this step: no ratios to log.
-                .unwrap_or_else(Vec::new);
-            let frozen: Vec<Option<f64>> = would_be
-                .map(|w| {
-                    // Only the groups that are frozen in this phase: for the others the probe
-                    // merely repeats the real gradient.
-                    w.into_iter()
-                        .zip(&norms)
-                        .map(|(w, real)| if real.is_some() { None } else { w })
-                        .collect()
-                })
-                // No probe this step: no frozen norms to log.
-                .unwrap_or_else(Vec::new);
-            log.write(&json!({
-                "step": done,
-                "phase": plan.phases[ph].name,
-                "groups": diagnostics::by_group(&bound, &[("grad_norm", &norms), ("update_ratio", &ratios), ("frozen_grad_norm", &frozen)]),
-            }))?;
-        }
-        if (cfg.log.every > 0 && done % cfg.log.every == 0) || done == end {
-            let n = window.len() as f32;
-            let it_s = window.len() as f64 / window_start.elapsed().as_secs_f64().max(1e-9);
-            log.write(&json!({
-                "step": done,
-                "loss": window.iter().map(|w| w.0).sum::<f32>() / n,
-                "lr": lr,
-                "grad_norm": window.iter().map(|w| w.1).sum::<f32>() / n,
-                "it_s": it_s,
-                "phase": plan.phases[ph].name,
-            }))?;
-            window.clear();
-            window_start = Instant::now();
-        }
-        let is_last = done == t.steps;
-        if (cfg.log.val_every > 0 && done % cfg.log.val_every == 0) || is_last {
-            let v = val_loss(&model.valid(), &data, &encoder, cfg.log.val_clips, &plain)?;
-            log.write(&json!({ "step": done, "val_loss": v.mean, "val_loss_by_t": v.by_t }))?;
-            bar.println(format!("step {done}: val loss {:.4}", v.mean));
-            final_val = Some(v.mean);
-        }
-        if is_last {
-            phase_end(&mut log, ph, done)?;
-        }
-        if (cfg.log.checkpoint_every > 0 && done % cfg.log.checkpoint_every == 0) || done == end {
-            save(done, &model, &ema_model, &optim)?;
-            last_saved = Some(done);
-        }
-        if cfg.log.sample_every > 0 && done % cfg.log.sample_every == 0 && !is_last {
-            samples_into(&ema_model, &format!("step-{done:06}"))?;
-        }
+        w = s.step(step, end, &mut st, w, &bar)?;
     }
     crate::progress::finish(&bar);
-    let completed = end.max(start);
-    if last_saved != Some(completed) && completed > 0 {
-        save(completed, &model, &ema_model, &optim)?;
-    }
-    crate::metrics::write_csv(&run.metrics_path(), &run.metrics_csv_path())?;
 
+    // ---- finish: the last checkpoint, the CSV, the final samples ----
+    let completed = end.max(start);
+    if st.last_saved != Some(completed) && completed > 0 {
+        s.save(completed, &w)?;
+    }
+    crate::metrics::write_csv(&s.run.metrics_path(), &s.run.metrics_csv_path())?;
     let mut samples = Vec::new();
     if opts.final_samples && completed == t.steps {
-        samples = samples_into(&ema_model, "final")?;
+        samples = s.samples_into(&w.ema, "final")?;
     }
     Ok(TrainSummary {
-        run,
+        run: s.run.clone(),
         steps: completed,
-        losses,
-        final_val,
+        losses: st.losses,
+        final_val: st.final_val,
         seconds: started.elapsed().as_secs_f64(),
         samples,
     })

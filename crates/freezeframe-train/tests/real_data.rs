@@ -47,8 +47,9 @@ fn make_cache(dir: &Path, videos: usize) {
             })
             .collect();
         let shard = format!("{k:016x}.safetensors");
-        write_shard(&dir.join("clips").join(&shard), &clips, 4, 16).unwrap();
+        let hash = write_shard(&dir.join("clips").join(&shard), &clips, 4, 16).unwrap();
         entries.push(CacheEntry {
+            shard_hash: Some(hash),
             source: dir.join(format!("video{k}.mp4")),
             source_bytes: 1,
             source_mtime_ns: 0,

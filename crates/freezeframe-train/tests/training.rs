@@ -7,7 +7,7 @@ use std::path::Path;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use freezeframe_model::Stdit;
-use freezeframe_train::batch::train_batch;
+use freezeframe_train::batch::{BatchSpec, train_batch};
 use freezeframe_train::checkpoint::{load_model, save_model};
 use freezeframe_train::plans;
 use freezeframe_train::run::Run;
@@ -83,7 +83,13 @@ fn loss_on_a_fixed_batch_falls_by_half() {
     let mut losses = Vec::new();
     for _ in 0..300 {
         // The same batch every step: step index 0 always.
-        let batch = train_batch(&world, &enc, 0, 0, 4, 0.0, 1.0, &dev).unwrap();
+        let spec = BatchSpec {
+            seed: 0,
+            batch_size: 4,
+            caption_dropout: 0.0,
+            timestep_shift: 1.0,
+        };
+        let batch = train_batch(&world, &enc, spec, 0, &dev).unwrap();
         let out = train_step(model, &mut optim, batch, 1e-3, 1.0);
         model = out.model;
         losses.push(out.loss);
@@ -233,6 +239,72 @@ fn corrupt_checkpoints_are_errors_naming_the_file() {
     std::fs::write(ck.join("state.json"), "{").unwrap();
     let e = resume_error();
     assert!(e.contains("state.json"), "{e}");
+}
+
+#[test]
+fn a_foreign_or_hand_edited_state_json_is_refused() {
+    let out = tmp("foreign-state");
+    let cfg = tiny_config("f", &out, 2);
+    train(&cfg, &quiet()).unwrap();
+    let state = out.join("f/checkpoints/step-000002/state.json");
+    let good = std::fs::read_to_string(&state).unwrap();
+    let resume = |cfg: &RunConfig| {
+        train(
+            cfg,
+            &TrainOptions {
+                resume: true,
+                ..quiet()
+            },
+        )
+    };
+    for (from, to, says) in [
+        ("\"step\": 2", "\"step\": 7", "folder is step 2"),
+        ("\"seed\": 3", "\"seed\": 4", "seed"),
+        (
+            "\"plan\": \"scratch\"",
+            "\"plan\": \"temporal-only\"",
+            "plan",
+        ),
+    ] {
+        assert!(good.contains(from), "{good}");
+        std::fs::write(&state, good.replace(from, to)).unwrap();
+        let mut longer = cfg.clone();
+        longer.train.steps = 4;
+        let e = resume(&longer).unwrap_err().to_string();
+        assert!(
+            e.contains("state.json") && e.contains(says),
+            "{from} → {to}: {e}"
+        );
+    }
+    // A checkpoint beyond the run's steps (the folder renamed with its state).
+    std::fs::write(&state, good.replace("\"step\": 2", "\"step\": 3")).unwrap();
+    let ck = out.join("f/checkpoints");
+    std::fs::rename(ck.join("step-000002"), ck.join("step-000003")).unwrap();
+    let e = resume(&cfg).unwrap_err().to_string();
+    assert!(e.contains("beyond"), "{e}");
+}
+
+#[test]
+fn a_failed_start_leaves_no_run_folder_behind() {
+    let out = tmp("failed-init");
+    let mut cfg = tiny_config("i", &out, 2);
+    cfg.plan = "full".into();
+    cfg.init.from = Some(out.join("no-such-weights.safetensors"));
+    let e = train(&cfg, &quiet()).unwrap_err().to_string();
+    assert!(e.contains("no-such-weights"), "{e}");
+    assert!(
+        !out.join("i").exists(),
+        "a failed [init] left {}",
+        out.join("i").display()
+    );
+    // Nor in a folder the user made (it keeps only the lock file), where a fixed config then
+    // starts.
+    std::fs::create_dir_all(out.join("i")).unwrap();
+    train(&cfg, &quiet()).unwrap_err();
+    cfg.plan = "scratch".into();
+    cfg.init.from = None;
+    train(&cfg, &quiet()).unwrap();
+    assert!(out.join("i/checkpoints/step-000002/state.json").is_file());
 }
 
 #[test]

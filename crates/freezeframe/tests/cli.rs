@@ -1,8 +1,15 @@
 //! The command line as a user runs it (the real binary; `cargo test` builds it for this file).
+use std::path::Path;
 use std::process::Command;
 
 fn ff(args: &[&str]) -> (bool, String, String) {
+    ff_in(Path::new("."), args)
+}
+
+/// The binary run from the working directory `cwd`.
+fn ff_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_freezeframe"))
+        .current_dir(cwd)
         .args(args)
         .output()
         .unwrap();
@@ -86,6 +93,49 @@ fn data_and_model_commands_run() {
         !ok && err.contains("index.json"),
         "a missing cache is an error naming the file: {err}"
     );
+}
+
+#[test]
+fn paths_in_a_config_are_relative_to_the_config_file_from_any_working_directory() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-paths-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("exp/plans")).unwrap();
+    std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+    std::fs::write(
+        dir.join("exp/plans/mine.toml"),
+        "init = \"scratch\"\n[[phase]]\ntrain = [\"all\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("exp/run.toml"),
+        "name = \"p\"\nplan = \"plans/mine.toml\"\n[model]\npreset = \"tiny\"\n\
+         [data]\nframes = 2\nsize = 16\nobject_size = [2.0, 3.0]\nval_clips = 2\n\
+         [train]\nbatch_size = 1\nsteps = 1\n[log]\nval_clips = 1\n\
+         [sample]\nprompts = [\"a red circle stays still\"]\nn = 1\nsteps = 1\n",
+    )
+    .unwrap();
+    // Run from a sibling folder, naming the config by a relative path.
+    let cwd = dir.join("elsewhere");
+    let (ok, _, err) = ff_in(&cwd, &["train", "--config", "../exp/run.toml"]);
+    assert!(ok, "{err}");
+    // out_dir's default `runs` is next to the config, not in the working directory.
+    let run = dir.join("exp/runs/p");
+    assert!(run.join("config.toml").is_file(), "{err}");
+    assert!(!cwd.join("runs").exists());
+    // The saved config's paths are absolute, so the run resumes and evaluates from anywhere.
+    let saved = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        saved.contains(&format!(
+            "{}",
+            std::path::absolute(dir.join("exp/plans/mine.toml"))
+                .unwrap()
+                .display()
+        )),
+        "{saved}"
+    );
+    let (ok, out, err) = ff_in(&dir, &["train", "--config", "exp/run.toml", "--resume"]);
+    assert!(ok && out.contains("already complete"), "{out}{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

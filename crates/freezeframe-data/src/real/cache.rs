@@ -32,6 +32,11 @@ pub struct CacheEntry {
     pub text: String,
     /// Shard file name inside `clips/`.
     pub shard: String,
+    /// [`content_hash`] of the shard's bytes as written, checked when the shard is reused or
+    /// opened. `None` in caches made before the hash was kept: such shards are decoded again
+    /// by `data prepare` and opened unverified.
+    #[serde(default)]
+    pub shard_hash: Option<String>,
     pub clips: usize,
     /// Frames after resampling, before cutting clips.
     pub decoded_frames: usize,
@@ -90,13 +95,22 @@ impl CacheIndex {
     }
 }
 
-/// Writes one shard (atomically: temp file, then rename).
+/// FNV-1a 64 of `bytes` as 16 hex digits: shard names and shard contents. Not a defence
+/// against tampering — it catches truncated, overwritten or bit-rotted shards.
+pub fn content_hash(bytes: &[u8]) -> String {
+    use std::hash::Hasher as _;
+    let mut h = fnv::FnvHasher::default();
+    h.write(bytes);
+    format!("{:016x}", h.finish())
+}
+
+/// Writes one shard (atomically: temp file, then rename); returns its [`content_hash`].
 pub fn write_shard(
     path: &Path,
     clips: &[Vec<u8>],
     frames: usize,
     size: usize,
-) -> Result<(), RealError> {
+) -> Result<String, RealError> {
     let data: Vec<u8> = clips.concat();
     let shape = vec![clips.len(), frames, size, size, 3];
     let io = |e: String| RealError::Io {
@@ -105,9 +119,11 @@ pub fn write_shard(
     };
     let view = TensorView::new(Dtype::U8, shape, &data).map_err(|e| io(e.to_string()))?;
     let bytes = safetensors::serialize([("clips", view)], None).map_err(|e| io(e.to_string()))?;
+    let hash = content_hash(&bytes);
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, bytes).map_err(|e| io(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| io(e.to_string()))
+    std::fs::rename(&tmp, path).map_err(|e| io(e.to_string()))?;
+    Ok(hash)
 }
 
 /// A prepared cache, loaded into memory (8×32×32 clips are 24 KiB each).
@@ -132,6 +148,15 @@ impl ClipCache {
                 message: m,
             };
             let bytes = std::fs::read(&p).map_err(|e| err(e.to_string()))?;
+            if let Some(h) = &e.shard_hash
+                && *h != content_hash(&bytes)
+            {
+                return Err(err(format!(
+                    "the shard's content hash is {}, the index recorded {h}: the file changed \
+                     after `data prepare` wrote it; run `data prepare` again",
+                    content_hash(&bytes)
+                )));
+            }
             let st =
                 SafeTensors::deserialize(&bytes).map_err(|e| err(format!("corrupt shard: {e}")))?;
             let t = st

@@ -18,9 +18,10 @@ pub struct ListEntry {
     pub fps: Option<f32>,
 }
 
-/// A row that could not be used, and why.
+/// An input that was left out, and why: a row the list refuses, or a video that fails to decode.
 #[derive(Debug, Clone, PartialEq)]
-pub struct RowSkip {
+pub struct Skip {
+    /// CSV line (header = 1).
     pub line: usize,
     pub path: String,
     pub reason: String,
@@ -28,7 +29,7 @@ pub struct RowSkip {
 
 /// Reads the list; a missing file, an unreadable header or a header without `path` and `text`
 /// is an error, everything row-level is a skip.
-pub fn read_list(csv_path: &Path) -> Result<(Vec<ListEntry>, Vec<RowSkip>), RealError> {
+pub fn read_list(csv_path: &Path) -> Result<(Vec<ListEntry>, Vec<Skip>), RealError> {
     let text = std::fs::read_to_string(csv_path).map_err(|e| RealError::Io {
         path: csv_path.display().to_string(),
         message: e.to_string(),
@@ -41,7 +42,7 @@ pub fn parse_list(
     text: &str,
     base: &Path,
     label: &str,
-) -> Result<(Vec<ListEntry>, Vec<RowSkip>), RealError> {
+) -> Result<(Vec<ListEntry>, Vec<Skip>), RealError> {
     let mut rdr = csv::ReaderBuilder::new()
         .flexible(true)
         .trim(csv::Trim::All)
@@ -71,7 +72,7 @@ pub fn parse_list(
         let rec = match rec {
             Ok(r) => r,
             Err(e) => {
-                skips.push(RowSkip {
+                skips.push(Skip {
                     line,
                     path: String::new(),
                     reason: format!("malformed CSV row: {e}"),
@@ -81,7 +82,7 @@ pub fn parse_list(
         };
         let path = rec.get(ip).unwrap_or("").to_string();
         if rec.len() != header.len() {
-            skips.push(RowSkip {
+            skips.push(Skip {
                 line,
                 path,
                 reason: format!(
@@ -94,7 +95,7 @@ pub fn parse_list(
         }
         let text = rec.get(it).unwrap_or("").to_string();
         if path.is_empty() || text.is_empty() {
-            skips.push(RowSkip {
+            skips.push(Skip {
                 line,
                 path,
                 reason: "empty path or text".into(),
@@ -125,7 +126,7 @@ pub fn parse_list(
         })();
         match parsed {
             Ok(e) => entries.push(e),
-            Err(reason) => skips.push(RowSkip { line, path, reason }),
+            Err(reason) => skips.push(Skip { line, path, reason }),
         }
     }
     Ok((entries, skips))

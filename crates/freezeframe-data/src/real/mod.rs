@@ -6,6 +6,7 @@ pub mod ffmpeg;
 pub mod prepare;
 
 pub use cache::{ClipCache, PrepareSettings};
+pub use csv_list::Skip;
 pub use prepare::{PrepareReport, prepare};
 
 #[derive(Debug, thiserror::Error)]

@@ -8,18 +8,11 @@ use std::time::{Instant, UNIX_EPOCH};
 use rayon::prelude::*;
 
 use super::RealError;
-use super::cache::{CACHE_FORMAT, CacheEntry, CacheIndex, PrepareSettings, write_shard};
-use super::csv_list::{ListEntry, read_list};
+use super::cache::{
+    CACHE_FORMAT, CacheEntry, CacheIndex, PrepareSettings, content_hash, write_shard,
+};
+use super::csv_list::{ListEntry, Skip, read_list};
 use super::ffmpeg;
-
-/// An input that was left out, and why.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Skip {
-    /// CSV line (header = 1).
-    pub line: usize,
-    pub path: String,
-    pub reason: String,
-}
 
 #[derive(Debug, Clone)]
 pub struct PrepareReport {
@@ -93,15 +86,10 @@ pub fn clip_starts(n: usize, t: usize, k: usize) -> Vec<usize> {
     v
 }
 
-/// FNV-1a: a stable shard name from the source identity and the settings.
+/// A stable shard name from the source identity and the settings.
 fn shard_name(e: &ListEntry, bytes: u64, mtime: u128, s: &PrepareSettings) -> String {
     let key = format!("{}|{bytes}|{mtime}|{s:?}", e.path.display());
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in key.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    format!("{h:016x}.safetensors")
+    format!("{}.safetensors", content_hash(key.as_bytes()))
 }
 
 enum Outcome {
@@ -137,12 +125,21 @@ fn process(
     let shard = shard_name(e, bytes, mtime, s);
     if let Some(o) = old
         && o.shard == shard
-        && out.join("clips").join(&shard).is_file()
     {
-        return Ok(Outcome::Reused(CacheEntry {
-            text: e.text.clone(),
-            ..o.clone()
-        }));
+        // Same source and settings: reused only when the shard's bytes are still the ones
+        // written (a shard from a build that kept no hash is decoded again).
+        let path = out.join("clips").join(&shard);
+        let intact = match (&o.shard_hash, std::fs::read(&path)) {
+            (Some(h), Ok(bytes)) => *h == content_hash(&bytes),
+            _ => false,
+        };
+        if intact {
+            return Ok(Outcome::Reused(CacheEntry {
+                text: e.text.clone(),
+                ..o.clone()
+            }));
+        }
+        tracing::warn!(shard = %path.display(), "shard missing, changed or unverifiable; decoding again");
     }
     let probe = match ffmpeg::probe(&e.path)? {
         Ok(p) => p,
@@ -189,8 +186,9 @@ fn process(
                 .collect()
         })
         .collect();
-    write_shard(&out.join("clips").join(&shard), &clips, s.frames, s.size)?;
+    let shard_hash = write_shard(&out.join("clips").join(&shard), &clips, s.frames, s.size)?;
     Ok(Outcome::Decoded(CacheEntry {
+        shard_hash: Some(shard_hash),
         source: e.path.clone(),
         source_bytes: bytes,
         source_mtime_ns: mtime,
@@ -205,29 +203,17 @@ fn process(
     }))
 }
 
-/// The cache index already in `out`, or — for a missing or empty folder — a new empty one,
-/// written at once so the folder carries the cache's marker (`index.json` with its format
-/// version) before any shard. A non-empty folder without a readable index is not a cache this
-/// tool made, and is refused rather than written into.
+/// The cache index already in `out`, or — for a new or empty folder ([`lock_cache`] refused
+/// anything else) — a new empty one, written at once so the folder carries the cache's marker
+/// (`index.json` with its format version) before any shard.
 fn previous_index(out: &Path, settings: &PrepareSettings) -> Result<CacheIndex, RealError> {
-    let io = |e: std::io::Error| RealError::Io {
+    if CacheIndex::path(out).is_file() {
+        return CacheIndex::load(out);
+    }
+    std::fs::create_dir_all(out.join("clips")).map_err(|e| RealError::Io {
         path: out.display().to_string(),
         message: e.to_string(),
-    };
-    let empty = match std::fs::read_dir(out) {
-        Ok(mut rd) => rd.next().is_none(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
-        Err(e) => return Err(io(e)),
-    };
-    if !empty {
-        return CacheIndex::load(out).map_err(|e| RealError::Cache {
-            path: out.display().to_string(),
-            message: format!(
-                "the folder is not empty and is not a clip cache this tool can update ({e}); choose an empty or new folder"
-            ),
-        });
-    }
-    std::fs::create_dir_all(out.join("clips")).map_err(io)?;
+    })?;
     let index = CacheIndex {
         format: CACHE_FORMAT,
         settings: settings.clone(),
@@ -235,6 +221,46 @@ fn previous_index(out: &Path, settings: &PrepareSettings) -> Result<CacheIndex, 
     };
     index.save(out)?;
     Ok(index)
+}
+
+/// Whether `out` is missing or holds nothing but a lock file.
+fn is_empty(out: &Path) -> std::io::Result<bool> {
+    match std::fs::read_dir(out) {
+        Ok(rd) => Ok(rd.flatten().all(|e| e.file_name() == LOCK_FILE)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// The cache folder's lock file: one `data prepare` (or training run preparing a CSV) at a time.
+const LOCK_FILE: &str = ".lock";
+
+/// Refuses a folder that is not a cache before anything is written into it, then takes the
+/// folder's lock (held until the returned file is dropped).
+fn lock_cache(out: &Path) -> Result<std::fs::File, RealError> {
+    let io = |e: std::io::Error| RealError::Io {
+        path: out.display().to_string(),
+        message: e.to_string(),
+    };
+    if !is_empty(out).map_err(io)? {
+        // Read-only check first: a foreign folder must not even get a lock file.
+        CacheIndex::load(out).map_err(|e| RealError::Cache {
+            path: out.display().to_string(),
+            message: format!(
+                "the folder is not empty and is not a clip cache this tool can update ({e}); choose an empty or new folder"
+            ),
+        })?;
+    }
+    std::fs::create_dir_all(out).map_err(io)?;
+    crate::lock::lock_file(&out.join(LOCK_FILE)).map_err(|e| RealError::Cache {
+        path: out.display().to_string(),
+        message: match e {
+            crate::lock::LockError::Held { pid } => {
+                format!("in use by another process (pid {pid}); wait for it or stop it")
+            }
+            crate::lock::LockError::Io(e) => format!("cannot lock: {e}"),
+        },
+    })
 }
 
 /// Prepares `csv` into the cache folder `out`; `progress(done, total)` is called as videos
@@ -251,6 +277,7 @@ pub fn prepare(
     ffmpeg::check_available()?;
     let (entries, row_skips) = read_list(csv)?;
     let rows = entries.len() + row_skips.len();
+    let _lock = lock_cache(out)?;
     let previous = previous_index(out, settings)?;
     std::fs::create_dir_all(out.join("clips")).map_err(|e| RealError::Io {
         path: out.display().to_string(),
@@ -278,14 +305,8 @@ pub fn prepare(
         })
         .collect();
     let mut kept = Vec::new();
-    let mut skipped: Vec<Skip> = row_skips
-        .into_iter()
-        .map(|r| Skip {
-            line: r.line,
-            path: r.path,
-            reason: r.reason,
-        })
-        .collect();
+    // Rows the list already refused come first, then the videos that failed to decode.
+    let mut skipped: Vec<Skip> = row_skips;
     let (mut decoded, mut reused) = (0, 0);
     for o in outcomes {
         match o? {

@@ -201,8 +201,9 @@ fn nudge(m: Stdit, target: &str, dir: &[f32], eps: f32) -> Stdit {
 
 #[test]
 fn autodiff_gradients_match_finite_differences() {
-    // No hand-written backward exists in the model; this guards Burn's attention, layer-norm and
-    // reshape backward as the model composes them.
+    // On flex the model runs the fused kernels of `freezeframe-kernels`, whose hand-written
+    // backwards are each gradient-checked in their own files; this checks them as the model
+    // composes them with Burn's ops and reshapes, against finite differences.
     let ad = Device::flex().autodiff();
     let plain = Device::flex();
     let model = perturb(initialize(Stdit::new(&tiny(), &ad), 3), "", 0.1);
