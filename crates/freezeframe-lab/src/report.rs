@@ -16,6 +16,18 @@ use crate::stats::Summary;
 use crate::study::{Results, write_results};
 use crate::verdict::Verdict;
 
+/// "1 strategy", "6 strategies".
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The verdicts' rule paragraph and table.
+fn verdict_blocks(r: &Results, b: &mut Vec<Block>) {
+    b.push(Block::Para(format!("Each claim with its decision rule from the ablation config: Welch's two-sided t-test across seeds, p-values Holm-corrected over a claim's comparisons; supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side. Effect size: Cohen's d (pooled sd). The claims and α were recorded in the study folder {}{}", r.alpha, r.preregistration.recorded,
+        if r.preregistration.unchanged { "; they are unchanged." } else { "; **they have been edited since: these verdicts do not follow rules fixed in advance.**" })));
+    b.push(verdict_rows(r));
+}
+
 /// One GIF of a report: its file name under `gifs/` and its bytes.
 type GifCell = (String, Vec<u8>);
 
@@ -340,10 +352,10 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         b.push(Para("**QUICK SMOKE TEST: every stage ran at the smallest size. These numbers mean nothing; they only show that the pipeline works end to end.**".into()));
     }
     b.push(Para(format!(
-        "Command: `{}` · report written by commit `{}`; runs trained by {} · machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} strategies × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
+        "Command: `{}` · report written by commit `{}`; runs trained by {} · machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
         r.meta.command, r.meta.commit, r.trained_by.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
         r.meta.machine, r.wall_seconds / 60.0,
-        r.strategies.len(), r.seeds.len(), r.steps, r.batch_size
+        plural(r.strategies.len(), "strategy", "strategies"), r.seeds.len(), r.steps, r.batch_size
     )));
     if r.meta.jobs > 1 {
         b.push(Para(format!("Runs shared the machine in {} worker processes: step and wall times are not comparable between strategies.", r.meta.jobs)));
@@ -353,9 +365,11 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         b.push(Para(format!("Left out: {l}")));
     }
     b.push(Heading(2, "Verdicts".into()));
-    b.push(Para(format!("Each claim with its decision rule from the ablation config: Welch's two-sided t-test across seeds, p-values Holm-corrected over a claim's comparisons; supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side. Effect size: Cohen's d (pooled sd). The claims and α were recorded in the study folder {}{}", r.alpha, r.preregistration.recorded,
-        if r.preregistration.unchanged { "; they are unchanged." } else { "; **they have been edited since: these verdicts do not follow rules fixed in advance.**" })));
-    b.push(verdict_rows(r));
+    if r.verdicts.is_empty() {
+        b.push(Para("The ablation config states no claims: this study measures, it tests nothing. Add `[[claims]]` with their decision rules before the runs to have verdicts.".into()));
+    } else {
+        verdict_blocks(r, &mut b);
+    }
     b.push(Heading(
         2,
         "Results (mean ± 95 % confidence interval across seeds)".into(),

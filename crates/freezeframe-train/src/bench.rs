@@ -43,16 +43,23 @@ fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-/// Times `steps` training steps after `warmup` untimed ones, with the parameters of `plan`'s
-/// phase `phase` trainable and the rest frozen.
-pub fn train_step(
-    preset: &str,
-    plan: &str,
-    phase: usize,
-    batch_size: usize,
-    steps: usize,
-    warmup: usize,
-) -> Result<StepBench, TrainError> {
+/// What `bench train-step` times: the config's model, world, batches and plan.
+#[derive(Debug, Clone)]
+pub struct StepBenchSpec {
+    /// Model, world (frames, size, image mode), plan, caption dropout, timestep shift and
+    /// gradient clip as a run with this config would train.
+    pub cfg: RunConfig,
+    /// Label of the model in the result (the preset, or the config's name).
+    pub label: String,
+    /// The phase of the config's plan whose frozen set is benchmarked (0-based).
+    pub phase: usize,
+    pub steps: usize,
+    pub warmup: usize,
+}
+
+/// The benchmark of a model preset on the default world at its own frames and resolution,
+/// with `plan` (a preset or file) and batch `batch_size`.
+pub fn preset_spec(preset: &str, plan: &str, batch_size: usize) -> Result<RunConfig, TrainError> {
     let mcfg = StdiTConfig::preset(preset).ok_or_else(|| TrainError::Config {
         path: "--preset".into(),
         message: format!("{preset:?} is not one of {:?}", StdiTConfig::PRESETS),
@@ -61,6 +68,9 @@ pub fn train_step(
         &format!("name = \"bench\"\n[model]\npreset = \"{preset}\"\n"),
         "bench".as_ref(),
     )?;
+    cfg.plan = plan.to_string();
+    cfg.init.from = None;
+    cfg.train.batch_size = batch_size;
     cfg.data = WorldConfig {
         frames: mcfg.frames,
         size: mcfg.height,
@@ -71,8 +81,23 @@ pub fn train_step(
         object_size: [2.0, 3.0],
         ..WorldConfig::default()
     };
+    Ok(cfg)
+}
+
+/// Times `steps` training steps after `warmup` untimed ones, with the parameters of the plan's
+/// phase `phase` trainable and the rest frozen. Weights are the seeded initialisation (image
+/// weights would not change the time).
+pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
+    let StepBenchSpec {
+        cfg,
+        label,
+        phase,
+        steps,
+        warmup,
+    } = spec;
+    let (phase, steps, warmup) = (*phase, *steps, *warmup);
     let world = crate::dataset::Dataset::open(&cfg.data)?;
-    let encoder = encoder_for(&cfg)?;
+    let encoder = encoder_for(cfg)?;
     let device = Device::flex().autodiff();
     let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
         path: "bench".into(),
@@ -80,30 +105,26 @@ pub fn train_step(
     })?;
     let mut model = build_model(&mcfg, 0, &device);
     let params = param_table(&model).iter().map(|p| p.numel()).sum();
-    let loaded = freezeframe_plan::load(plan)?;
+    let loaded = freezeframe_plan::load(&cfg.plan)?;
     let bound = resolve_for(&loaded, &model, mcfg.depth, warmup + steps)?;
     if phase >= bound.plan.phases.len() {
         return Err(TrainError::Config {
             path: "--phase".into(),
-            message: format!("plan `{plan}` has {} phases", bound.plan.phases.len()),
+            message: format!("plan `{}` has {} phases", cfg.plan, bound.plan.phases.len()),
         });
     }
     // The learning rates of the benchmarked phase's first step.
-    let lr = bound.learning_rates(bound.plan.phases[phase].start, 1e-4);
+    let lr = bound.learning_rates(bound.plan.phases[phase].start, cfg.train.lr);
     model = set_trainable(model, &bound.trainable(phase));
-    let mut optim = bound.optimizer(&cfg);
+    let mut optim = bound.optimizer(cfg);
+    let batches = BatchSpec::of(cfg);
     let (mut times, mut data_times) = (Vec::new(), Vec::new());
     for step in 0..warmup + steps {
         let t0 = Instant::now();
-        let spec = BatchSpec {
-            seed: 0,
-            batch_size,
-            caption_dropout: 0.1,
-            timestep_shift: 1.0,
-        };
-        let batch = train_batch(&world, &encoder, spec, step, &device)?;
+        let batch = train_batch(&world, &encoder, batches, step, &device)?;
         let t1 = Instant::now();
-        model = trainer::train_step(model, &mut optim, batch, lr.clone(), 1.0).model;
+        let out = trainer::train_step(model, &mut optim, batch, lr.clone(), cfg.train.grad_clip);
+        model = out.model;
         if step + 1 == warmup {
             reset_peak_rss();
         }
@@ -113,12 +134,12 @@ pub fn train_step(
         }
     }
     Ok(StepBench {
-        preset: preset.to_string(),
+        preset: label.clone(),
         plan: bound.plan.name.clone(),
         phase: bound.plan.phases[phase].name.clone(),
         trainable_params: freezeframe_plan::phase_totals(&bound.plan)[phase].params,
         peak_rss_mib: peak_rss_mib(),
-        batch_size,
+        batch_size: cfg.train.batch_size,
         params,
         steps,
         min_ms: times.iter().copied().fold(f64::INFINITY, f64::min),

@@ -197,6 +197,10 @@ pub enum BenchCommand {
     },
     /// Median milliseconds of a full training step.
     TrainStep {
+        /// Time the step this run config takes (its model, world, batch size and plan) instead
+        /// of a preset's.
+        #[arg(long, conflicts_with_all = ["preset", "plan"])]
+        config: Option<PathBuf>,
         #[arg(long, default_value = "base")]
         preset: String,
         /// Freeze as this plan does (preset or file) …
@@ -209,8 +213,9 @@ pub enum BenchCommand {
         steps: usize,
         #[arg(long, default_value_t = 3)]
         warmup: usize,
-        #[arg(long, default_value_t = 8, value_parser = count)]
-        batch: usize,
+        /// Batch size [default: the config's, or 8 for a preset].
+        #[arg(long, value_parser = count)]
+        batch: Option<usize>,
     },
 }
 

@@ -166,6 +166,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command:
                 BenchCommand::TrainStep {
+                    config,
                     preset,
                     plan,
                     phase,
@@ -174,10 +175,27 @@ fn run(cli: Cli) -> Result<()> {
                     batch,
                 },
         } => {
-            let r =
-                freezeframe_train::bench::train_step(&preset, &plan, phase, batch, steps, warmup)?;
+            use freezeframe_train::bench::{StepBenchSpec, preset_spec, train_step};
+            let (mut cfg, label) = match config {
+                Some(path) => {
+                    let cfg = RunConfig::load(&path)?;
+                    let label = cfg.name.clone();
+                    (cfg, label)
+                }
+                None => (preset_spec(&preset, &plan, 8)?, preset),
+            };
+            if let Some(b) = batch {
+                cfg.train.batch_size = b;
+            }
+            let r = train_step(&StepBenchSpec {
+                cfg,
+                label,
+                phase,
+                steps,
+                warmup,
+            })?;
             println!(
-                "bench train-step preset={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
+                "bench train-step model={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
                 r.preset,
                 r.plan,
                 r.phase,

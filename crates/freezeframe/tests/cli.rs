@@ -139,6 +139,50 @@ fn paths_in_a_config_are_relative_to_the_config_file_from_any_working_directory(
 }
 
 #[test]
+fn bench_train_step_times_the_step_a_run_config_takes() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("img.toml");
+    std::fs::write(
+        &config,
+        "name = \"img\"\nplan = \"temporal-only\"\n[model]\npreset = \"tiny\"\n[data]\nframes = 4\nsize = 16\nobject_size = [2.0, 3.0]\nspeeds = { slow = 0.5, fast = 1.0 }\n[train]\nbatch_size = 3\n",
+    )
+    .unwrap();
+    let c = config.to_str().unwrap();
+    let (ok, out, err) = ff(&[
+        "bench",
+        "train-step",
+        "--config",
+        c,
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+    ]);
+    // The config's name, plan and batch size, and the plan's frozen set (temporal only).
+    assert!(
+        ok && out.contains("model=img plan=temporal-only") && out.contains("batch=3"),
+        "{out}{err}"
+    );
+    let (ok, out, _) = ff(&[
+        "bench",
+        "train-step",
+        "--config",
+        c,
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+        "--batch",
+        "2",
+    ]);
+    assert!(ok && out.contains("batch=2"), "{out}");
+    let (ok, _, err) = ff(&["bench", "train-step", "--config", c, "--preset", "tiny"]);
+    assert!(!ok && err.contains("--preset"), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_file() {
     let dir = std::env::temp_dir().join(format!("ff-cli-demo-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
