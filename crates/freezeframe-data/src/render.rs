@@ -16,8 +16,9 @@ const SQUARE_HALF: f32 = 0.85;
 /// An equilateral triangle inscribed in the circle of radius r: its half base (√3/2) and height.
 const TRIANGLE_HALF_BASE: f32 = 0.866;
 const TRIANGLE_HEIGHT: f32 = 1.5;
-/// A cross's arms: half length 1, half width 1/3.
-const CROSS_HALF_ARM: f32 = 1.0 / 3.0;
+/// A cross's arms: half length r, half width r / 3 (a division, not a multiplication by 1/3:
+/// the rendered pixels must stay bit-identical to the clips the shipped models learned from).
+const CROSS_ARM_DIVISOR: f32 = 3.0;
 
 /// Whether the point (dx, dy) relative to the centre lies inside `shape` of radius r.
 pub fn inside(shape: Shape, dx: f32, dy: f32, r: f32) -> bool {
@@ -32,7 +33,7 @@ pub fn inside(shape: Shape, dx: f32, dy: f32, r: f32) -> bool {
             y >= 0.0 && y <= h && dx.abs() <= y / h * (TRIANGLE_HALF_BASE * r)
         }
         Shape::Cross => {
-            let arm = CROSS_HALF_ARM * r;
+            let arm = r / CROSS_ARM_DIVISOR;
             (dx.abs() <= r && dy.abs() <= arm) || (dy.abs() <= r && dx.abs() <= arm)
         }
     }
@@ -45,7 +46,10 @@ pub fn area_factor(shape: Shape) -> f32 {
         Shape::Square => (2.0 * SQUARE_HALF).powi(2),
         Shape::Triangle => 0.5 * (2.0 * TRIANGLE_HALF_BASE) * TRIANGLE_HEIGHT,
         // Two bars of 2 × 2·arm, less their shared centre square.
-        Shape::Cross => 2.0 * (2.0 * 2.0 * CROSS_HALF_ARM) - (2.0 * CROSS_HALF_ARM).powi(2),
+        Shape::Cross => {
+            let arm = 1.0 / CROSS_ARM_DIVISOR;
+            2.0 * (2.0 * 2.0 * arm) - (2.0 * arm).powi(2)
+        }
     }
 }
 

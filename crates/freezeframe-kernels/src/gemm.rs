@@ -33,10 +33,17 @@ impl<'a> Mat<'a> {
             cs: stride,
         }
     }
-    /// Whether an (m × k) view stays inside `data`.
+    /// Whether an (m × k) view stays inside `data` (an offset that overflows does not).
     fn fits(&self, m: usize, k: usize) -> bool {
-        m == 0 || k == 0 || (m - 1) * self.rs + (k - 1) * self.cs < self.data.len()
+        m == 0 || k == 0 || last_index(m, k, self.rs, self.cs).is_some_and(|i| i < self.data.len())
     }
+}
+
+/// The offset of element (rows − 1, cols − 1) of a view, or `None` when it overflows.
+fn last_index(rows: usize, cols: usize, rs: usize, cs: usize) -> Option<usize> {
+    (rows - 1)
+        .checked_mul(rs)?
+        .checked_add((cols - 1).checked_mul(cs)?)
 }
 
 /// How a product is split across threads.
@@ -141,7 +148,7 @@ impl<'a> Product<'a> {
             "matmul operand out of bounds"
         );
         assert!(
-            m == 0 || n == 0 || (m - 1) * dst_rs + n <= dst_len,
+            m == 0 || n == 0 || last_index(m, n, dst_rs, 1).is_some_and(|i| i < dst_len),
             "matmul output out of bounds"
         );
         // Overlapping output rows would have two threads write one element.

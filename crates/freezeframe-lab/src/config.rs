@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use freezeframe_train::RunConfig;
-use freezeframe_train::config::resolve_path;
+use freezeframe_train::config::{config_dir, resolve_path};
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
@@ -116,7 +116,7 @@ impl AblationConfig {
             message: e.to_string(),
         })?;
         let mut cfg = Self::parse(&text, path)?;
-        cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        cfg.resolve_paths(&config_dir(path)?);
         Ok(cfg)
     }
 

@@ -149,9 +149,42 @@ fn key(cfg: &RunConfig, plan_text: &str, image: &ImageWeights) -> u64 {
     c.out_dir = PathBuf::new();
     c.plan = String::new();
     c.init.from = c.init.from.as_ref().map(|_| PathBuf::from("image"));
+    let footage = footage_identity(&c.data);
+    c.data.csv = c.data.csv.as_ref().map(|_| PathBuf::from("csv"));
+    c.data.cache = c.data.cache.as_ref().map(|_| PathBuf::from("cache"));
     let h = fnv1a(0, c.to_toml().as_bytes());
+    // Synthetic worlds add nothing, so their keys are those of earlier builds.
+    let h = if footage.is_empty() {
+        h
+    } else {
+        fnv1a(h, &footage)
+    };
     let h = fnv1a(h, plan_text.as_bytes());
     fnv1a(h, &image.hash.to_le_bytes())
+}
+
+/// Real footage by content, not by where the checkout lies: a CSV's bytes, or a clip cache's
+/// settings, captions and shard content hashes; the path only when neither can be read.
+fn footage_identity(d: &freezeframe_data::WorldConfig) -> Vec<u8> {
+    use freezeframe_data::real::cache::CacheIndex;
+    let mut out = Vec::new();
+    if let Some(csv) = &d.csv {
+        out.extend(std::fs::read(csv).unwrap_or_else(|_| csv.display().to_string().into_bytes()));
+    }
+    if let Some(cache) = &d.cache {
+        let text = match CacheIndex::load(cache) {
+            Ok(idx) => {
+                let mut t = format!("{:?}", idx.settings);
+                for e in &idx.entries {
+                    t += &format!("|{}|{:?}|{}", e.shard, e.shard_hash, e.text);
+                }
+                t
+            }
+            Err(_) => cache.display().to_string(),
+        };
+        out.extend(text.into_bytes());
+    }
+    out
 }
 
 /// How [`run_cell`] runs.

@@ -17,7 +17,8 @@ use crate::trainer::{self, build_model};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepBench {
-    pub preset: String,
+    /// The preset, or the run config's name.
+    pub model: String,
     /// The plan and the phase whose frozen set was benchmarked.
     pub plan: String,
     pub phase: String,
@@ -58,7 +59,8 @@ pub struct StepBenchSpec {
 }
 
 /// The benchmark of a model preset on the default world at its own frames and resolution,
-/// with `plan` (a preset or file) and batch `batch_size`.
+/// with `plan` (a preset or file) and batch `batch_size`; the other settings are the config
+/// defaults (the learning rate's value does not change a step's time).
 pub fn preset_spec(preset: &str, plan: &str, batch_size: usize) -> Result<RunConfig, TrainError> {
     let mcfg = StdiTConfig::preset(preset).ok_or_else(|| TrainError::Config {
         path: "--preset".into(),
@@ -134,7 +136,7 @@ pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
         }
     }
     Ok(StepBench {
-        preset: label.clone(),
+        model: label.clone(),
         plan: bound.plan.name.clone(),
         phase: bound.plan.phases[phase].name.clone(),
         trainable_params: freezeframe_plan::phase_totals(&bound.plan)[phase].params,

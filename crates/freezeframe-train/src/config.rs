@@ -201,16 +201,26 @@ pub fn check_folder_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The one rule for a path written in a config file: relative to the file's folder `dir`.
-/// The result is absolute and lexically normalised (`a/../b` → `b`), so that the resolved
-/// config saved in a run folder means the same from any working directory.
+/// The folder of the config file `path`, canonical (absolute, symlinks resolved), that the
+/// file's paths are relative to.
+pub fn config_dir(path: &Path) -> Result<PathBuf, TrainError> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::canonicalize(dir).map_err(|source| TrainError::ReadConfig {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// The one rule for a path written in a config file: relative to the file's folder `dir`
+/// (from [`config_dir`]: canonical, so a `..` that leaves it means what the OS would make of
+/// it). The result is lexically normalised (`a/../b` → `b`), so that the resolved config saved
+/// in a run folder reads plainly and means the same from any working directory.
 pub fn resolve_path(dir: &Path, p: &Path) -> PathBuf {
-    let joined = dir.join(p);
-    // `absolute` only fails for an empty path or an unreadable working directory; the joined
-    // path is then kept as written rather than invented.
-    let abs = std::path::absolute(&joined).unwrap_or(joined);
     let mut out = PathBuf::new();
-    for c in abs.components() {
+    for c in dir.join(p).components() {
         match c {
             std::path::Component::CurDir => {}
             // `..` after a normal component cancels it; at the root it stays at the root.
@@ -235,7 +245,7 @@ impl RunConfig {
             source,
         })?;
         let mut cfg = Self::parse(&text, path)?;
-        cfg.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        cfg.resolve_paths(&config_dir(path)?);
         Ok(cfg)
     }
 
@@ -511,7 +521,7 @@ mod tests {
         )
         .unwrap();
         let c = RunConfig::load(&file).unwrap();
-        let exp = std::path::absolute(dir.join("exp")).unwrap();
+        let exp = std::fs::canonicalize(dir.join("exp")).unwrap();
         assert_eq!(c.out_dir, exp.join("runs"));
         assert_eq!(c.plan, exp.join("plans/mine.toml").display().to_string());
         assert_eq!(

@@ -164,8 +164,12 @@ fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError>
     b.train.steps = 0;
     a.log = b.log.clone();
     a.sample = b.sample.clone();
-    // The plan is compared by content (plan.toml in the run folder), not by how it was named.
+    // The plan is compared by content (plan.toml in the run folder), not by how it was named;
+    // the folder is the run (wherever the checkout now lies), and the image weights only
+    // matter at step 0.
     a.plan = b.plan.clone();
+    a.out_dir = b.out_dir.clone();
+    a.init.from = b.init.from.clone();
     if a != b {
         return Err(TrainError::Config {
             path: "--resume".into(),
@@ -203,11 +207,13 @@ struct Session<'a> {
     _lock: std::fs::File,
 }
 
-/// Whether `dir` holds anything but the trainer's own lock file.
+/// Whether `dir` holds anything but the trainer's own lock file. A folder that exists but
+/// cannot be listed counts as holding something: it is not ours to write into.
 fn has_content(dir: &std::path::Path) -> bool {
-    std::fs::read_dir(dir)
-        .map(|d| d.flatten().any(|e| e.file_name() != ".lock"))
-        .unwrap_or(false)
+    match std::fs::read_dir(dir) {
+        Ok(d) => d.flatten().any(|e| e.file_name() != ".lock"),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
 }
 
 /// Checks a resumed run's saved config and plan against the ones given now.
@@ -229,47 +235,40 @@ fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), Tr
     Ok(())
 }
 
-/// A checkpoint's `state.json` must belong to this run: its step is the folder's, within the
-/// run's steps, with the run's seed and plan (a hand-edited or foreign file is refused).
+/// A checkpoint's `state.json` must belong to this run: its step is its folder's and its seed
+/// the config's (a hand-edited or foreign file is refused), and the run must not already be
+/// past the config's `train.steps`. (The plan is checked by content against `plan.toml`.)
 fn check_state(
     st: &CheckpointState,
     step: usize,
     dir: &std::path::Path,
     cfg: &RunConfig,
-    plan: &str,
 ) -> Result<(), TrainError> {
-    let stem = |s: &str| {
-        std::path::Path::new(s)
-            .file_stem()
-            .map(|x| x.to_string_lossy().to_string())
-    };
-    let problem = if st.step != step {
-        Some(format!(
-            "says step {} but its folder is step {step}",
-            st.step
-        ))
-    } else if st.step > cfg.train.steps {
-        Some(format!(
-            "is at step {}, beyond the run's train.steps = {}",
-            st.step, cfg.train.steps
-        ))
-    } else if st.seed != cfg.seed {
-        Some(format!(
-            "has seed {}, the config seed {}",
-            st.seed, cfg.seed
-        ))
-    } else if stem(&st.plan) != stem(plan) {
-        Some(format!("has plan `{}`, the config plan `{plan}`", st.plan))
-    } else {
-        None
-    };
-    match problem {
-        Some(p) => Err(TrainError::Checkpoint {
+    let err = |message: String| {
+        Err(TrainError::Checkpoint {
             path: dir.join("state.json"),
-            message: format!("{p}: not this run's checkpoint"),
-        }),
-        None => Ok(()),
+            message,
+        })
+    };
+    if st.step != step {
+        return err(format!(
+            "says step {} but its folder is step {step}: not this run's checkpoint",
+            st.step
+        ));
     }
+    if st.seed != cfg.seed {
+        return err(format!(
+            "has seed {}, the config seed {}: not this run's checkpoint",
+            st.seed, cfg.seed
+        ));
+    }
+    if st.step > cfg.train.steps {
+        return err(format!(
+            "the run is at step {}, beyond train.steps = {}: raise train.steps to continue it",
+            st.step, cfg.train.steps
+        ));
+    }
+    Ok(())
 }
 
 /// The weights to start from: the newest checkpoint when resuming, else the initialisation
@@ -289,7 +288,7 @@ fn starting_weights(
     };
     if let Some((step, dir)) = resume_from {
         let st = checkpoint::load_state(&dir)?;
-        check_state(&st, step, &dir, cfg, &bound.plan.name)?;
+        check_state(&st, step, &dir, cfg)?;
         let w = Weights {
             model: checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?,
             ema: checkpoint::load_model(
@@ -311,6 +310,20 @@ fn starting_weights(
     let ema = model.valid();
     let optim = bound.optimizer(cfg);
     Ok((0, Weights { model, ema, optim }))
+}
+
+/// Makes the run folder (its parents as needed); whether this call made it. A folder that
+/// already exists is not ours to remove later, so `create_dir` (which fails on an existing
+/// folder) decides, not a check before it.
+fn create_run_dir(dir: &std::path::Path) -> Result<bool, TrainError> {
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent).map_err(io(format!("create {}", parent.display())))?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) => Err(io(format!("create {}", dir.display()))(e)),
+    }
 }
 
 /// Validates and loads everything, then makes (or re-opens) the run folder, takes its lock and
@@ -345,12 +358,15 @@ fn open_or_resume<'a>(
     let encoder = encoder_for(cfg)?;
     let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model)?;
 
-    let created = !run.dir.exists();
-    std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
+    let created = create_run_dir(&run.dir)?;
     let lock = match early_lock {
         Some(l) => l,
         None => run.lock()?,
     };
+    // Another process may have made and filled the folder since the check above.
+    if !opts.resume && has_content(&run.dir) {
+        return Err(TrainError::RunExists(run.dir.clone()));
+    }
     let write = || -> Result<MetricsLog, TrainError> {
         // Through a rename: a kill mid-write must not leave a config that later fails to parse.
         write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
@@ -364,10 +380,11 @@ fn open_or_resume<'a>(
         Ok(log) => log,
         Err(e) => {
             if created {
-                // Made by this call and locked by it: nothing in it is anybody else's.
-                drop(lock);
+                // Made by this call (`create_dir` succeeded) and locked by it: nothing in it is
+                // anybody else's. Removed while the lock is still held.
                 let _ = std::fs::remove_dir_all(&run.dir);
             }
+            drop(lock);
             return Err(e);
         }
     };

@@ -109,6 +109,16 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Train { config, resume } => {
             let cfg = RunConfig::load(&config)?;
+            let run = freezeframe_train::Run::for_config(&cfg);
+            // The library starts a run that has no folder yet (the lab relies on it); a user
+            // who asks to resume means a run that exists, and a wrong path must not quietly
+            // start a new one at step 0.
+            if resume && !run.config_path().is_file() {
+                anyhow::bail!(
+                    "--resume: there is no run at {} (paths in a config are relative to the config file)",
+                    run.dir.display()
+                );
+            }
             train_and_report(&cfg, resume)
         }
         Command::Sample {
@@ -196,7 +206,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             println!(
                 "bench train-step model={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
-                r.preset,
+                r.model,
                 r.plan,
                 r.phase,
                 r.batch_size,

@@ -127,7 +127,7 @@ fn paths_in_a_config_are_relative_to_the_config_file_from_any_working_directory(
     assert!(
         saved.contains(&format!(
             "{}",
-            std::path::absolute(dir.join("exp/plans/mine.toml"))
+            std::fs::canonicalize(dir.join("exp/plans/mine.toml"))
                 .unwrap()
                 .display()
         )),
@@ -135,6 +135,15 @@ fn paths_in_a_config_are_relative_to_the_config_file_from_any_working_directory(
     );
     let (ok, out, err) = ff_in(&dir, &["train", "--config", "exp/run.toml", "--resume"]);
     assert!(ok && out.contains("already complete"), "{out}{err}");
+    // --resume on a run that does not exist is an error, not a fresh start at step 0.
+    let moved = dir.join("elsewhere/run.toml");
+    std::fs::copy(dir.join("exp/run.toml"), &moved).unwrap();
+    let (ok, _, err) = ff_in(
+        &dir,
+        &["train", "--config", "elsewhere/run.toml", "--resume"],
+    );
+    assert!(!ok && err.contains("no run at"), "{err}");
+    assert!(!dir.join("elsewhere/runs").exists());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

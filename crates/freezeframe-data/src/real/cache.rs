@@ -75,6 +75,17 @@ impl CacheIndex {
                 message: format!("format {} (this build reads {CACHE_FORMAT})", idx.format),
             });
         }
+        // Shard names are joined to `clips/` and may be deleted by `data prepare`: only the
+        // names this tool writes are accepted, so an edited index cannot point outside.
+        if let Some(e) = idx.entries.iter().find(|e| !is_shard_name(&e.shard)) {
+            return Err(RealError::Cache {
+                path: p.display().to_string(),
+                message: format!(
+                    "shard name {:?} is not one this tool writes (16 hex digits + .safetensors)",
+                    e.shard
+                ),
+            });
+        }
         Ok(idx)
     }
 
@@ -93,6 +104,16 @@ impl CacheIndex {
         std::fs::write(&tmp, text).map_err(io)?;
         std::fs::rename(&tmp, &p).map_err(io)
     }
+}
+
+/// Whether `name` is a shard name as [`content_hash`] makes them: 16 lowercase hex digits and
+/// `.safetensors`.
+pub fn is_shard_name(name: &str) -> bool {
+    name.strip_suffix(".safetensors").is_some_and(|h| {
+        h.len() == 16
+            && h.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    })
 }
 
 /// FNV-1a 64 of `bytes` as 16 hex digits: shard names and shard contents. Not a defence
@@ -233,5 +254,27 @@ impl ClipCache {
             *m.entry(c.as_str()).or_default() += 1;
         }
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_names_this_tool_writes_are_shard_names() {
+        assert!(is_shard_name(&format!(
+            "{}.safetensors",
+            content_hash(b"x")
+        )));
+        for bad in [
+            "../../x.safetensors",
+            "0123456789abcdef",
+            "0123456789ABCDEF.safetensors",
+            "0123456789abcde.safetensors",
+            "/etc/passwd",
+        ] {
+            assert!(!is_shard_name(bad), "{bad}");
+        }
     }
 }
