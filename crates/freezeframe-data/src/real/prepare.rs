@@ -98,6 +98,51 @@ enum Outcome {
     Skipped(Skip),
 }
 
+/// Whether the shard of an unchanged source (same identity and settings) can be reused: its
+/// bytes are still the ones written. A shard from a build that kept no hash is decoded again.
+fn shard_intact(out: &Path, o: &CacheEntry) -> bool {
+    let path = out.join("clips").join(&o.shard);
+    let intact = match (&o.shard_hash, std::fs::read(&path)) {
+        (Some(h), Ok(bytes)) => *h == content_hash(&bytes),
+        _ => false,
+    };
+    if !intact {
+        tracing::warn!(shard = %path.display(), "shard missing, changed or unverifiable; decoding again");
+    }
+    intact
+}
+
+/// Clips of `frames` decoded frames, every `stride`-th unless resampled, cut at evenly
+/// spaced starts; `Err` with the reason when there are too few frames.
+fn cut_clips(
+    frames: &[Vec<u8>],
+    s: &PrepareSettings,
+) -> Result<(Vec<usize>, Vec<Vec<u8>>), String> {
+    let frames: Vec<&Vec<u8>> = if s.fps.is_none() {
+        frames.iter().step_by(s.stride).collect()
+    } else {
+        frames.iter().collect()
+    };
+    let starts = clip_starts(frames.len(), s.frames, s.clips_per_video);
+    if starts.is_empty() {
+        return Err(format!(
+            "too few frames: {} after resampling, a clip needs {}",
+            frames.len(),
+            s.frames
+        ));
+    }
+    let clips = starts
+        .iter()
+        .map(|&st| {
+            frames[st..st + s.frames]
+                .iter()
+                .flat_map(|f| f.iter().copied())
+                .collect()
+        })
+        .collect();
+    Ok((starts, clips))
+}
+
 fn process(
     e: &ListEntry,
     out: &Path,
@@ -123,23 +168,11 @@ fn process(
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_nanos());
     let shard = shard_name(e, bytes, mtime, s);
-    if let Some(o) = old
-        && o.shard == shard
-    {
-        // Same source and settings: reused only when the shard's bytes are still the ones
-        // written (a shard from a build that kept no hash is decoded again).
-        let path = out.join("clips").join(&shard);
-        let intact = match (&o.shard_hash, std::fs::read(&path)) {
-            (Some(h), Ok(bytes)) => *h == content_hash(&bytes),
-            _ => false,
-        };
-        if intact {
-            return Ok(Outcome::Reused(CacheEntry {
-                text: e.text.clone(),
-                ..o.clone()
-            }));
-        }
-        tracing::warn!(shard = %path.display(), "shard missing, changed or unverifiable; decoding again");
+    if let Some(o) = old.filter(|o| o.shard == shard && shard_intact(out, o)) {
+        return Ok(Outcome::Reused(CacheEntry {
+            text: e.text.clone(),
+            ..o.clone()
+        }));
     }
     let probe = match ffmpeg::probe(&e.path)? {
         Ok(p) => p,
@@ -164,28 +197,10 @@ fn process(
             ));
         }
     }
-    let frames: Vec<&Vec<u8>> = if s.fps.is_none() {
-        decoded.frames.iter().step_by(s.stride).collect()
-    } else {
-        decoded.frames.iter().collect()
+    let (starts, clips) = match cut_clips(&decoded.frames, s) {
+        Ok(c) => c,
+        Err(reason) => return skip(reason),
     };
-    let starts = clip_starts(frames.len(), s.frames, s.clips_per_video);
-    if starts.is_empty() {
-        return skip(format!(
-            "too few frames: {} after resampling, a clip needs {}",
-            frames.len(),
-            s.frames
-        ));
-    }
-    let clips: Vec<Vec<u8>> = starts
-        .iter()
-        .map(|&st| {
-            frames[st..st + s.frames]
-                .iter()
-                .flat_map(|f| f.iter().copied())
-                .collect()
-        })
-        .collect();
     let shard_hash = write_shard(&out.join("clips").join(&shard), &clips, s.frames, s.size)?;
     Ok(Outcome::Decoded(CacheEntry {
         shard_hash: Some(shard_hash),
