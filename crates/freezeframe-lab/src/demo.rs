@@ -29,9 +29,6 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
     ab.budget.val_every = Some(400);
     ab.budget.checkpoint_every = Some(400);
     ab.eval.n = DEMO_EVAL_PROMPTS;
-    // The demo starts from the shipped image model (embedded), whatever file the full study
-    // pins for its committed results.
-    ab.image.from = Some("shipped".into());
     let mut base = RunConfig::parse(BASE, Path::new("configs/calibrated-full.toml"))
         .map_err(LabError::Train)?;
     if quick {

@@ -250,6 +250,7 @@ pub fn run_cell(
             cfg: ab.eval.cfg,
             seed: ab.eval.seed,
             progress: opts.progress,
+            backend: None,
         },
     )
     .map_err(wrap)?;

@@ -2,7 +2,6 @@
 //! global-norm clip, AdamW update) on synthetic batches.
 use std::time::Instant;
 
-use burn::prelude::*;
 use freezeframe_data::WorldConfig;
 use freezeframe_model::{StdiTConfig, param_table};
 use serde::Serialize;
@@ -19,6 +18,8 @@ use crate::trainer::{self, build_model};
 pub struct StepBench {
     /// The preset, or the run config's name.
     pub model: String,
+    /// `flex` or `wgpu`.
+    pub backend: String,
     /// The plan and the phase whose frozen set was benchmarked.
     pub plan: String,
     pub phase: String,
@@ -100,7 +101,7 @@ pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
     let (phase, steps, warmup) = (*phase, *steps, *warmup);
     let world = crate::dataset::Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
-    let device = Device::flex().autodiff();
+    let device = cfg.runtime.backend.autodiff()?;
     let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
         path: "bench".into(),
         message,
@@ -137,6 +138,7 @@ pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
     }
     Ok(StepBench {
         model: label.clone(),
+        backend: cfg.runtime.backend.to_string(),
         plan: bound.plan.name.clone(),
         phase: bound.plan.phases[phase].name.clone(),
         trainable_params: freezeframe_plan::phase_totals(&bound.plan)[phase].params,

@@ -35,6 +35,24 @@ pub struct RunConfig {
     pub log: LogSection,
     #[serde(default)]
     pub sample: SampleSection,
+    /// Where tensors live. Left out of the written config while it is the default, so the
+    /// resolved config (and the study's run keys) of a `flex` run read as before it existed.
+    #[serde(default, skip_serializing_if = "RuntimeSection::is_default")]
+    pub runtime: RuntimeSection,
+}
+
+/// The backend a run trains and samples on.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuntimeSection {
+    /// `flex` (CPU, the default) or `wgpu` (a build with the `gpu` feature).
+    pub backend: crate::runtime::Backend,
+}
+
+impl RuntimeSection {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 fn default_out_dir() -> PathBuf {

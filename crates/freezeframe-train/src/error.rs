@@ -38,6 +38,8 @@ pub enum TrainError {
     NonFinite(String),
     #[error("{dir} is in use by another process (pid {pid}); wait for it or stop it")]
     Locked { dir: PathBuf, pid: String },
+    #[error("backend: {0}")]
+    Backend(String),
     #[error("training diverged at step {step}: loss is {loss}")]
     Diverged { step: usize, loss: f32 },
 }

@@ -6,7 +6,6 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use burn::prelude::*;
 use freezeframe_data::{Split, Video, WorldConfig};
 use freezeframe_eval::{
     Alignment, Comparison, SetSummary, Target, compare, read_videos, score_videos,
@@ -38,6 +37,9 @@ pub struct EvalOptions {
     pub seed: u64,
     #[serde(skip)]
     pub progress: bool,
+    /// Where to sample; `None`: the backend the run was trained on.
+    #[serde(skip)]
+    pub backend: Option<crate::runtime::Backend>,
 }
 
 impl Default for EvalOptions {
@@ -48,6 +50,7 @@ impl Default for EvalOptions {
             cfg: 4.0,
             seed: 0,
             progress: true,
+            backend: None,
         }
     }
 }
@@ -124,7 +127,11 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
             message: "--n and --steps must be at least 1".into(),
         });
     }
-    let device = Device::flex();
+    let backend = match opts.backend {
+        Some(b) => b,
+        None => run.load_config()?.runtime.backend,
+    };
+    let device = backend.device()?;
     let loaded = load_run(run, &device)?;
     let (model, encoder, cfg) = (&loaded.model, &loaded.encoder, &loaded.config);
     let mut wcfg = cfg.data.clone();

@@ -17,6 +17,7 @@ pub mod plans;
 pub mod probe;
 pub mod progress;
 pub mod run;
+pub mod runtime;
 pub mod sample;
 pub mod trainer;
 pub mod validate;

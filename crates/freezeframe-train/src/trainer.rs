@@ -170,6 +170,8 @@ fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError>
     a.plan = b.plan.clone();
     a.out_dir = b.out_dir.clone();
     a.init.from = b.init.from.clone();
+    // A run may continue on another backend.
+    a.runtime = b.runtime.clone();
     if a != b {
         return Err(TrainError::Config {
             path: "--resume".into(),
@@ -280,6 +282,7 @@ fn starting_weights(
     mcfg: &StdiTConfig,
     bound: &BoundPlan,
     fresh_model: Stdit,
+    plain: &Device,
 ) -> Result<(usize, Weights), TrainError> {
     let resume_from = if opts.resume {
         run.latest_checkpoint()
@@ -292,7 +295,7 @@ fn starting_weights(
         let w = Weights {
             model: checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?,
             ema: checkpoint::load_model(
-                build_model(mcfg, cfg.seed, &Device::flex()),
+                build_model(mcfg, cfg.seed, plain),
                 &dir.join("ema.safetensors"),
             )?,
             optim: checkpoint::load_optimizer(bound.optimizer(cfg), &dir)?,
@@ -347,7 +350,8 @@ fn open_or_resume<'a>(
         path: run.config_path(),
         message,
     })?;
-    let device = Device::flex().autodiff();
+    let device = cfg.runtime.backend.autodiff()?;
+    let plain = cfg.runtime.backend.device()?;
     let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
     let fresh_model = build_model(&mcfg, cfg.seed, &device);
     let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
@@ -356,7 +360,7 @@ fn open_or_resume<'a>(
     }
     let data = Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
-    let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model)?;
+    let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model, &plain)?;
 
     let created = create_run_dir(&run.dir)?;
     let lock = match early_lock {
@@ -402,7 +406,7 @@ fn open_or_resume<'a>(
         data,
         encoder,
         device,
-        plain: Device::flex(),
+        plain,
         spec,
         start,
         log,

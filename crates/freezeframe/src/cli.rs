@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use freezeframe_train::runtime::Backend;
 
 #[derive(Parser)]
 #[command(
@@ -26,6 +27,9 @@ pub struct Sampling {
     /// Seed of the starting noise.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the run's]
+    #[arg(long)]
+    pub backend: Option<Backend>,
 }
 
 #[derive(Subcommand)]
@@ -73,6 +77,10 @@ pub enum Command {
         /// Continue from the newest complete checkpoint of the run folder.
         #[arg(long)]
         resume: bool,
+        /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's
+        /// `[runtime] backend`, else flex]
+        #[arg(long)]
+        backend: Option<Backend>,
     },
     /// Sample videos from a trained run (its newest checkpoint's EMA weights).
     Sample {
@@ -216,6 +224,9 @@ pub enum BenchCommand {
         /// Batch size [default: the config's, or 8 for a preset].
         #[arg(long, value_parser = count)]
         batch: Option<usize>,
+        /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's, or flex]
+        #[arg(long)]
+        backend: Option<Backend>,
     },
 }
 

@@ -107,8 +107,15 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", r.summary());
             Ok(())
         }
-        Command::Train { config, resume } => {
-            let cfg = RunConfig::load(&config)?;
+        Command::Train {
+            config,
+            resume,
+            backend,
+        } => {
+            let mut cfg = RunConfig::load(&config)?;
+            if let Some(b) = backend {
+                cfg.runtime.backend = b;
+            }
             let run = freezeframe_train::Run::for_config(&cfg);
             // The library starts a run that has no folder yet (the lab relies on it); a user
             // who asks to resume means a run that exists, and a wrong path must not quietly
@@ -183,6 +190,7 @@ fn run(cli: Cli) -> Result<()> {
                     steps,
                     warmup,
                     batch,
+                    backend,
                 },
         } => {
             use freezeframe_train::bench::{StepBenchSpec, preset_spec, train_step};
@@ -197,6 +205,9 @@ fn run(cli: Cli) -> Result<()> {
             if let Some(b) = batch {
                 cfg.train.batch_size = b;
             }
+            if let Some(b) = backend {
+                cfg.runtime.backend = b;
+            }
             let r = train_step(&StepBenchSpec {
                 cfg,
                 label,
@@ -205,8 +216,9 @@ fn run(cli: Cli) -> Result<()> {
                 warmup,
             })?;
             println!(
-                "bench train-step model={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
+                "bench train-step model={} backend={} plan={} phase={} batch={} params={} trainable={} steps={}: median {:.1} ms/step (min {:.1}, max {:.1}); peak RSS {}; batch construction {:.1} ms (not included)",
                 r.model,
+                r.backend,
                 r.plan,
                 r.phase,
                 r.batch_size,
@@ -276,13 +288,19 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
 }
 
 fn eval_run(run: &Path, n: usize, sampling: Sampling) -> Result<()> {
-    let Sampling { steps, cfg, seed } = sampling;
+    let Sampling {
+        steps,
+        cfg,
+        seed,
+        backend,
+    } = sampling;
     let opts = freezeframe_train::evaluate::EvalOptions {
         n,
         steps,
         cfg,
         seed,
         progress: true,
+        backend,
     };
     let report = freezeframe_train::evaluate::evaluate_run(&Run::new(run), &opts)?;
     print!("{}", freezeframe_train::evaluate::markdown(&report));
@@ -450,9 +468,19 @@ fn cache_preview(n: usize, out: &Path, dir: &Path) -> Result<()> {
 }
 
 fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) -> Result<()> {
-    let Sampling { steps, cfg, seed } = sampling;
-    let device = Device::flex();
-    let loaded = load_run(&Run::new(run), &device)?;
+    let Sampling {
+        steps,
+        cfg,
+        seed,
+        backend,
+    } = sampling;
+    let run = Run::new(run);
+    let backend = match backend {
+        Some(b) => b,
+        None => run.load_config()?.runtime.backend,
+    };
+    let device = backend.device()?;
+    let loaded = load_run(&run, &device)?;
     let spec = loaded.spec(steps, cfg, seed);
     let bar = freezeframe_train::progress::bar(
         steps as u64,

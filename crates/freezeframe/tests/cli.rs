@@ -170,7 +170,7 @@ fn bench_train_step_times_the_step_a_run_config_takes() {
     ]);
     // The config's name, plan and batch size, and the plan's frozen set (temporal only).
     assert!(
-        ok && out.contains("model=img plan=temporal-only") && out.contains("batch=3"),
+        ok && out.contains("model=img backend=flex plan=temporal-only") && out.contains("batch=3"),
         "{out}{err}"
     );
     let (ok, out, _) = ff(&[
@@ -188,6 +188,22 @@ fn bench_train_step_times_the_step_a_run_config_takes() {
     assert!(ok && out.contains("batch=2"), "{out}");
     let (ok, _, err) = ff(&["bench", "train-step", "--config", c, "--preset", "tiny"]);
     assert!(!ok && err.contains("--preset"), "{err}");
+    // A backend this binary was not built with is an error that says how to build it.
+    if !freezeframe_train::runtime::GPU_BUILT {
+        let (ok, _, err) = ff(&[
+            "bench",
+            "train-step",
+            "--config",
+            c,
+            "--steps",
+            "1",
+            "--backend",
+            "wgpu",
+        ]);
+        assert!(!ok && err.contains("--features gpu"), "{err}");
+    }
+    let (ok, _, err) = ff(&["bench", "train-step", "--config", c, "--backend", "cuda"]);
+    assert!(!ok && err.contains("flex or wgpu"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
