@@ -342,6 +342,11 @@ fn eval_videos(path: &Path, fps: f32) -> Result<()> {
     let (mut videos, mut skipped) = (Vec::new(), 0);
     for f in &files {
         match freezeframe_data::gif_in::read_gif(f) {
+            // Motion needs two frames: a still image is not scored as a (static) video.
+            Ok(v) if v.frames < 2 => {
+                tracing::warn!("skipped: {} has one frame, not a video", f.display());
+                skipped += 1;
+            }
             Ok(v) => videos.push(v),
             Err(e) => {
                 tracing::warn!("skipped: {e}");

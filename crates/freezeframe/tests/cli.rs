@@ -83,6 +83,17 @@ fn data_and_model_commands_run() {
         ok && out.contains("1 videos scored") && out.contains("dynamic_degree"),
         "{out}{err}"
     );
+    // A one-frame GIF is a still image: skipped and counted, not scored as a static video.
+    let still = dir.join("stills");
+    std::fs::create_dir_all(&still).unwrap();
+    let frame = freezeframe_data::Video::zeros(1, 3, 16, 16);
+    freezeframe_data::gif_out::write_grid(&still.join("a.gif"), &[frame], 1, 1, 10).unwrap();
+    std::fs::copy(&gif, still.join("b.gif")).unwrap();
+    let (ok, out, err) = ff(&["eval", "--videos", still.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("1 videos scored (1 skipped)"),
+        "{out}{err}"
+    );
     let (ok, _, err) = ff(&[
         "data",
         "preview",
