@@ -127,11 +127,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
             message: "--n and --steps must be at least 1".into(),
         });
     }
-    let backend = match opts.backend {
-        Some(b) => b,
-        None => run.load_config()?.runtime.backend,
-    };
-    let device = backend.device()?;
+    let device = run.backend(opts.backend)?.device()?;
     let loaded = load_run(run, &device)?;
     let (model, encoder, cfg) = (&loaded.model, &loaded.encoder, &loaded.config);
     let mut wcfg = cfg.data.clone();

@@ -77,6 +77,17 @@ impl Run {
         self.checkpoints().pop()
     }
 
+    /// The backend to sample or evaluate this run on: `chosen`, else the one it trained on.
+    pub fn backend(
+        &self,
+        chosen: Option<crate::runtime::Backend>,
+    ) -> Result<crate::runtime::Backend, TrainError> {
+        match chosen {
+            Some(b) => Ok(b),
+            None => Ok(self.load_config()?.runtime.backend),
+        }
+    }
+
     /// Takes the run folder's exclusive lock (`.lock`, see [`lock_file`]): one writer per run.
     pub fn lock(&self) -> Result<std::fs::File, TrainError> {
         lock_file(&self.dir.join(".lock"), &self.dir)

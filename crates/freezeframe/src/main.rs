@@ -480,11 +480,7 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
         backend,
     } = sampling;
     let run = Run::new(run);
-    let backend = match backend {
-        Some(b) => b,
-        None => run.load_config()?.runtime.backend,
-    };
-    let device = backend.device()?;
+    let device = run.backend(backend)?.device()?;
     let loaded = load_run(&run, &device)?;
     let spec = loaded.spec(steps, cfg, seed);
     let bar = freezeframe_train::progress::bar(
