@@ -17,6 +17,22 @@ pub enum TemporalPos {
     Stream,
 }
 
+/// An activation inside an MLP. PixArt-α and Open-Sora use GELU's tanh approximation; freezeframe
+/// defaults to the exact (erf) GELU, which its fused CPU kernel computes (the tanh form runs on
+/// Burn's composed ops). The two differ by < 1e-3, which training from scratch absorbs; weights
+/// imported from PixArt need the tanh form to reproduce its outputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    /// GELU with the exact erf (PyTorch's `GELU()`).
+    #[default]
+    Gelu,
+    /// GELU's tanh approximation (PyTorch's `GELU(approximate="tanh")`).
+    GeluTanh,
+    /// SiLU (PixArt-Σ-style caption projections).
+    Silu,
+}
+
 /// Shape of an STDiT and of the videos it denoises.
 #[derive(Config, Debug, PartialEq)]
 pub struct StdiTConfig {
@@ -49,6 +65,21 @@ pub struct StdiTConfig {
     /// Where the temporal position embedding enters (see [`TemporalPos`]).
     #[config(default = "TemporalPos::Attention")]
     pub temporal_pos: TemporalPos,
+    /// Activation between the block MLPs' `fc1` and `fc2`.
+    #[config(default = "Activation::Gelu")]
+    pub mlp_act: Activation,
+    /// Activation inside the caption projection `y_embedder.y_proj`.
+    #[config(default = "Activation::Gelu")]
+    pub caption_act: Activation,
+    /// PixArt's `interpolation_scale`: spatial positions are divided by it before the sin-cos
+    /// table (PixArt-α 1024 uses 2; Open-Sora's `space_scale`).
+    #[config(default = 1.0)]
+    pub pos_scale: f64,
+    /// PixArt's `base_size`, in patches: at a grid of g patches per side, positions are further
+    /// scaled by base / g, so a model keeps its position range at another resolution. `None`
+    /// is the grid itself (no rescaling).
+    #[config(default = "None")]
+    pub pos_base: Option<usize>,
 }
 
 impl StdiTConfig {
@@ -131,6 +162,15 @@ impl StdiTConfig {
                 "model.mlp_ratio = {} must be a positive number (MLP width hidden × ratio ≥ 1)",
                 self.mlp_ratio
             ));
+        }
+        if !(self.pos_scale.is_finite() && self.pos_scale > 0.0) {
+            return Err(format!(
+                "model.pos_scale = {} must be a positive number",
+                self.pos_scale
+            ));
+        }
+        if self.pos_base == Some(0) {
+            return Err("model.pos_base must be at least 1".into());
         }
         for (name, v) in [
             ("frames", self.frames),

@@ -57,6 +57,16 @@ fn sample(init: Init, shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
     }
 }
 
+/// The initial values of one parameter, drawn on their own from `seed` (for importers that
+/// must fill a tensor the source format lacks, such as the null caption).
+pub fn initial_values(path: &str, shape: &[usize], seed: u64) -> Vec<f32> {
+    sample(
+        rule(path, shape),
+        shape,
+        &mut ChaCha8Rng::seed_from_u64(seed),
+    )
+}
+
 /// Initialise every parameter of `module` from `seed` (deterministic, backend-independent).
 pub fn initialize<M: Module>(module: M, seed: u64) -> M {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);

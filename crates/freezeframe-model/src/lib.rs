@@ -10,7 +10,7 @@ pub mod paths;
 pub mod stdit;
 pub mod text;
 
-pub use config::{StdiTConfig, TemporalPos};
+pub use config::{Activation, StdiTConfig, TemporalPos};
 pub use paths::{ParamInfo, param_table};
 pub use stdit::{CaptionBatch, Stdit};
 pub use text::{TextEncoder, TextError, WordEncoder};

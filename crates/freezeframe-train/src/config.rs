@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use freezeframe_data::WorldConfig;
-use freezeframe_model::{StdiTConfig, TemporalPos};
+use freezeframe_model::{Activation, StdiTConfig, TemporalPos};
 use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
@@ -89,6 +89,15 @@ pub struct ModelSection {
     /// `attention` (Open-Sora v1.0, the default) or `stream` (Latte): where the temporal
     /// position embedding enters.
     pub temporal_pos: Option<TemporalPos>,
+    /// `gelu` (exact, the default), `gelu_tanh` (PixArt / Open-Sora) or `silu`: the block MLPs'
+    /// activation.
+    pub mlp_act: Option<Activation>,
+    /// The same choice for the caption projection `y_embedder.y_proj`.
+    pub caption_act: Option<Activation>,
+    /// PixArt's `interpolation_scale` (default 1).
+    pub pos_scale: Option<f64>,
+    /// PixArt's `base_size` in patches (default: the grid itself).
+    pub pos_base: Option<usize>,
 }
 
 fn default_preset() -> String {
@@ -107,6 +116,10 @@ impl Default for ModelSection {
             text_dim: None,
             text_len: None,
             temporal_pos: None,
+            mlp_act: None,
+            caption_act: None,
+            pos_scale: None,
+            pos_base: None,
         }
     }
 }
@@ -346,6 +359,18 @@ impl RunConfig {
         if let Some(v) = m.temporal_pos {
             c.temporal_pos = v;
         }
+        if let Some(v) = m.mlp_act {
+            c.mlp_act = v;
+        }
+        if let Some(v) = m.caption_act {
+            c.caption_act = v;
+        }
+        if let Some(v) = m.pos_scale {
+            c.pos_scale = v;
+        }
+        if m.pos_base.is_some() {
+            c.pos_base = m.pos_base;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -502,6 +527,8 @@ mod tests {
             ("train", "caption_dropout", &["nan", "-0.1"]),
             ("sample", "cfg", &["nan", "inf", "-1.0"]),
             ("model", "mlp_ratio", &["nan", "inf", "0.0", "-1.0"]),
+            ("model", "pos_scale", &["nan", "0.0", "-2.0"]),
+            ("model", "pos_base", &["0"]),
             ("log", "val_clips", &["0", "100000"]),
         ] {
             for v in values {

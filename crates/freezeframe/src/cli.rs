@@ -124,6 +124,54 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Bring image weights in from another layout.
+    Import {
+        #[command(subcommand)]
+        command: ImportCommand,
+    },
+    /// Write a run's model in another layout.
+    Export {
+        /// Run folder (its newest checkpoint's EMA weights).
+        #[arg(long)]
+        run: PathBuf,
+        /// `diffusers-pixart`: the spatial part as a diffusers `PixArtTransformer2DModel`
+        /// folder (`diffusion_pytorch_model.safetensors` + `config.json`).
+        #[arg(long)]
+        format: ExportFormat,
+        /// Output folder (created; files in it are never replaced).
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum ExportFormat {
+    DiffusersPixart,
+}
+
+#[derive(Subcommand)]
+pub enum ImportCommand {
+    /// A diffusers PixArt-α transformer (`PixArtTransformer2DModel`) as a freezeframe image
+    /// checkpoint under Open-Sora keys, for `[init] from`; prints the `[model]` section that
+    /// builds it.
+    Pixart {
+        /// The transformer's safetensors (f32, f16 or bf16).
+        #[arg(long)]
+        from: PathBuf,
+        /// Its `config.json` [default: beside --from].
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Output file (never replaced).
+        #[arg(long)]
+        out: PathBuf,
+        /// Caption tokens per prompt (`[model] text_len`): the shape of the null caption,
+        /// which diffusers does not store and the import initialises.
+        #[arg(long, default_value_t = 12, value_parser = count)]
+        text_len: usize,
+        /// Seed of the null caption's initial values.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+    },
 }
 
 #[derive(Subcommand)]

@@ -3,18 +3,23 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 mod cli;
+mod interop;
 mod lab;
 
 use anyhow::{Context, Result, bail};
 use burn::prelude::*;
 use clap::Parser;
-use cli::{BenchCommand, Cli, Command, DataCommand, ModelCommand, PlanCommand, Sampling};
+use cli::{
+    BenchCommand, Cli, Command, DataCommand, ExportFormat, ImportCommand, ModelCommand,
+    PlanCommand, Sampling,
+};
 use freezeframe_data::gif_out::write_grid;
 use freezeframe_data::{Split, World, WorldConfig};
 use freezeframe_model::{StdiTConfig, Stdit, param_table};
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::{generate, load_run};
 use freezeframe_train::{RunConfig, TrainOptions, train};
+use interop::{export_pixart, import_pixart};
 
 /// glibc's default malloc returns every freed block above its mmap threshold to the kernel, and
 /// a training step frees and reallocates megabytes of activations: measured on `base`, 0.15–0.3 s
@@ -135,6 +140,19 @@ fn run(cli: Cli) -> Result<()> {
             out,
             sampling,
         } => sample(&run, &prompt, n, &out, sampling),
+        Command::Import {
+            command:
+                ImportCommand::Pixart {
+                    from,
+                    config,
+                    out,
+                    text_len,
+                    seed,
+                },
+        } => import_pixart(&from, config, &out, text_len, seed),
+        Command::Export { run, format, out } => match format {
+            ExportFormat::DiffusersPixart => export_pixart(&run, &out),
+        },
         Command::Eval {
             run,
             videos,

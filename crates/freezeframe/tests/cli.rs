@@ -497,3 +497,78 @@ fn ablate_with_two_jobs_runs_the_grid_in_worker_processes() {
     assert_eq!(done, 2);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A diffusers PixArt transformer (the parity fixture) imported, inflated and trained under a
+/// plan, then exported back: the whole interop path as a user runs it.
+#[test]
+fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-pixart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "../freezeframe-interop/tests/fixtures/pixart/p2-rgb/diffusion_pytorch_model.safetensors",
+    );
+    let image = dir.join("pixart.safetensors");
+    let (ok, out, err) = ff(&[
+        "import",
+        "pixart",
+        "--from",
+        fixture.to_str().unwrap(),
+        "--out",
+        image.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("mlp_act = \"gelu_tanh\"") && out.contains("[data] size = 16"),
+        "{out}"
+    );
+    // The [model] section exactly as the import printed it.
+    let model = &out[out.find("[model]").unwrap()..];
+    let cfg = format!(
+        "name = \"pixart-video\"\nout_dir = \"runs\"\nplan = \"temporal-only\"\n\
+         [init]\nfrom = \"pixart.safetensors\"\n\
+         [data]\nframes = 4\nsize = 16\nobject_size = [3.0, 3.0]\nspeeds = {{ slow = 1.0, fast = 1.4 }}\n\
+         [train]\nbatch_size = 2\nsteps = 6\n\
+         [log]\nevery = 2\nval_every = 6\ncheckpoint_every = 6\nval_clips = 2\n\
+         [sample]\nn = 1\nsteps = 2\nprompts = [\"a red circle moves left\"]\n{model}"
+    );
+    std::fs::write(dir.join("video.toml"), cfg).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "video.toml"]);
+    assert!(ok, "{err}");
+    assert!(err.contains("initialised from image weights"), "{err}");
+    let run = dir.join("runs/pixart-video");
+    assert!(
+        run.join("checkpoints/step-000006/ema.safetensors")
+            .is_file()
+    );
+
+    let back = dir.join("exported");
+    let (ok, out, err) = ff(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--format",
+        "diffusers-pixart",
+        "--out",
+        back.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("step 6"), "{out}");
+    // temporal-only froze the spatial part: the export is the imported PixArt, byte for byte.
+    assert_eq!(
+        std::fs::read(back.join("diffusion_pytorch_model.safetensors")).unwrap(),
+        std::fs::read(&fixture).unwrap()
+    );
+    // A bad input is an error naming it, not a panic.
+    let (ok, _, err) = ff(&[
+        "import",
+        "pixart",
+        "--from",
+        image.to_str().unwrap(),
+        "--config",
+        fixture.with_file_name("config.json").to_str().unwrap(),
+        "--out",
+        dir.join("x.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("not a diffusers PixArt"), "{err}");
+}

@@ -8,6 +8,7 @@ use super::mlp::Mlp;
 use freezeframe_kernels::modulated_norm;
 
 use super::modulation::BlockModulation;
+use crate::config::Activation;
 
 #[derive(Module, Debug)]
 pub struct StditBlock {
@@ -33,12 +34,18 @@ pub struct BlockContext<'a> {
 }
 
 impl StditBlock {
-    pub fn new(hidden: usize, heads: usize, mlp_hidden: usize, device: &Device) -> Self {
+    pub fn new(
+        hidden: usize,
+        heads: usize,
+        mlp_hidden: usize,
+        act: Activation,
+        device: &Device,
+    ) -> Self {
         Self {
             attn: SelfAttention::new(hidden, heads, device),
             attn_temp: SelfAttention::new(hidden, heads, device),
             cross_attn: CrossAttention::new(hidden, heads, device),
-            mlp: Mlp::new(hidden, mlp_hidden, hidden, device),
+            mlp: Mlp::new(hidden, mlp_hidden, hidden, act, device),
             scale_shift_table: Param::from_tensor(Tensor::zeros([6, hidden], device)),
         }
     }

@@ -7,6 +7,7 @@ use burn::tensor::activation::silu;
 use freezeframe_kernels::linear;
 
 use super::mlp::Mlp;
+use crate::config::Activation;
 
 /// 1×p×p patch embedding. Open-Sora's `x_embedder.proj` is a Conv3d with weight [D, C, 1, p, p];
 /// a linear map over patches flattened in (C, p, p) order is the same function.
@@ -84,9 +85,15 @@ pub struct CaptionEmbedder {
 }
 
 impl CaptionEmbedder {
-    pub fn new(text_dim: usize, text_len: usize, hidden: usize, device: &Device) -> Self {
+    pub fn new(
+        text_dim: usize,
+        text_len: usize,
+        hidden: usize,
+        act: Activation,
+        device: &Device,
+    ) -> Self {
         Self {
-            y_proj: Mlp::new(text_dim, hidden, hidden, device),
+            y_proj: Mlp::new(text_dim, hidden, hidden, act, device),
             y_embedding: Param::from_tensor(Tensor::zeros([text_len, text_dim], device)),
         }
     }
@@ -114,27 +121,51 @@ impl CaptionEmbedder {
     }
 }
 
-/// 1-D sin-cos table [len, dim]: first half sin(pos·ω_i), second half cos(pos·ω_i).
+/// 1-D sin-cos table [len, dim] at positions 0, 1, …: first half sin(pos·ω_i), second half
+/// cos(pos·ω_i), ω_i = 10000^(−i / (dim/2)).
 pub fn sincos_1d(len: usize, dim: usize) -> Vec<f32> {
+    let positions: Vec<f64> = (0..len).map(|p| p as f64).collect();
+    sincos_at(&positions, dim)
+}
+
+/// [`sincos_1d`] at arbitrary positions: [positions.len(), dim].
+pub fn sincos_at(positions: &[f64], dim: usize) -> Vec<f32> {
     let half = dim / 2;
-    let mut out = vec![0.0f32; len * dim];
-    for pos in 0..len {
+    let mut out = vec![0.0f32; positions.len() * dim];
+    for (row, &pos) in positions.iter().enumerate() {
         for i in 0..half {
             let omega = 1.0 / 10_000f64.powf(i as f64 / half as f64);
-            let a = pos as f64 * omega;
-            out[pos * dim + i] = a.sin() as f32;
-            out[pos * dim + half + i] = a.cos() as f32;
+            let a = pos * omega;
+            out[row * dim + i] = a.sin() as f32;
+            out[row * dim + half + i] = a.cos() as f32;
         }
     }
     out
 }
 
-/// 2-D sin-cos table [h·w, dim] (MAE / PixArt layout): the first half of the channels encodes
-/// the column, the second half the row.
+/// 2-D sin-cos table [h·w, dim] at integer patch positions (MAE / PixArt layout): the first
+/// half of the channels encodes the column, the second half the row.
 pub fn sincos_2d(h: usize, w: usize, dim: usize) -> Vec<f32> {
+    let rows: Vec<f64> = (0..h).map(|p| p as f64).collect();
+    let cols: Vec<f64> = (0..w).map(|p| p as f64).collect();
+    sincos_2d_at(&rows, &cols, dim)
+}
+
+/// Positions of the patches on an axis of `grid` patches, as PixArt's `get_2d_sincos_pos_embed`
+/// places them: `i / (grid / base) / scale` (`base` defaults to `grid`: plain indices / scale).
+pub fn patch_positions(grid: usize, scale: f64, base: Option<usize>) -> Vec<f64> {
+    let base = base.unwrap_or(grid) as f64;
+    (0..grid)
+        .map(|i| i as f64 / (grid as f64 / base) / scale)
+        .collect()
+}
+
+/// [`sincos_2d`] at given row and column positions (PixArt's scaled grids).
+pub fn sincos_2d_at(rows: &[f64], cols: &[f64], dim: usize) -> Vec<f32> {
+    let (h, w) = (rows.len(), cols.len());
     let half = dim / 2;
-    let cols = sincos_1d(w, half);
-    let rows = sincos_1d(h, half);
+    let cols = sincos_at(cols, half);
+    let rows = sincos_at(rows, half);
     let mut out = vec![0.0f32; h * w * dim];
     for r in 0..h {
         for c in 0..w {

@@ -9,7 +9,8 @@ mod modulation;
 pub use attention::{CrossAttention, SelfAttention};
 pub use block::{BlockContext, StditBlock};
 pub use embed::{
-    CaptionEmbedder, PatchEmbed, TimestepEmbedder, sincos_1d, sincos_2d, timestep_features,
+    CaptionEmbedder, PatchEmbed, TimestepEmbedder, patch_positions, sincos_1d, sincos_2d,
+    sincos_2d_at, sincos_at, timestep_features,
 };
 pub use final_layer::FinalLayer;
 pub use mlp::Mlp;
@@ -59,6 +60,10 @@ pub struct Stdit {
     pub channels: usize,
     #[module(skip)]
     pub temporal_pos: TemporalPos,
+    #[module(skip)]
+    pub pos_scale: f64,
+    #[module(skip)]
+    pub pos_base: Option<usize>,
 }
 
 impl Stdit {
@@ -69,16 +74,30 @@ impl Stdit {
             x_embedder: PatchEmbed::new(cfg.channels, cfg.patch, d, device),
             t_embedder: TimestepEmbedder::new(d, device),
             t_block: LinearConfig::new(d, 6 * d).init(device),
-            y_embedder: CaptionEmbedder::new(cfg.text_dim, cfg.text_len, d, device),
+            y_embedder: CaptionEmbedder::new(
+                cfg.text_dim,
+                cfg.text_len,
+                d,
+                cfg.caption_act,
+                device,
+            ),
             blocks: (0..cfg.depth)
-                .map(|_| StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), device))
+                .map(|_| StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), cfg.mlp_act, device))
                 .collect(),
             final_layer: FinalLayer::new(d, cfg.patch * cfg.patch * cfg.channels, device),
             hidden: d,
             patch: cfg.patch,
             channels: cfg.channels,
             temporal_pos: cfg.temporal_pos,
+            pos_scale: cfg.pos_scale,
+            pos_base: cfg.pos_base,
         }
+    }
+
+    /// The fixed 2-D position table [S·D] for a grid of `hp` × `wp` patches.
+    fn spatial_table(&self, hp: usize, wp: usize) -> Vec<f32> {
+        let at = |grid| patch_positions(grid, self.pos_scale, self.pos_base);
+        sincos_2d_at(&at(hp), &at(wp), self.hidden)
     }
 
     /// Predicts the rectified-flow velocity.
@@ -115,7 +134,7 @@ impl Stdit {
         let s = hp * wp;
 
         let x = self.x_embedder.forward(x); // [B, N, D]
-        let pos = Tensor::<1>::from_floats(sincos_2d(hp, wp, d).as_slice(), &device)
+        let pos = Tensor::<1>::from_floats(self.spatial_table(hp, wp).as_slice(), &device)
             .reshape([1, 1, s, d]);
         let mut x = x.reshape([b, frames, s, d]) + pos; // [B, T, S, D]
         let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)

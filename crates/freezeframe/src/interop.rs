@@ -1,0 +1,62 @@
+//! `freezeframe import pixart` and `freezeframe export`: thin wrappers over
+//! `freezeframe-interop`.
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use freezeframe_interop::{ImportOptions, export_pixart as export, import_pixart as import};
+use freezeframe_train::run::Run;
+
+pub fn import_pixart(
+    from: &Path,
+    config: Option<PathBuf>,
+    out: &Path,
+    text_len: usize,
+    seed: u64,
+) -> Result<()> {
+    let config = match config {
+        Some(c) => c,
+        None => from.with_file_name("config.json"),
+    };
+    let imp = import(from, &config, out, ImportOptions { text_len, seed })?;
+    println!(
+        "wrote {} ({} tensors under Open-Sora STDiT keys; image model, temporal attention left for the inflation)",
+        out.display(),
+        imp.tensors
+    );
+    if imp.dropped_variance {
+        println!(
+            "dropped PixArt's learned-variance output half (freezeframe predicts the flow only)"
+        );
+    }
+    println!(
+        "the null caption y_embedder.y_embedding [{text_len}, {}] is freshly initialised (seed {seed}): diffusers does not store one",
+        imp.model.text_dim
+    );
+    println!(
+        "\nuse it with [init] from = {:?}, [data] size = {}, and:\n\n{}",
+        out.display().to_string(),
+        imp.model.height,
+        freezeframe_interop::model_section(&imp.model)
+    );
+    Ok(())
+}
+
+pub fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
+    let run = Run::new(run_dir);
+    let cfg = run.load_config()?;
+    let model = cfg
+        .model_config()
+        .map_err(anyhow::Error::msg)
+        .with_context(|| format!("{}: [model]", run.config_path().display()))?;
+    let (step, dir) = run
+        .latest_checkpoint()
+        .with_context(|| format!("{} holds no complete checkpoint", run.dir.display()))?;
+    let ex = export(&model, &dir.join("ema.safetensors"), out)?;
+    println!(
+        "wrote {} and {} from step {step} (EMA weights); left out {} tensors with no diffusers place (temporal attention, null caption)",
+        ex.weights.display(),
+        ex.config.display(),
+        ex.skipped.len()
+    );
+    Ok(())
+}
