@@ -8,7 +8,8 @@ Run by hand (CI reads the committed fixtures and needs no Python):
 For each small, randomly initialised `PixArtTransformer2DModel` below it writes, under
 `crates/freezeframe-interop/tests/fixtures/pixart/<name>/`:
 - `config.json` and `diffusion_pytorch_model.safetensors`: the model as diffusers saves it;
-- `io.safetensors`: fixed inputs (`latents` [B, C, H, W], `timestep` [B] on diffusers' 0..1000
+- `io.safetensors` (and, for `p2-rgb`, `io-24.safetensors` at 24×24, off the trained
+  resolution): fixed inputs (`latents` [B, C, H, W], `timestep` [B] on diffusers' 0..1000
   scale, `caption` [B, L, caption_channels], `caption_mask` [B, L] with 1 = keep) and the
   model's output `sample` [B, out_channels, H, W], computed in float32.
 
@@ -79,8 +80,17 @@ def make(name: str, cfg: dict, seed: int) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder, safe_serialization=True)
 
-    b, c, s = 2, cfg["in_channels"], cfg["sample_size"]
-    latents = torch.randn(b, c, s, s, generator=gen)
+    write_io(model, cfg, gen, cfg["sample_size"], folder / "io.safetensors")
+    if name == "p2-rgb":
+        # Off the trained resolution: diffusers recomputes the position table with
+        # `base_size`, so positions are rescaled (freezeframe's `pos_base`).
+        write_io(model, cfg, gen, 24, folder / "io-24.safetensors")
+    print(name, json.dumps(cfg))
+
+
+def write_io(model, cfg: dict, gen: torch.Generator, size: int, path: pathlib.Path) -> None:
+    b, c = 2, cfg["in_channels"]
+    latents = torch.randn(b, c, size, size, generator=gen)
     timestep = torch.tensor([999.0, 250.0])
     caption = torch.randn(b, CAPTION_LEN, cfg["caption_channels"], generator=gen)
     mask = torch.ones(b, CAPTION_LEN)
@@ -101,9 +111,9 @@ def make(name: str, cfg: dict, seed: int) -> None:
             "caption_mask": mask,
             "sample": out.contiguous(),
         },
-        folder / "io.safetensors",
+        path,
     )
-    print(name, json.dumps(cfg), "output", tuple(out.shape), f"|out| {out.abs().mean():.3f}")
+    print(path.name, "output", tuple(out.shape), f"|out| {out.abs().mean():.3f}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ use freezeframe_model::StdiTConfig;
 
 use crate::error::InteropError;
 use crate::pixart::{Mapping, PixartConfig, Rule, Shape, key_map};
-use crate::st::{Source, write_f32};
+use crate::st::{Source, write_f32, write_new};
 
 /// The null caption: diffusers has no such tensor (its pipeline encodes the empty prompt), so
 /// the import draws it as freezeframe initialises it.
@@ -23,6 +23,9 @@ pub struct Imported {
     /// PixArt's learned-variance half of the output, which was dropped.
     pub dropped_variance: bool,
 }
+
+/// Caption tokens a null caption may have (PixArt-α: 120, PixArt-Σ: 300).
+pub const MAX_TEXT_LEN: usize = 4096;
 
 /// Options of an import.
 #[derive(Debug, Clone, Copy)]
@@ -101,8 +104,18 @@ pub fn import_pixart(
     out: &Path,
     opts: ImportOptions,
 ) -> Result<Imported, InteropError> {
+    let config_err = |message: String| InteropError::Config {
+        path: config.to_path_buf(),
+        message,
+    };
     let cfg = PixartConfig::load(config)?;
-    cfg.check(config)?;
+    cfg.check().map_err(config_err)?;
+    if !(1..=MAX_TEXT_LEN).contains(&opts.text_len) {
+        return Err(config_err(format!(
+            "--text-len {}: expected 1 to {MAX_TEXT_LEN}",
+            opts.text_len
+        )));
+    }
     let mut src = Source::open(weights)?;
     let ff = "transformer_blocks.0.ff.net.0.proj.weight";
     let mlp = match src.info(ff) {
@@ -114,11 +127,7 @@ pub fn import_pixart(
             ));
         }
     };
-    let model = cfg.stdit_config(mlp, opts.text_len);
-    model.validate().map_err(|message| InteropError::Config {
-        path: config.to_path_buf(),
-        message,
-    })?;
+    let model = cfg.stdit_config(mlp, opts.text_len).map_err(config_err)?;
     let map = key_map(&Shape {
         hidden: cfg.hidden(),
         channels: cfg.in_channels,
@@ -238,12 +247,18 @@ pub fn export_pixart(
     })?;
     let weights = out_dir.join("diffusion_pytorch_model.safetensors");
     let config = out_dir.join("config.json");
-    if config.exists() {
-        return Err(InteropError::File {
-            path: config,
-            message: "exists; choose another output folder".into(),
-        });
+    for f in [&weights, &config] {
+        if f.exists() {
+            return Err(InteropError::File {
+                path: f.clone(),
+                message: "exists; choose another output folder".into(),
+            });
+        }
     }
+    let text = serde_json::to_string_pretty(&cfg).map_err(|e| InteropError::File {
+        path: config.clone(),
+        message: e.to_string(),
+    })?;
     // Each diffusers tensor: which freezeframe tensor, and which rows of it.
     let mut parts: HashMap<String, (String, usize, usize)> = HashMap::new();
     for m in &map {
@@ -265,14 +280,11 @@ pub fn export_pixart(
             .map(<[f32]>::to_vec)
             .ok_or_else(|| weights_err(checkpoint, format!("{ours} is too short for {name}")))
     })?;
-    let text = serde_json::to_string_pretty(&cfg).map_err(|e| InteropError::File {
-        path: config.clone(),
-        message: e.to_string(),
-    })?;
-    std::fs::write(&config, text).map_err(|e| InteropError::File {
-        path: config.clone(),
-        message: e.to_string(),
-    })?;
+    // The pair or nothing: the weights this call wrote go if their config cannot follow.
+    if let Err(e) = write_new(&config, text.as_bytes()) {
+        let _ = std::fs::remove_file(&weights);
+        return Err(e);
+    }
     Ok(Exported {
         weights,
         config,
@@ -280,16 +292,15 @@ pub fn export_pixart(
     })
 }
 
-/// The `[model]` section of a run config that builds `m` (for the user to paste).
+/// The `[model]` section of a run config that builds `m` (for the user to paste). Activation
+/// names come from their serde form, the one the config parser reads.
 pub fn model_section(m: &StdiTConfig) -> String {
-    let act = |a: freezeframe_model::Activation| match a {
-        freezeframe_model::Activation::Gelu => "gelu",
-        freezeframe_model::Activation::GeluTanh => "gelu_tanh",
-        freezeframe_model::Activation::Silu => "silu",
+    let name = |a: freezeframe_model::Activation| {
+        serde_json::to_string(&a).unwrap_or_else(|_| format!("{a:?}"))
     };
     let mut s = format!(
-        "[model]\nhidden = {}\ndepth = {}\nheads = {}\npatch = {}\nmlp_ratio = {}\ntext_dim = {}\n\
-         text_len = {}\nmlp_act = \"{}\"\ncaption_act = \"{}\"\npos_scale = {:?}\n",
+        "[model]\nhidden = {}\ndepth = {}\nheads = {}\npatch = {}\nmlp_ratio = {:?}\ntext_dim = {}\n\
+         text_len = {}\nmlp_act = {}\ncaption_act = {}\npos_scale = {:?}\n",
         m.hidden,
         m.depth,
         m.heads,
@@ -297,8 +308,8 @@ pub fn model_section(m: &StdiTConfig) -> String {
         m.mlp_ratio,
         m.text_dim,
         m.text_len,
-        act(m.mlp_act),
-        act(m.caption_act),
+        name(m.mlp_act),
+        name(m.caption_act),
         m.pos_scale,
     );
     if let Some(b) = m.pos_base {

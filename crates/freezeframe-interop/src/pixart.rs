@@ -17,7 +17,8 @@ use crate::error::InteropError;
 /// Sinusoid width of the timestep embedding on both sides (diffusers' `Timesteps(256)`).
 const TIME_FREQ_DIM: usize = 256;
 
-/// The `config.json` keys that decide the architecture; other keys are ignored.
+/// The `config.json` keys that decide the architecture; other keys are ignored. A missing key
+/// takes diffusers' own default (`PixArtTransformer2DModel.__init__`: PixArt-α XL/2 at 1024).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PixartConfig {
     #[serde(
@@ -26,15 +27,24 @@ pub struct PixartConfig {
         skip_serializing_if = "Option::is_none"
     )]
     pub class_name: Option<String>,
+    #[serde(default = "d_heads")]
     pub num_attention_heads: usize,
+    #[serde(default = "d_head_dim")]
     pub attention_head_dim: usize,
+    #[serde(default = "d_in")]
     pub in_channels: usize,
+    /// `null` means the input channels.
+    #[serde(default = "d_out")]
     pub out_channels: Option<usize>,
+    #[serde(default = "d_layers")]
     pub num_layers: usize,
+    #[serde(default = "d_cross")]
     pub cross_attention_dim: Option<usize>,
     #[serde(default = "yes")]
     pub attention_bias: bool,
+    #[serde(default = "d_sample")]
     pub sample_size: usize,
+    #[serde(default = "d_patch")]
     pub patch_size: usize,
     #[serde(default = "gelu_approximate")]
     pub activation_fn: String,
@@ -44,13 +54,40 @@ pub struct PixartConfig {
     pub norm_elementwise_affine: bool,
     #[serde(default = "eps")]
     pub norm_eps: f64,
+    #[serde(default)]
     pub interpolation_scale: Option<f64>,
+    #[serde(default)]
     pub use_additional_conditions: Option<bool>,
+    #[serde(default)]
     pub caption_channels: Option<usize>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention_type: Option<String>,
 }
 
+fn d_heads() -> usize {
+    16
+}
+fn d_head_dim() -> usize {
+    72
+}
+fn d_in() -> usize {
+    4
+}
+fn d_out() -> Option<usize> {
+    Some(8)
+}
+fn d_layers() -> usize {
+    28
+}
+fn d_cross() -> Option<usize> {
+    Some(1152)
+}
+fn d_sample() -> usize {
+    128
+}
+fn d_patch() -> usize {
+    2
+}
 fn yes() -> bool {
     true
 }
@@ -72,6 +109,18 @@ fn activation_of(name: &str) -> Option<Activation> {
         _ => None,
     }
 }
+
+/// Bounds far beyond any PixArt (XL/2: width 1152, 28 layers, patch 2, 4 channels), so that a
+/// hostile or mistyped config is an error before any size is multiplied or allocated.
+const LIMITS: [(&str, usize); 7] = [
+    ("num_attention_heads", 1024),
+    ("attention_head_dim", 1024),
+    ("num_layers", 1024),
+    ("in_channels", 64),
+    ("patch_size", 64),
+    ("sample_size", 16_384),
+    ("caption_channels", 65_536),
+];
 
 impl PixartConfig {
     pub fn load(path: &Path) -> Result<Self, InteropError> {
@@ -99,93 +148,121 @@ impl PixartConfig {
         self.out_channels.unwrap_or(self.in_channels)
     }
 
-    /// diffusers' default: interpolate positions by sample_size / 64 at large sizes.
+    /// diffusers' rule when `interpolation_scale` is null: sample_size / 64, at least 1.
     pub fn interpolation(&self) -> f64 {
         self.interpolation_scale
             .unwrap_or((self.sample_size / 64).max(1) as f64)
     }
 
+    /// Sizes in range (see [`LIMITS`]), so the arithmetic below cannot overflow.
+    fn check_sizes(&self) -> Result<(), String> {
+        let caption = self.caption_channels.ok_or(
+            "caption_channels is missing: freezeframe needs the caption projection".to_string(),
+        )?;
+        let values = [
+            self.num_attention_heads,
+            self.attention_head_dim,
+            self.num_layers,
+            self.in_channels,
+            self.patch_size,
+            self.sample_size,
+            caption,
+        ];
+        for ((key, max), v) in LIMITS.iter().zip(values) {
+            if v == 0 || v > *max {
+                return Err(format!("{key} = {v}: expected 1 to {max}"));
+            }
+        }
+        if !self.sample_size.is_multiple_of(self.patch_size) {
+            return Err(format!(
+                "sample_size = {} is not a multiple of patch_size = {}",
+                self.sample_size, self.patch_size
+            ));
+        }
+        if let Some(s) = self.interpolation_scale
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(format!(
+                "interpolation_scale = {s}: a positive number expected"
+            ));
+        }
+        Ok(())
+    }
+
     /// Whether freezeframe can compute this model exactly; the message names the key.
-    pub fn check(&self, path: &Path) -> Result<(), InteropError> {
-        let err = |message: String| InteropError::Config {
-            path: path.to_path_buf(),
-            message,
-        };
+    pub fn check(&self) -> Result<(), String> {
+        self.check_sizes()?;
         if let Some(c) = &self.class_name
             && c != "PixArtTransformer2DModel"
             && c != "Transformer2DModel"
         {
-            return Err(err(format!(
+            return Err(format!(
                 "_class_name = {c:?}: a PixArtTransformer2DModel is expected"
-            )));
-        }
-        if self.norm_type != "ada_norm_single" {
-            return Err(err(format!(
-                "norm_type = {:?}: only \"ada_norm_single\" (PixArt's adaLN-single) is supported",
-                self.norm_type
-            )));
-        }
-        if activation_of(&self.activation_fn).is_none() {
-            return Err(err(format!(
-                "activation_fn = {:?}: freezeframe has \"gelu\" and \"gelu-approximate\"",
-                self.activation_fn
-            )));
-        }
-        if self.norm_elementwise_affine {
-            return Err(err(
-                "norm_elementwise_affine = true: PixArt's block norms carry no weights".into(),
             ));
         }
+        if self.norm_type != "ada_norm_single" {
+            return Err(format!(
+                "norm_type = {:?}: only \"ada_norm_single\" (PixArt's adaLN-single) is supported",
+                self.norm_type
+            ));
+        }
+        if activation_of(&self.activation_fn).is_none() {
+            return Err(format!(
+                "activation_fn = {:?}: freezeframe has \"gelu\" and \"gelu-approximate\"",
+                self.activation_fn
+            ));
+        }
+        if self.norm_elementwise_affine {
+            return Err(
+                "norm_elementwise_affine = true: PixArt's block norms carry no weights".into(),
+            );
+        }
         if (self.norm_eps - 1e-6).abs() > 1e-12 {
-            return Err(err(format!(
+            return Err(format!(
                 "norm_eps = {}: freezeframe's LayerNorm uses 1e-6",
                 self.norm_eps
-            )));
+            ));
         }
         if !self.attention_bias {
-            return Err(err("attention_bias = false is not supported".into()));
+            return Err("attention_bias = false is not supported".into());
         }
         if let Some(t) = &self.attention_type
             && t != "default"
         {
-            return Err(err(format!("attention_type = {t:?}: only \"default\"")));
+            return Err(format!("attention_type = {t:?}: only \"default\""));
         }
         if self
             .use_additional_conditions
             .unwrap_or(self.sample_size == 128)
         {
-            return Err(err(
-                "use_additional_conditions: the resolution and aspect-ratio \
-                 embedders (PixArt-α 1024) are not supported"
+            return Err(
+                "use_additional_conditions: the resolution and aspect-ratio embedders \
+                 (PixArt-α 1024) are not supported"
                     .into(),
-            ));
-        }
-        if self.caption_channels.is_none() {
-            return Err(err(
-                "caption_channels is missing: freezeframe needs the caption projection".into(),
-            ));
+            );
         }
         if let Some(x) = self.cross_attention_dim
             && x != self.hidden()
         {
-            return Err(err(format!(
+            return Err(format!(
                 "cross_attention_dim = {x} differs from the width {} (heads × head dim)",
                 self.hidden()
-            )));
+            ));
         }
         let out = self.out_channels();
         if out != self.in_channels && out != 2 * self.in_channels {
-            return Err(err(format!(
+            return Err(format!(
                 "out_channels = {out}: in_channels ({}) or twice it (learned variance) expected",
                 self.in_channels
-            )));
+            ));
         }
         Ok(())
     }
 
-    /// The image-mode freezeframe model that computes this transformer. `mlp_hidden` comes from
-    /// the weights; `text_len` (caption tokens) from the user.
-    pub fn stdit_config(&self, mlp_hidden: usize, text_len: usize) -> StdiTConfig {
+    /// The image-mode freezeframe model that computes this transformer, once [`Self::check`]
+    /// passes. `mlp_hidden` comes from the weights; `text_len` (caption tokens) from the user.
+    pub fn stdit_config(&self, mlp_hidden: usize, text_len: usize) -> Result<StdiTConfig, String> {
+        self.check()?;
         let d = self.hidden();
         let mut c = StdiTConfig::new(
             1,
@@ -198,14 +275,15 @@ impl PixartConfig {
         );
         c.channels = self.in_channels;
         c.mlp_ratio = mlp_hidden as f64 / d as f64;
-        c.text_dim = self.caption_channels.unwrap_or(0);
+        c.text_dim = self.caption_channels.ok_or("caption_channels is missing")?;
         c.text_len = text_len;
-        c.mlp_act = activation_of(&self.activation_fn).unwrap_or(Activation::GeluTanh);
+        c.mlp_act = activation_of(&self.activation_fn).ok_or("unknown activation_fn")?;
         // PixArtAlphaTextProjection: Linear → GELU(tanh) → Linear.
         c.caption_act = Activation::GeluTanh;
         c.pos_scale = self.interpolation();
         c.pos_base = Some(self.sample_size / self.patch_size);
-        c
+        c.validate()?;
+        Ok(c)
     }
 
     /// The diffusers configuration of a freezeframe model, if it has one (its spatial part).
@@ -329,146 +407,122 @@ fn linear(
     });
 }
 
+fn one(ours: &str, theirs: &str, shape: Vec<usize>, theirs_shape: Vec<usize>) -> Mapping {
+    Mapping {
+        ours: (ours.into(), shape),
+        theirs: vec![(theirs.into(), theirs_shape)],
+        rule: Rule::Copy,
+    }
+}
+
 /// The key map: every freezeframe tensor of an image model, from diffusers' tensors. The
 /// temporal attention (`attn_temp`) is absent: image weights leave it fresh. The null caption
 /// `y_embedder.y_embedding` is absent: diffusers encodes the empty prompt instead.
 pub fn key_map(s: &Shape) -> Vec<Mapping> {
-    let (d, p) = (s.hidden, s.patch);
-    let names = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
-    let mut v = Vec::new();
-    let one = |ours: &str, theirs: &str, shape: Vec<usize>, theirs_shape: Vec<usize>| Mapping {
-        ours: (ours.into(), shape),
-        theirs: vec![(theirs.into(), theirs_shape)],
-        rule: Rule::Copy,
-    };
-    v.push(one(
-        "x_embedder.proj.weight",
-        "pos_embed.proj.weight",
-        vec![d, s.channels * p * p],
-        vec![d, s.channels, p, p],
-    ));
-    v.push(one(
-        "x_embedder.proj.bias",
-        "pos_embed.proj.bias",
-        vec![d],
-        vec![d],
-    ));
-    let ts = "adaln_single.emb.timestep_embedder";
-    linear(
-        "t_embedder.mlp.0",
-        &[format!("{ts}.linear_1")],
-        (d, TIME_FREQ_DIM),
-        Rule::Copy,
-        &mut v,
-    );
-    linear(
-        "t_embedder.mlp.2",
-        &[format!("{ts}.linear_2")],
-        (d, d),
-        Rule::Copy,
-        &mut v,
-    );
-    linear(
-        "t_block.1",
-        &names(&["adaln_single.linear"]),
-        (6 * d, d),
-        Rule::Copy,
-        &mut v,
-    );
-    let cap = "caption_projection";
-    linear(
-        "y_embedder.y_proj.fc1",
-        &[format!("{cap}.linear_1")],
-        (d, s.caption),
-        Rule::Copy,
-        &mut v,
-    );
-    linear(
-        "y_embedder.y_proj.fc2",
-        &[format!("{cap}.linear_2")],
-        (d, d),
-        Rule::Copy,
-        &mut v,
-    );
+    let mut v = embedders(s);
     for i in 0..s.depth {
-        let (o, t) = (format!("blocks.{i}"), format!("transformer_blocks.{i}"));
-        let at = |a: &str, parts: &[&str]| -> Vec<String> {
-            parts.iter().map(|x| format!("{t}.{a}.{x}")).collect()
-        };
-        let qkv = at("attn1", &["to_q", "to_k", "to_v"]);
-        linear(
-            &format!("{o}.attn.qkv"),
-            &qkv,
-            (d, d),
-            Rule::ConcatRows,
-            &mut v,
-        );
-        linear(
-            &format!("{o}.attn.proj"),
-            &at("attn1", &["to_out.0"]),
-            (d, d),
-            Rule::Copy,
-            &mut v,
-        );
-        let q = at("attn2", &["to_q"]);
-        linear(
-            &format!("{o}.cross_attn.q_linear"),
-            &q,
-            (d, d),
-            Rule::Copy,
-            &mut v,
-        );
-        let kv = at("attn2", &["to_k", "to_v"]);
-        linear(
-            &format!("{o}.cross_attn.kv_linear"),
-            &kv,
-            (d, d),
-            Rule::ConcatRows,
-            &mut v,
-        );
-        let out = at("attn2", &["to_out.0"]);
-        linear(
-            &format!("{o}.cross_attn.proj"),
-            &out,
-            (d, d),
-            Rule::Copy,
-            &mut v,
-        );
-        linear(
-            &format!("{o}.mlp.fc1"),
-            &at("ff", &["net.0.proj"]),
-            (s.mlp, d),
-            Rule::Copy,
-            &mut v,
-        );
-        linear(
-            &format!("{o}.mlp.fc2"),
-            &at("ff", &["net.2"]),
-            (d, s.mlp),
-            Rule::Copy,
-            &mut v,
-        );
-        v.push(one(
-            &format!("{o}.scale_shift_table"),
-            &format!("{t}.scale_shift_table"),
-            vec![6, d],
-            vec![6, d],
-        ));
+        v.extend(block(s, i));
     }
-    // Output features are ordered (p, p, C_out): keep channel c < C of every pixel.
-    let rule = if s.out_channels == s.channels {
+    v.extend(final_layer(s));
+    v
+}
+
+/// Patch, timestep and caption embedders, and the shared adaLN `t_block`.
+fn embedders(s: &Shape) -> Vec<Mapping> {
+    let (d, p) = (s.hidden, s.patch);
+    let mut v = vec![
+        one(
+            "x_embedder.proj.weight",
+            "pos_embed.proj.weight",
+            vec![d, s.channels * p * p],
+            vec![d, s.channels, p, p],
+        ),
+        one(
+            "x_embedder.proj.bias",
+            "pos_embed.proj.bias",
+            vec![d],
+            vec![d],
+        ),
+    ];
+    let ts = "adaln_single.emb.timestep_embedder";
+    let cap = "caption_projection";
+    for (ours, theirs, shape) in [
+        (
+            "t_embedder.mlp.0",
+            format!("{ts}.linear_1"),
+            (d, TIME_FREQ_DIM),
+        ),
+        ("t_embedder.mlp.2", format!("{ts}.linear_2"), (d, d)),
+        ("t_block.1", "adaln_single.linear".to_string(), (6 * d, d)),
+        (
+            "y_embedder.y_proj.fc1",
+            format!("{cap}.linear_1"),
+            (d, s.caption),
+        ),
+        ("y_embedder.y_proj.fc2", format!("{cap}.linear_2"), (d, d)),
+    ] {
+        linear(ours, &[theirs], shape, Rule::Copy, &mut v);
+    }
+    v
+}
+
+/// Block `i`: self-attention (q, k, v fused), cross-attention (k, v fused), MLP, its table.
+fn block(s: &Shape, i: usize) -> Vec<Mapping> {
+    let d = s.hidden;
+    let (o, t) = (format!("blocks.{i}"), format!("transformer_blocks.{i}"));
+    let at = |parts: &[&str]| -> Vec<String> { parts.iter().map(|x| format!("{t}.{x}")).collect() };
+    let mut v = Vec::new();
+    for (ours, theirs, shape, rule) in [
+        (
+            "attn.qkv",
+            at(&["attn1.to_q", "attn1.to_k", "attn1.to_v"]),
+            (d, d),
+            Rule::ConcatRows,
+        ),
+        ("attn.proj", at(&["attn1.to_out.0"]), (d, d), Rule::Copy),
+        (
+            "cross_attn.q_linear",
+            at(&["attn2.to_q"]),
+            (d, d),
+            Rule::Copy,
+        ),
+        (
+            "cross_attn.kv_linear",
+            at(&["attn2.to_k", "attn2.to_v"]),
+            (d, d),
+            Rule::ConcatRows,
+        ),
+        (
+            "cross_attn.proj",
+            at(&["attn2.to_out.0"]),
+            (d, d),
+            Rule::Copy,
+        ),
+        ("mlp.fc1", at(&["ff.net.0.proj"]), (s.mlp, d), Rule::Copy),
+        ("mlp.fc2", at(&["ff.net.2"]), (d, s.mlp), Rule::Copy),
+    ] {
+        linear(&format!("{o}.{ours}"), &theirs, shape, rule, &mut v);
+    }
+    let table = |x: &str| format!("{x}.scale_shift_table");
+    v.push(one(&table(&o), &table(&t), vec![6, d], vec![6, d]));
+    v
+}
+
+/// The output projection and its table. PixArt-α's output features are ordered (p, p, C_out)
+/// with the noise in channels 0..C and the learned variance after it: keep channel c < C of
+/// every pixel.
+fn final_layer(s: &Shape) -> Vec<Mapping> {
+    let (d, p, out) = (s.hidden, s.patch, s.out_channels);
+    let rule = if out == s.channels {
         Rule::Copy
     } else {
-        Rule::KeepRows(
-            (0..p * p * s.out_channels)
-                .filter(|r| r % s.out_channels < s.channels)
-                .collect(),
-        )
+        Rule::KeepRows((0..p * p * out).filter(|r| r % out < s.channels).collect())
     };
+    let mut v = Vec::new();
     linear(
         "final_layer.linear",
-        &names(&["proj_out"]),
-        (p * p * s.out_channels, d),
+        &["proj_out".to_string()],
+        (p * p * out, d),
         rule,
         &mut v,
     );

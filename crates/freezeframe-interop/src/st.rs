@@ -59,8 +59,9 @@ impl Source {
         let header: Metadata = serde_json::from_slice(&text)
             .map_err(|e| bad(path, format!("not a safetensors header: {e}")))?;
         let data_start = 8 + n;
-        let want = data_start + header.data_len() as u64;
-        if want != len {
+        let want = (header.data_len() as u64).checked_add(data_start);
+        if want != Some(len) {
+            let want = want.map_or("more than 2^64".to_string(), |w| w.to_string());
             return Err(bad(
                 path,
                 format!("the header describes {want} bytes but the file has {len} (truncated?)"),
@@ -145,8 +146,8 @@ fn decode(bytes: &[u8], dtype: Dtype) -> Option<Vec<f32>> {
 }
 
 /// Writes an f32 safetensors file at `path`, asking `produce` for each tensor's values in file
-/// order. The file appears only when complete (written beside it, then renamed); an existing
-/// file is never replaced.
+/// order. The file appears only when complete (see [`publish`]); an existing file is never
+/// replaced.
 pub fn write_f32<F>(
     path: &Path,
     metadata: (&str, &str),
@@ -162,18 +163,15 @@ where
     let mut order: Vec<&(String, Vec<usize>)> = tensors.iter().collect();
     order.sort_by(|a, b| a.0.cmp(&b.0));
     let header = header_bytes(path, metadata, &order)?;
-    let partial = partial_path(path);
-    let result = (|| {
-        let mut out =
-            BufWriter::new(File::create(&partial).map_err(|e| bad(&partial, e.to_string()))?);
-        let io = |e: std::io::Error| bad(&partial, e.to_string());
+    publish(path, |file| {
+        let mut out = BufWriter::new(file);
+        let io = |e: std::io::Error| bad(path, e.to_string());
         out.write_all(&(header.len() as u64).to_le_bytes())
             .map_err(io)?;
         out.write_all(&header).map_err(io)?;
         for (name, shape) in order {
             let values = produce(name)?;
-            let want: usize = shape.iter().product();
-            if values.len() != want {
+            if values.len() != shape.iter().product::<usize>() {
                 return Err(bad(
                     path,
                     format!("{name}: {} values for shape {shape:?}", values.len()),
@@ -183,13 +181,44 @@ where
                 out.write_all(&v.to_le_bytes()).map_err(io)?;
             }
         }
-        out.flush().map_err(io)?;
-        std::fs::rename(&partial, path).map_err(|e| bad(path, e.to_string()))
-    })();
-    if result.is_err() {
-        // Only our own partial file is removed; `path` itself was never written.
-        let _ = std::fs::remove_file(&partial);
-    }
+        out.flush().map_err(io)
+    })
+}
+
+/// Writes a small file at `path` with the same guarantees as [`write_f32`].
+pub fn write_new(path: &Path, bytes: &[u8]) -> Result<(), InteropError> {
+    publish(path, |mut file| {
+        file.write_all(bytes).map_err(|e| bad(path, e.to_string()))
+    })
+}
+
+/// Runs `write` on a fresh `<path>.partial` and, if it succeeds, links that file in as `path`.
+/// Neither step replaces anything: the partial file is created only if absent (one left by an
+/// interrupted run is the user's to remove), and the link fails if `path` appeared meanwhile.
+/// On any failure only the partial file this call created is removed.
+fn publish<W>(path: &Path, write: W) -> Result<(), InteropError>
+where
+    W: FnOnce(File) -> Result<(), InteropError>,
+{
+    let partial = partial_path(path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&partial)
+        .map_err(|e| {
+            bad(
+                &partial,
+                format!("cannot create it ({e}); if it is left from an interrupted run, remove it"),
+            )
+        })?;
+    let result = write(file).and_then(|()| {
+        std::fs::hard_link(&partial, path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => bad(path, "exists; choose another output path"),
+            _ => bad(path, e.to_string()),
+        })
+    });
+    // The partial file is ours in every case: after a successful link it is a second name.
+    let _ = std::fs::remove_file(&partial);
     result
 }
 

@@ -57,8 +57,13 @@ fn io_tensor<const D: usize>(io: &mut Source, name: &str, dev: &Device) -> Tenso
 }
 
 /// freezeframe's image-mode output on the fixture's inputs, and diffusers' (its noise half).
-fn outputs(name: &str, cfg: &StdiTConfig, model: &Stdit, dev: &Device) -> (Vec<f32>, Vec<f32>) {
-    let mut io = Source::open(&fixture(name).join("io.safetensors")).unwrap();
+fn outputs(
+    (name, io): (&str, &str),
+    cfg: &StdiTConfig,
+    model: &Stdit,
+    dev: &Device,
+) -> (Vec<f32>, Vec<f32>) {
+    let mut io = Source::open(&fixture(name).join(io)).unwrap();
     let x: Tensor<4> = io_tensor(&mut io, "latents", dev);
     let [b, c, h, w] = x.dims();
     let t: Tensor<1> = io_tensor::<1>(&mut io, "timestep", dev).div_scalar(1000.0);
@@ -91,7 +96,7 @@ fn imported_error(name: &str, weights_file: &Path, dir: &Path, dev: &Device) -> 
     let _ = std::fs::remove_file(&out);
     let imp = import_pixart(weights_file, &config(name), &out, OPTS).unwrap();
     let model = load(&imp.model, &out, dev);
-    let (ours, theirs) = outputs(name, &imp.model, &model, dev);
+    let (ours, theirs) = outputs((name, "io.safetensors"), &imp.model, &model, dev);
     rel_err(&ours, &theirs)
 }
 
@@ -104,6 +109,15 @@ fn imported_models_match_diffusers() {
         println!("{name}: relative error {e:.2e}");
         assert!(e <= TOLERANCE, "{name}: relative error {e}");
     }
+    // Off the trained resolution (24×24 for a 16×16 model): positions rescaled by pos_base.
+    let dir = scratch("parity-24");
+    let file = dir.join("p2.safetensors");
+    let imp = import_pixart(&weights("p2-rgb"), &config("p2-rgb"), &file, OPTS).unwrap();
+    let model = load(&imp.model, &file, &dev);
+    let (ours, theirs) = outputs(("p2-rgb", "io-24.safetensors"), &imp.model, &model, &dev);
+    let e = rel_err(&ours, &theirs);
+    println!("p2-rgb at 24×24: relative error {e:.2e}");
+    assert!(e <= TOLERANCE, "24×24: relative error {e}");
 }
 
 /// Each numeric option the import sets is needed: set back to freezeframe's default, the same
@@ -112,10 +126,11 @@ fn imported_models_match_diffusers() {
 fn each_pixart_option_is_needed_for_parity() {
     let dev = Device::flex();
     let dir = scratch("options");
-    for (name, change) in [
-        ("p2-rgb", "mlp_act"),
-        ("p2-rgb", "caption_act"),
-        ("p4-sigma", "pos_scale"),
+    for (name, io, change) in [
+        ("p2-rgb", "io.safetensors", "mlp_act"),
+        ("p2-rgb", "io.safetensors", "caption_act"),
+        ("p4-sigma", "io.safetensors", "pos_scale"),
+        ("p2-rgb", "io-24.safetensors", "pos_base"),
     ] {
         let file = dir.join(format!("{name}-{change}.safetensors"));
         let imp = import_pixart(&weights(name), &config(name), &file, OPTS).unwrap();
@@ -123,12 +138,13 @@ fn each_pixart_option_is_needed_for_parity() {
         match change {
             "mlp_act" => cfg.mlp_act = freezeframe_model::Activation::Gelu,
             "caption_act" => cfg.caption_act = freezeframe_model::Activation::Gelu,
-            _ => cfg.pos_scale = 1.0,
+            "pos_scale" => cfg.pos_scale = 1.0,
+            _ => cfg.pos_base = None,
         }
         let model = load(&cfg, &file, &dev);
-        let (ours, theirs) = outputs(name, &cfg, &model, &dev);
+        let (ours, theirs) = outputs((name, io), &cfg, &model, &dev);
         let e = rel_err(&ours, &theirs);
-        println!("{name} with freezeframe's default {change}: relative error {e:.2e}");
+        println!("{name} {io} with freezeframe's default {change}: relative error {e:.2e}");
         assert!(e > TOLERANCE, "{change} made no difference ({e})");
     }
 }
@@ -233,7 +249,10 @@ fn export_gives_back_the_same_bytes() {
     // The exported config describes the same model.
     let back = freezeframe_interop::PixartConfig::load(&ex.config).unwrap();
     let orig = freezeframe_interop::PixartConfig::load(&config(name)).unwrap();
-    assert_eq!(back.stdit_config(256, 12), orig.stdit_config(256, 12));
+    assert_eq!(
+        back.stdit_config(256, 12).unwrap(),
+        orig.stdit_config(256, 12).unwrap()
+    );
     // And never replaces what is there.
     let e = export_pixart(&imp.model, &ours, &out)
         .unwrap_err()
@@ -292,8 +311,31 @@ fn bad_inputs_are_named_errors() {
             .to_string();
         assert!(e.contains(expect), "{expect}: {e}");
     }
+    // A partial file left by an interrupted run is the user's: an error, and it stays.
+    let leftover = out("e.safetensors.partial");
+    std::fs::write(&leftover, b"mine").unwrap();
+    let e = import_pixart(&weights(name), &config(name), &out("e.safetensors"), OPTS)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("interrupted"), "{e}");
+    assert_eq!(std::fs::read(&leftover).unwrap(), b"mine");
+    // A config with sizes no model has, and a caption length past the limit.
+    let cfg = out("config.json");
+    std::fs::write(&cfg, text.replace("\"patch_size\": 2", "\"patch_size\": 0")).unwrap();
+    let e = import_pixart(&weights(name), &cfg, &out("f.safetensors"), OPTS)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("patch_size = 0"), "{e}");
+    let long = ImportOptions {
+        text_len: 1 << 40,
+        seed: 0,
+    };
+    let e = import_pixart(&weights(name), &config(name), &out("f.safetensors"), long)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--text-len"), "{e}");
     // No partial outputs were left behind by any failure.
-    for f in ["a", "b", "c", "d"] {
+    for f in ["a", "b", "c", "d", "f"] {
         assert!(!out(&format!("{f}.safetensors")).exists(), "{f}");
     }
 }

@@ -29,7 +29,7 @@ pub enum Activation {
     Gelu,
     /// GELU's tanh approximation (PyTorch's `GELU(approximate="tanh")`).
     GeluTanh,
-    /// SiLU (PixArt-Σ-style caption projections).
+    /// SiLU (diffusers' text projection offers it as an option).
     Silu,
 }
 

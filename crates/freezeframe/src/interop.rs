@@ -32,9 +32,10 @@ pub fn import_pixart(
         "the null caption y_embedder.y_embedding [{text_len}, {}] is freshly initialised (seed {seed}): diffusers does not store one",
         imp.model.text_dim
     );
+    // A JSON string is a valid TOML basic string.
+    let from = serde_json::to_string(&out.display().to_string())?;
     println!(
-        "\nuse it with [init] from = {:?}, [data] size = {}, and:\n\n{}",
-        out.display().to_string(),
+        "\nuse it with [init] from = {from}, [data] size = {}, and:\n\n{}",
         imp.model.height,
         freezeframe_interop::model_section(&imp.model)
     );
