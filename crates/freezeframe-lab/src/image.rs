@@ -59,6 +59,23 @@ pub fn shipped(dir: &Path) -> Result<ImageWeights, LabError> {
     })
 }
 
+/// The image weights in words, for the report: which file, its content hash, and where it
+/// came from.
+pub fn describe(ab: &AblationConfig, w: &ImageWeights) -> String {
+    let origin = if let Some(pre) = &ab.image.pretrain {
+        format!("pre-trained by this study from `{}`", pre.display())
+    } else if w.hash == fnv1a(0, SHIPPED_IMAGE_MODEL) {
+        "the shipped image model (`assets/image-model.safetensors`, made by `configs/image-model.toml`)".into()
+    } else {
+        "named by `[image] from`".into()
+    };
+    format!(
+        "`{}`, {origin}; content hash (FNV-1a) {:016x}",
+        w.path.display(),
+        w.hash
+    )
+}
+
 /// Resolves `[image]`: pre-training runs go to `out/image-<hash>/` and are reused while their
 /// config is unchanged.
 pub fn image_weights(

@@ -361,6 +361,10 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         b.push(Para(format!("Runs shared the machine in {} worker processes: step and wall times are not comparable between strategies.", r.meta.jobs)));
     }
     b.push(Para(format!("Setting: {}", r.setting)));
+    b.push(Para(format!(
+        "Image weights (every run's start): {}",
+        r.image_weights
+    )));
     for l in &r.meta.left_out {
         b.push(Para(format!("Left out: {l}")));
     }

@@ -81,6 +81,8 @@ pub struct Results {
     pub prompts: Vec<String>,
     /// The world and model every run shares, in words.
     pub setting: String,
+    /// The image weights every run started from, in words (file, origin, content hash).
+    pub image_weights: String,
     /// Commits of the binaries that finished the runs ("not recorded" for older markers).
     pub trained_by: Vec<String>,
     /// When the claims were recorded, and whether they changed since (see [`crate::marker`]).
@@ -166,7 +168,15 @@ pub fn run_study(
             image,
         });
     }
-    let results = results(ab, &base, &cells, out, inflation, &opts.meta)?;
+    let image_weights = crate::image::describe(ab, &image);
+    let results = results(
+        ab,
+        &base,
+        &cells,
+        out,
+        (inflation, image_weights),
+        &opts.meta,
+    )?;
     let report = crate::report::write(&results, out)?;
     Ok(StudyOutcome::Complete {
         report,
@@ -181,7 +191,7 @@ pub fn results(
     base: &RunConfig,
     cells: &[Cell],
     out: &Path,
-    inflation: InflationCheck,
+    (inflation, image_weights): (InflationCheck, String),
     meta: &Meta,
 ) -> Result<Results, LabError> {
     let mut runs = Vec::new();
@@ -235,6 +245,7 @@ pub fn results(
         verdicts,
         prompts: base.sample.prompts.clone(),
         setting: setting(base),
+        image_weights,
         trained_by: trained_by.into_iter().collect(),
         preregistration: crate::marker::preregistration(ab, out)?,
     })

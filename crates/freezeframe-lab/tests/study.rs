@@ -212,6 +212,11 @@ fn the_report_has_every_strategy_every_claim_and_no_nan() {
         );
     }
     assert!(md.contains("QUICK SMOKE TEST") && md.contains("Left out"));
+    // Which image weights every run started from, by content.
+    assert!(
+        md.contains("Image weights (every run's start)") && md.contains("content hash (FNV-1a)"),
+        "{md}"
+    );
     // Self-contained: charts inline, GIFs inline, nothing fetched.
     assert!(html.contains("<svg") && html.contains("data:image/gif;base64,"));
     assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
