@@ -84,6 +84,14 @@ impl Source {
         self.header.offset_keys()
     }
 
+    /// Every tensor's name and shape, in file order.
+    pub fn shapes(&self) -> Vec<(String, Vec<usize>)> {
+        self.names()
+            .into_iter()
+            .filter_map(|n| self.info(&n).map(|i| (n.clone(), i.shape.clone())))
+            .collect()
+    }
+
     pub fn info(&self, name: &str) -> Option<&TensorInfo> {
         self.header.info(name)
     }

@@ -67,14 +67,7 @@ fn freezeframe_writes_open_soras_v1_0_stdit_keys() {
     let _ = std::fs::remove_file(&file);
     save_model(&Stdit::new(&cfg, &Device::flex()), &file).unwrap();
     let src = Source::open(&file).unwrap();
-    let ours: BTreeMap<String, Vec<usize>> = src
-        .names()
-        .into_iter()
-        .map(|n| {
-            let s = src.info(&n).unwrap().shape.clone();
-            (n, s)
-        })
-        .collect();
+    let ours: BTreeMap<String, Vec<usize>> = src.shapes().into_iter().collect();
 
     // The documented differences, each checked:
     // 1. The fixed sin-cos tables are not stored (Open-Sora's own loader deletes them too).

@@ -152,14 +152,7 @@ fn each_pixart_option_is_needed_for_parity() {
 /// Rewrites the fixture with one tensor's rows rolled by one: a wrong mapping of that tensor.
 fn with_rolled(src_path: &Path, victim: &str, out: &Path) {
     let mut src = Source::open(src_path).unwrap();
-    let tensors: Vec<(String, Vec<usize>)> = src
-        .names()
-        .into_iter()
-        .map(|n| {
-            let s = src.info(&n).unwrap().shape.clone();
-            (n, s)
-        })
-        .collect();
+    let tensors = src.shapes();
     write_f32(out, ("format", "pt"), &tensors, |n| {
         let mut v = src.read_f32(n).unwrap();
         if n == victim {
