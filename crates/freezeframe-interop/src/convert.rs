@@ -96,14 +96,22 @@ fn check_tensors(
     Ok(skipped)
 }
 
-/// Imports a diffusers PixArt transformer (`model.safetensors` + its `config.json`) as a
-/// freezeframe image checkpoint that `[init] from` accepts.
-pub fn import_pixart(
+/// A checked import: the config, the freezeframe model it becomes, the key map, and the
+/// weights file whose tensors all fit it.
+struct ImportPlan {
+    cfg: PixartConfig,
+    model: StdiTConfig,
+    map: Vec<Mapping>,
+    src: Source,
+}
+
+/// Reads and checks everything before anything is written: the config, the caption length,
+/// and every tensor of the weights file against the key map.
+fn plan_import(
     weights: &Path,
     config: &Path,
-    out: &Path,
     opts: ImportOptions,
-) -> Result<Imported, InteropError> {
+) -> Result<ImportPlan, InteropError> {
     let config_err = |message: String| InteropError::Config {
         path: config.to_path_buf(),
         message,
@@ -116,10 +124,10 @@ pub fn import_pixart(
             opts.text_len
         )));
     }
-    let mut src = Source::open(weights)?;
+    let src = Source::open(weights)?;
     let ff = "transformer_blocks.0.ff.net.0.proj.weight";
-    let mlp = match src.info(ff) {
-        Some(info) if info.shape.len() == 2 => info.shape[0],
+    let mlp = match src.info(ff).map(|i| i.shape.as_slice()) {
+        Some(&[rows, _]) => rows,
         _ => {
             return Err(weights_err(
                 weights,
@@ -138,13 +146,30 @@ pub fn import_pixart(
         depth: cfg.num_layers,
     });
     let theirs: Vec<(String, Vec<usize>)> = map.iter().flat_map(|m| m.theirs.clone()).collect();
-    check_tensors(
-        &src,
-        &theirs,
-        &[],
-        "a diffusers PixArt transformer of this config",
-    )?;
+    let what = "a diffusers PixArt transformer of this config";
+    check_tensors(&src, &theirs, &[], what)?;
+    Ok(ImportPlan {
+        cfg,
+        model,
+        map,
+        src,
+    })
+}
 
+/// Imports a diffusers PixArt transformer (`model.safetensors` + its `config.json`) as a
+/// freezeframe image checkpoint that `[init] from` accepts.
+pub fn import_pixart(
+    weights: &Path,
+    config: &Path,
+    out: &Path,
+    opts: ImportOptions,
+) -> Result<Imported, InteropError> {
+    let ImportPlan {
+        cfg,
+        model,
+        map,
+        mut src,
+    } = plan_import(weights, config, opts)?;
     let null_shape = vec![opts.text_len, model.text_dim];
     let mut tensors: Vec<(String, Vec<usize>)> = map.iter().map(|m| m.ours.clone()).collect();
     tensors.push((NULL_CAPTION.to_string(), null_shape.clone()));
@@ -165,11 +190,9 @@ pub fn import_pixart(
             .iter()
             .map(|(t, _)| src.read_f32(t))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(apply(
-            &m.rule,
-            parts,
-            m.theirs[0].1.iter().skip(1).product(),
-        ))
+        // Every diffusers tensor of one mapping has the same row length.
+        let row_len = m.theirs.first().map_or(1, |t| t.1.iter().skip(1).product());
+        Ok(apply(&m.rule, parts, row_len))
     })?;
     Ok(Imported {
         model,
@@ -204,6 +227,40 @@ pub struct Exported {
     pub config: PathBuf,
     /// freezeframe tensors with no diffusers place (temporal attention, null caption).
     pub skipped: Vec<String>,
+}
+
+/// The export's two files in `out_dir` (created if missing), neither of which may exist yet.
+fn fresh_outputs(out_dir: &Path) -> Result<(PathBuf, PathBuf), InteropError> {
+    std::fs::create_dir_all(out_dir).map_err(|e| InteropError::File {
+        path: out_dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let weights = out_dir.join("diffusion_pytorch_model.safetensors");
+    let config = out_dir.join("config.json");
+    for f in [&weights, &config] {
+        if f.exists() {
+            return Err(InteropError::File {
+                path: f.clone(),
+                message: "exists; choose another output folder".into(),
+            });
+        }
+    }
+    Ok((weights, config))
+}
+
+/// Each diffusers tensor of `map`: the freezeframe tensor it comes from, its first row there
+/// and its row count (a fused q/k/v splits into three consecutive row ranges).
+fn row_sources(map: &[Mapping]) -> HashMap<String, (String, usize, usize)> {
+    let mut parts = HashMap::new();
+    for m in map {
+        let mut row = 0;
+        for (t, shape) in &m.theirs {
+            let rows = shape.first().copied().unwrap_or(1);
+            parts.insert(t.clone(), (m.ours.0.clone(), row, rows));
+            row += rows;
+        }
+    }
+    parts
 }
 
 /// Writes the spatial part of the freezeframe model `model` stored at `checkpoint` as a
@@ -241,33 +298,12 @@ pub fn export_pixart(
         ));
     }
 
-    std::fs::create_dir_all(out_dir).map_err(|e| InteropError::File {
-        path: out_dir.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let weights = out_dir.join("diffusion_pytorch_model.safetensors");
-    let config = out_dir.join("config.json");
-    for f in [&weights, &config] {
-        if f.exists() {
-            return Err(InteropError::File {
-                path: f.clone(),
-                message: "exists; choose another output folder".into(),
-            });
-        }
-    }
+    let (weights, config) = fresh_outputs(out_dir)?;
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| InteropError::File {
         path: config.clone(),
         message: e.to_string(),
     })?;
-    // Each diffusers tensor: which freezeframe tensor, and which rows of it.
-    let mut parts: HashMap<String, (String, usize, usize)> = HashMap::new();
-    for m in &map {
-        let mut row = 0;
-        for (t, shape) in &m.theirs {
-            parts.insert(t.clone(), (m.ours.0.clone(), row, shape[0]));
-            row += shape[0];
-        }
-    }
+    let parts = row_sources(&map);
     let theirs: Vec<(String, Vec<usize>)> = map.iter().flat_map(|m| m.theirs.clone()).collect();
     write_f32(&weights, ("format", "pt"), &theirs, |name| {
         let (ours, start, rows) = parts
