@@ -45,11 +45,11 @@ fn weights_err(path: &Path, message: String) -> InteropError {
 
 /// Checks that `src` holds exactly the tensors on one side of `map`, with their shapes.
 /// `side` picks the names: diffusers' (`theirs`) on import, freezeframe's on export;
-/// `extra_ok` lists prefixes of tensors that may be present and are skipped.
+/// `extra_ok` says which other tensors may be present; they are skipped and returned.
 fn check_tensors(
     src: &Source,
     wanted: &[(String, Vec<usize>)],
-    extra_ok: &[&str],
+    extra_ok: impl Fn(&str) -> bool,
     what: &str,
 ) -> Result<Vec<String>, InteropError> {
     let mut missing = Vec::new();
@@ -73,7 +73,7 @@ fn check_tensors(
         .names()
         .into_iter()
         .filter(|n| !known.contains(n.as_str()))
-        .partition(|n| extra_ok.iter().any(|p| n.starts_with(p)));
+        .partition(|n| extra_ok(n));
     if !missing.is_empty() || !unmapped.is_empty() {
         let few = |v: &[String]| v.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
         let mut m = format!("not {what}:");
@@ -147,7 +147,7 @@ fn plan_import(
     });
     let theirs: Vec<(String, Vec<usize>)> = map.iter().flat_map(|m| m.theirs.clone()).collect();
     let what = "a diffusers PixArt transformer of this config";
-    check_tensors(&src, &theirs, &[], what)?;
+    check_tensors(&src, &theirs, |_| false, what)?;
     Ok(ImportPlan {
         cfg,
         model,
@@ -286,18 +286,10 @@ pub fn export_pixart(
     });
     let mut src = Source::open(checkpoint)?;
     let ours: Vec<(String, Vec<usize>)> = map.iter().map(|m| m.ours.clone()).collect();
-    let skip = [NULL_CAPTION, "blocks."];
-    let skipped = check_tensors(&src, &ours, &skip, "a freezeframe model of this config")?;
-    if let Some(odd) = skipped
-        .iter()
-        .find(|s| *s != NULL_CAPTION && !s.contains(".attn_temp."))
-    {
-        return Err(weights_err(
-            checkpoint,
-            format!("{odd} has no place in the key map"),
-        ));
-    }
-
+    // Tensors with no diffusers place: the temporal attention and the null caption.
+    let no_diffusers_place = |n: &str| n == NULL_CAPTION || n.contains(".attn_temp.");
+    let what = "a freezeframe model of this config";
+    let skipped = check_tensors(&src, &ours, no_diffusers_place, what)?;
     let (weights, config) = fresh_outputs(out_dir)?;
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| InteropError::File {
         path: config.clone(),
