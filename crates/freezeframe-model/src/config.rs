@@ -13,8 +13,16 @@ pub enum TemporalPos {
     Attention,
     /// Latte: added once to every token before the first block, so every layer (cross-attention
     /// to the caption included) sees the frame index from the first step. The inflated model
-    /// then differs from the image model by that fixed offset per frame.
+    /// then differs from the image model by that fixed offset per frame, which plans that
+    /// freeze the spatial layers cannot adapt to.
     Stream,
+    /// The stream embedding behind a learnable per-channel gate, zero at initialisation, in each
+    /// block's temporal branch (`blocks.{i}.attn_temp.pos_gate`, [D]): before block i's temporal
+    /// attention the residual stream gets `gate ⊙ pe(frame)`. At step 0 the inflated model is
+    /// exactly the image model (as with `attention`), yet the gate's gradient is not zero, so
+    /// the frame index reaches every later layer as soon as training opens it — and any plan
+    /// that trains the temporal attention trains the gates too.
+    Gated,
 }
 
 /// An activation inside an MLP. PixArt-α and Open-Sora use GELU's tanh approximation; freezeframe

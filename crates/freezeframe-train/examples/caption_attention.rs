@@ -5,9 +5,9 @@
 //! no gradient: softmax saturation keeps it unlearned.
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
-use freezeframe_kernels::{linear, modulated_norm};
-use freezeframe_model::TextEncoder;
+use freezeframe_kernels::linear;
 use freezeframe_model::stdit::{BlockContext, BlockModulation, sincos_1d, sincos_2d};
+use freezeframe_model::{TemporalPos, TextEncoder};
 use freezeframe_train::batch::normal_tensor;
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::load_run;
@@ -38,8 +38,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tpe =
         Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &dev).reshape([1, frames, d]);
     let mut xs = m.x_embedder.forward(x).reshape([b, frames, s, d]) + pos;
-    let stream = m.temporal_pos == freezeframe_model::TemporalPos::Stream;
-    if stream && frames > 1 {
+    let pos_kind = m.temporal_pos;
+    let video = frames > 1;
+    if video && pos_kind == TemporalPos::Stream {
         xs = xs + tpe.clone().reshape([1, frames, 1, d]);
     }
     let mut xs = xs.reshape([b, frames * s, d]);
@@ -54,25 +55,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pad: &pad,
             t0: &t0,
             frames,
-            tpe: (i == 0 && !stream).then_some(&tpe),
+            tpe: (i == 0 && pos_kind == TemporalPos::Attention).then_some(&tpe),
+            gated_tpe: (video && pos_kind == TemporalPos::Gated).then_some(&tpe),
         };
         // Stream at the block's cross-attention: after its spatial and temporal branches.
         let mo = BlockModulation::new(block.scale_shift_table.val(), t0.clone());
         let n = frames * s;
-        let xm = modulated_norm(xs.clone(), mo.attn.shift, mo.attn.scale);
-        let mut xa = xs.clone()
-            + mo.attn.gate.clone()
-                * block
-                    .attn
-                    .forward(xm.reshape([b * frames, s, 1, d]))
-                    .reshape([b, n, d]);
-        if frames > 1 {
-            let mut xt = xa.clone().reshape([b, frames, s, d]);
-            if let Some(p) = ctx.tpe {
-                xt = xt + p.clone().reshape([1, frames, 1, d]);
-            }
-            xa = xa + mo.attn.gate * block.attn_temp.forward(xt).reshape([b, n, d]);
-        }
+        let xa = block.space_time(xs.clone(), &ctx, &mo);
         let heads = block.cross_attn.heads;
         let dh = d / heads;
         let l = y.dims()[1];

@@ -1,5 +1,6 @@
 //! Multi-head self- and cross-attention over token sequences, on the fused kernels of
 //! `freezeframe-kernels` (Burn's composed ops on backends other than flex).
+use burn::module::Param;
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use freezeframe_kernels::{cross_attention, linear, self_attention};
@@ -9,6 +10,9 @@ use freezeframe_kernels::{cross_attention, linear, self_attention};
 pub struct SelfAttention {
     pub qkv: Linear,
     pub proj: Linear,
+    /// Temporal attention with `temporal_pos = "gated"` only: the gate [D] on the temporal
+    /// position embedding the block adds to its stream (see `TemporalPos::Gated`).
+    pub pos_gate: Option<Param<Tensor<1>>>,
     pub heads: usize,
 }
 
@@ -17,7 +21,18 @@ impl SelfAttention {
         Self {
             qkv: LinearConfig::new(hidden, 3 * hidden).init(device),
             proj: LinearConfig::new(hidden, hidden).init(device),
+            pos_gate: None,
             heads,
+        }
+    }
+
+    /// The same attention with a position gate (zero until [`crate::init::initialize`] runs,
+    /// which keeps it zero).
+    pub fn with_pos_gate(self, device: &Device) -> Self {
+        let hidden = self.proj.weight.dims()[1];
+        Self {
+            pos_gate: Some(Param::from_tensor(Tensor::zeros([hidden], device))),
+            ..self
         }
     }
 

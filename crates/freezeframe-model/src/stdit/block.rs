@@ -8,7 +8,7 @@ use super::mlp::Mlp;
 use freezeframe_kernels::modulated_norm;
 
 use super::modulation::BlockModulation;
-use crate::config::Activation;
+use crate::config::{Activation, TemporalPos};
 
 #[derive(Module, Debug)]
 pub struct StditBlock {
@@ -31,6 +31,9 @@ pub struct BlockContext<'a> {
     pub frames: usize,
     /// Temporal position embedding [1, T, D], given to the first block only.
     pub tpe: Option<&'a Tensor<3>>,
+    /// Temporal position embedding [1, T, D] for the gated stream, given to every block when
+    /// T > 1; the block adds it through `attn_temp.pos_gate`.
+    pub gated_tpe: Option<&'a Tensor<3>>,
 }
 
 impl StditBlock {
@@ -38,12 +41,17 @@ impl StditBlock {
         hidden: usize,
         heads: usize,
         mlp_hidden: usize,
-        act: Activation,
+        (act, pos): (Activation, TemporalPos),
         device: &Device,
     ) -> Self {
+        let attn_temp = SelfAttention::new(hidden, heads, device);
+        let attn_temp = match pos {
+            TemporalPos::Gated => attn_temp.with_pos_gate(device),
+            TemporalPos::Attention | TemporalPos::Stream => attn_temp,
+        };
         Self {
             attn: SelfAttention::new(hidden, heads, device),
-            attn_temp: SelfAttention::new(hidden, heads, device),
+            attn_temp,
             cross_attn: CrossAttention::new(hidden, heads, device),
             mlp: Mlp::new(hidden, mlp_hidden, hidden, act, device),
             scale_shift_table: Param::from_tensor(Tensor::zeros([6, hidden], device)),
@@ -52,35 +60,48 @@ impl StditBlock {
 
     /// `x` [B, T·S, D] → [B, T·S, D].
     pub fn forward(&self, x: Tensor<3>, ctx: &BlockContext) -> Tensor<3> {
+        let m = BlockModulation::new(self.scale_shift_table.val(), ctx.t0.clone());
+        let x = self.space_time(x, ctx, &m);
+
+        // Cross-attention to the caption (unmodulated, ungated, as in PixArt-α).
+        let x = x.clone() + self.cross_attn.forward(x, ctx.y.clone(), ctx.pad.clone());
+
+        // MLP.
+        let x_m = modulated_norm(x.clone(), m.mlp.shift, m.mlp.scale); // [B, N, D]
+        x.clone() + m.mlp.gate * self.mlp.forward(x_m)
+    }
+
+    /// The spatial and temporal branches: `x` [B, T·S, D] → the stream the cross-attention reads,
+    /// [B, T·S, D] (public so that diagnostics can look at the cross-attention's input).
+    pub fn space_time(&self, x: Tensor<3>, ctx: &BlockContext, m: &BlockModulation) -> Tensor<3> {
         let [b, n, d] = x.dims();
         let t = ctx.frames;
         let s = n / t;
-        let m = BlockModulation::new(self.scale_shift_table.val(), ctx.t0.clone());
 
         // Spatial attention, within each frame.
-        let x_m = modulated_norm(x.clone(), m.attn.shift, m.attn.scale); // [B, N, D]
+        let x_m = modulated_norm(x.clone(), m.attn.shift.clone(), m.attn.scale.clone()); // [B, N, D]
         let x_s = self
             .attn
             .forward(x_m.reshape([b * t, s, 1, d])) // [B·T, S, 1, D]
             .reshape([b, n, d]); // [B, N, D]
         let mut x = x + m.attn.gate.clone() * x_s;
+        if t == 1 {
+            return x;
+        }
+
+        // The gated temporal position (`TemporalPos::Gated`): zero until the gate learns.
+        if let (Some(tpe), Some(gate)) = (ctx.gated_tpe, &self.attn_temp.pos_gate) {
+            let pe = gate.val().reshape([1, 1, d]) * tpe.clone(); // [1, T, D]
+            x = (x.reshape([b, t, s, d]) + pe.reshape([1, t, 1, d])).reshape([b, n, d]);
+        }
 
         // Temporal attention, across frames at each spatial position: the kernel reads the
         // frames of a position S tokens apart, so no transpose is needed.
-        if t > 1 {
-            let mut x_t = x.clone().reshape([b, t, s, d]); // [B, T, S, D]
-            if let Some(tpe) = ctx.tpe {
-                x_t = x_t + tpe.clone().reshape([1, t, 1, d]);
-            }
-            let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
-            x = x + m.attn.gate * x_t;
+        let mut x_t = x.clone().reshape([b, t, s, d]); // [B, T, S, D]
+        if let Some(tpe) = ctx.tpe {
+            x_t = x_t + tpe.clone().reshape([1, t, 1, d]);
         }
-
-        // Cross-attention to the caption (unmodulated, ungated, as in PixArt-α).
-        x = x.clone() + self.cross_attn.forward(x, ctx.y.clone(), ctx.pad.clone());
-
-        // MLP.
-        let x_m = modulated_norm(x.clone(), m.mlp.shift, m.mlp.scale); // [B, N, D]
-        x.clone() + m.mlp.gate * self.mlp.forward(x_m)
+        let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
+        x + m.attn.gate.clone() * x_t
     }
 }

@@ -82,7 +82,10 @@ impl Stdit {
                 device,
             ),
             blocks: (0..cfg.depth)
-                .map(|_| StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), cfg.mlp_act, device))
+                .map(|_| {
+                    let kinds = (cfg.mlp_act, cfg.temporal_pos);
+                    StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), kinds, device)
+                })
                 .collect(),
             final_layer: FinalLayer::new(d, cfg.patch * cfg.patch * cfg.channels, device),
             hidden: d,
@@ -139,7 +142,9 @@ impl Stdit {
         let mut x = x.reshape([b, frames, s, d]) + pos; // [B, T, S, D]
         let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)
             .reshape([1, frames, d]);
-        let in_stream = frames > 1 && self.temporal_pos == TemporalPos::Stream;
+        let video = frames > 1;
+        let in_stream = video && self.temporal_pos == TemporalPos::Stream;
+        let gated = video && self.temporal_pos == TemporalPos::Gated;
         if in_stream {
             x = x + tpe.clone().reshape([1, frames, 1, d]);
         }
@@ -160,7 +165,8 @@ impl Stdit {
                 pad: &pad,
                 t0: &t0,
                 frames,
-                tpe: (i == 0 && !in_stream).then_some(&tpe),
+                tpe: (i == 0 && self.temporal_pos == TemporalPos::Attention).then_some(&tpe),
+                gated_tpe: gated.then_some(&tpe),
             };
             x = block.forward(x, &ctx);
             if let Some(k) = keep.as_deref_mut() {

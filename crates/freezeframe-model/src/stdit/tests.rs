@@ -106,9 +106,20 @@ fn parameter_paths_are_opensora_keys() {
 
 #[test]
 fn inflated_model_equals_the_per_frame_image_model() {
+    for pos in [TemporalPos::Attention, TemporalPos::Gated] {
+        inflation_identity_holds(pos);
+    }
+}
+
+fn inflation_identity_holds(pos: TemporalPos) {
     let dev = Device::flex();
-    // Random weights everywhere except the zero-initialised temporal output projection.
-    let model = perturb(initialize(Stdit::new(&tiny(), &dev), 1), "", 0.05);
+    let cfg = StdiTConfig {
+        temporal_pos: pos,
+        ..tiny()
+    };
+    // Random weights everywhere except the zero-initialised temporal output projection (and,
+    // when gated, the zero-initialised position gates).
+    let model = perturb(initialize(Stdit::new(&cfg, &dev), 1), "", 0.05);
     let model = initialize_temporal_proj_to_zero(model);
     let (b, t) = (2, 4);
     let x = video(b, t, &dev);
@@ -143,17 +154,28 @@ fn inflated_model_equals_the_per_frame_image_model() {
         .forward(frames.clone(), time_f.clone(), &cap_f)
         .reshape([b, t, 3, 16, 16]);
     let d = max_abs_diff(video_out.clone(), image_out.clone());
-    assert!(d < 1e-5, "inflation identity broken: |Δ| = {d}");
+    assert!(d < 1e-5, "{pos:?}: inflation identity broken: |Δ| = {d}");
 
-    // The check is sensitive: a non-zero temporal projection breaks the identity.
-    let moved = perturb(model, "attn_temp.proj", 0.05);
-    let d2 = max_abs_diff(moved.forward(x, time, &cap), image_out);
-    assert!(d2 > 1e-3, "temporal branch had no effect: {d2}");
+    // The check is sensitive: a non-zero temporal projection breaks the identity, and so does
+    // an open position gate.
+    let moved = perturb(model.clone(), "attn_temp.proj", 0.05);
+    let d2 = max_abs_diff(
+        moved.forward(x.clone(), time.clone(), &cap),
+        image_out.clone(),
+    );
+    assert!(d2 > 1e-3, "{pos:?}: temporal branch had no effect: {d2}");
+    if pos == TemporalPos::Gated {
+        let opened = perturb(model, "attn_temp.pos_gate", 0.05);
+        let d3 = max_abs_diff(opened.forward(x, time, &cap), image_out);
+        assert!(d3 > 1e-3, "an open position gate had no effect: {d3}");
+    }
 }
 
+/// Zeroes what an inflated model starts with at zero: the temporal output projections and the
+/// temporal position gates.
 fn initialize_temporal_proj_to_zero(m: Stdit) -> Stdit {
     map_values(m, |path, shape, _| {
-        path.contains("attn_temp.proj")
+        (path.contains("attn_temp.proj") || path.contains("attn_temp.pos_gate"))
             .then(|| vec![0.0; shape.iter().product()])
     })
 }
@@ -204,9 +226,21 @@ fn autodiff_gradients_match_finite_differences() {
     // On flex the model runs the fused kernels of `freezeframe-kernels`, whose hand-written
     // backwards are each gradient-checked in their own files; this checks them as the model
     // composes them with Burn's ops and reshapes, against finite differences.
+    gradients_match_finite_differences(TemporalPos::Attention, &[]);
+    gradients_match_finite_differences(
+        TemporalPos::Gated,
+        &["blocks.0.attn_temp.pos_gate", "blocks.1.attn_temp.pos_gate"],
+    );
+}
+
+fn gradients_match_finite_differences(pos: TemporalPos, extra: &[&str]) {
     let ad = Device::flex().autodiff();
     let plain = Device::flex();
-    let model = perturb(initialize(Stdit::new(&tiny(), &ad), 3), "", 0.1);
+    let cfg = StdiTConfig {
+        temporal_pos: pos,
+        ..tiny()
+    };
+    let model = perturb(initialize(Stdit::new(&cfg, &ad), 3), "", 0.1);
     let x = video(2, 4, &plain);
     let target = video(2, 4, &plain);
     let t = Tensor::<1>::from_floats([0.3, 0.7], &plain);
@@ -230,7 +264,7 @@ fn autodiff_gradients_match_finite_differences() {
     // must give |g| (a wrong gradient, in size or direction, gives less or more). Checking a
     // whole tensor at once keeps the signal far above f32 rounding, which single entries with
     // gradients of 1e-6 are not.
-    for path in [
+    let common = [
         "blocks.0.attn.qkv.weight",
         "blocks.1.attn_temp.qkv.weight",
         "blocks.0.attn_temp.proj.weight",
@@ -240,7 +274,8 @@ fn autodiff_gradients_match_finite_differences() {
         "y_embedder.y_proj.fc1.weight",
         "t_embedder.mlp.0.weight",
         "x_embedder.proj.weight",
-    ] {
+    ];
+    for &path in common.iter().chain(extra) {
         let info = table.iter().find(|p| p.path == path).unwrap();
         let g: Vec<f32> = match info.shape.len() {
             1 => grads
@@ -273,7 +308,7 @@ fn autodiff_gradients_match_finite_differences() {
         let tol = 2e-2 * norm + 1e-5;
         assert!(
             (fd - norm).abs() < tol,
-            "{path}: autodiff |g| {norm:.6e} vs finite difference along g {fd:.6e}"
+            "{pos:?} {path}: autodiff |g| {norm:.6e} vs finite difference along g {fd:.6e}"
         );
     }
 }
@@ -296,7 +331,12 @@ fn only_the_stream_embedding_tells_frame_order_before_temporal_training() {
     let x = video(b, t, &dev);
     let time = Tensor::<1>::from_floats([0.3, 0.7], &dev);
     let cap = captions(b, &dev);
-    for (pos, symmetric) in [(TemporalPos::Attention, true), (TemporalPos::Stream, false)] {
+    let wirings = [
+        (TemporalPos::Attention, true),
+        (TemporalPos::Stream, false),
+        (TemporalPos::Gated, true),
+    ];
+    for (pos, symmetric) in wirings {
         let cfg = StdiTConfig {
             temporal_pos: pos,
             ..tiny()
@@ -307,5 +347,38 @@ fn only_the_stream_embedding_tells_frame_order_before_temporal_training() {
         let backward = model.forward(reverse_frames(x.clone()), time.clone(), &cap);
         let d = max_abs_diff(reverse_frames(backward), forward);
         assert_eq!(d < 1e-5, symmetric, "{pos:?}: |Δ| = {d}");
+    }
+}
+
+#[test]
+fn a_closed_position_gate_still_learns() {
+    // Zero at step 0 keeps the inflation identity; the gate's gradient must not be zero too,
+    // or the gated wiring would be `attention` in disguise. The gradient reaches the gate even
+    // with every temporal output projection still zero.
+    let ad = Device::flex().autodiff();
+    let cfg = StdiTConfig {
+        temporal_pos: TemporalPos::Gated,
+        ..tiny()
+    };
+    let model = perturb(initialize(Stdit::new(&cfg, &ad), 5), "", 0.05);
+    let model = initialize_temporal_proj_to_zero(model);
+    let x = video(2, 4, &ad);
+    let target = video(2, 4, &ad);
+    let t = Tensor::<1>::from_floats([0.3, 0.7], &ad);
+    let loss = loss_of(&model, &x, &t, &captions(2, &ad), &target);
+    let grads = GradientsParams::from_grads(loss.backward(), &model);
+    let gates: Vec<_> = param_table(&model)
+        .into_iter()
+        .filter(|p| p.path.ends_with("attn_temp.pos_gate"))
+        .collect();
+    assert_eq!(gates.len(), cfg.depth);
+    for p in gates {
+        let g = grads
+            .get::<1>(p.id)
+            .unwrap()
+            .abs()
+            .max()
+            .into_scalar::<f32>();
+        assert!(g > 1e-6, "{}: gradient {g:e} at a closed gate", p.path);
     }
 }
