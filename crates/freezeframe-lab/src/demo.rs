@@ -11,11 +11,13 @@ use crate::error::LabError;
 const STUDY: &str = include_str!("../../../configs/ablations/open-sora-freeze.toml");
 const BASE: &str = include_str!("../../../configs/calibrated-full.toml");
 
-/// The demo's grid: the three strategies of claims 1–2, one seed.
-const DEMO_STRATEGIES: [&str; 3] = ["full", "temporal-only", "staged"];
-/// Steps per demo run: three runs, evaluations included, within 15 minutes here (at step 2000
-/// of a 4000-step run `full` already followed the direction word 85 % of the time).
-const DEMO_STEPS: usize = 1600;
+/// The demo's grid: claim 1's two strategies, two seeds each — the fewest runs that can decide
+/// a claim (a verdict needs two seeds per side).
+const DEMO_STRATEGIES: [&str; 2] = ["full", "temporal-only"];
+const DEMO_SEEDS: [u64; 2] = [0, 1];
+/// Steps per demo run: the four runs, evaluations included, within 15 minutes on a 2-core
+/// machine (BENCHMARKS.md, "demo"); a fraction of the calibrated 4000, chosen by time alone.
+const DEMO_STEPS: usize = 800;
 const DEMO_EVAL_PROMPTS: usize = 32;
 
 /// The demo's ablation and base configs, and what it leaves out of the full study.
@@ -24,9 +26,9 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
     let mut ab = full.clone();
     ab.name = if quick { "demo-quick" } else { "demo" }.into();
     ab.strategies = DEMO_STRATEGIES.map(String::from).to_vec();
-    ab.seeds = if quick { vec![0, 1] } else { vec![0] };
+    ab.seeds = DEMO_SEEDS.to_vec();
     ab.budget.steps = Some(DEMO_STEPS);
-    ab.budget.val_every = Some(400);
+    ab.budget.val_every = Some(200);
     ab.budget.checkpoint_every = Some(400);
     ab.eval.n = DEMO_EVAL_PROMPTS;
     let mut base = RunConfig::parse(BASE, Path::new("configs/calibrated-full.toml"))
@@ -55,7 +57,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         .filter(|s| !ab.strategies.contains(s))
         .collect();
     let mut left_out = vec![format!(
-        "strategies {} and seeds {:?} of the full study (configs/ablations/open-sora-freeze.toml: {} strategies × {} seeds × {} steps, about 105 minutes here); run it with `freezeframe ablate --config configs/ablations/open-sora-freeze.toml`.",
+        "strategies {} and seeds {:?} of the full study (configs/ablations/open-sora-freeze.toml: {} strategies × {} seeds × {} steps; its time on a 2-core machine is in BENCHMARKS.md); run it with `freezeframe ablate --config configs/ablations/open-sora-freeze.toml`.",
         left.join(", "),
         full.seeds
             .iter()

@@ -23,7 +23,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// The verdicts' rule paragraph and table.
 fn verdict_blocks(r: &Results, b: &mut Vec<Block>) {
-    b.push(Block::Para(format!("Each claim with its decision rule from the ablation config: Welch's two-sided t-test across seeds, p-values Holm-corrected over a claim's comparisons; supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side. Effect size: Cohen's d (pooled sd). The claims and α were recorded in the study folder {}{}", r.alpha, r.preregistration.recorded,
+    b.push(Block::Para(format!("Each claim with its decision rule from the ablation config: Welch's two-sided t-test across seeds, p-values Holm-corrected over a claim's comparisons; supported when every comparison is significant at α = {} in the claimed direction, contradicted when any is significant the other way, inconclusive otherwise; a claim needs at least two seeds per side. Effect size: Cohen's d (pooled sd). Stability: the same rule re-applied with one seed left out of every strategy, once per seed (a verdict that holds on every such subset does not rest on one seed; with two seeds a side a test has less power, so \"inconclusive\" there is expected more often than a reversal). The claims and α were recorded in the study folder {}{}", r.alpha, r.preregistration.recorded,
         if r.preregistration.unchanged { "; they are unchanged." } else { "; **they have been edited since: these verdicts do not follow rules fixed in advance.**" })));
     b.push(verdict_rows(r));
 }
@@ -178,6 +178,18 @@ fn rule_text(v: &Verdict, alpha: f64) -> String {
     )
 }
 
+/// "3 of 3 the same", or which seed's absence changes the verdict to what.
+fn stability_text(v: &crate::verdict::Verdict) -> String {
+    let Some(st) = &v.stability else {
+        return "n/a (needs 3 seeds)".into();
+    };
+    let mut text = format!("{} of {} the same", st.same, st.of);
+    for (seed, o) in &st.others {
+        let _ = write!(text, "; without seed {seed}: {}", o.word());
+    }
+    text
+}
+
 fn verdict_rows(r: &Results) -> Block {
     let headers = [
         "claim",
@@ -185,6 +197,7 @@ fn verdict_rows(r: &Results) -> Block {
         "verdict",
         "statistic",
         "effect size",
+        "leave one seed out",
     ]
     .map(String::from)
     .to_vec();
@@ -225,6 +238,7 @@ fn verdict_rows(r: &Results) -> Block {
             format!("**{}**", v.outcome.word()),
             stats.trim_end_matches("; ").to_string(),
             effect.trim_end_matches("; ").to_string(),
+            stability_text(v),
         ]);
     }
     Block::Table(headers, rows)
@@ -419,8 +433,15 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     b.extend(charts(r)?);
     b.push(Heading(2, "The study's explanations, measured".into()));
     let inf = &r.inflation;
+    let why = if inf.max_abs_diff < 1e-5 {
+        " Below 1e-5, float rounding: every plan starts from the image model itself."
+    } else if inf.temporal_pos == "stream" {
+        " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans."
+    } else {
+        " **The identity is broken** although this wiring should keep it: the runs did not start from the image model."
+    };
     b.push(Para(format!(
-        "Inflation: the inflated model against the image model frame by frame, before training, on {} frames: largest |Δ| = {} with the configured temporal position (`{}`), {} with the weights alone (temporal position inside the zero-initialised temporal attention). A stream position embedding makes the first differ by design: the model sees frame order from step 0.",
+        "Inflation: the inflated model against the image model frame by frame, before training, on {} frames: largest |Δ| = {} with the configured temporal position (`{}`), {} with the weights alone (temporal position inside the zero-initialised temporal attention).{why}",
         inf.frames, num(inf.max_abs_diff), inf.temporal_pos, num(inf.max_abs_diff_weights)
     )));
     b.push(Heading(

@@ -16,7 +16,7 @@ use crate::grid::{
 use crate::image::{ImageWeights, image_weights};
 use crate::metrics::{RunResult, collect};
 use crate::stats::{Summary, summarise};
-use crate::verdict::{Verdict, decide};
+use crate::verdict::{Verdict, decide, leave_one_seed_out};
 
 /// What the report says about how it was made.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -43,6 +43,9 @@ pub struct StudyOptions {
     pub max_cells: Option<usize>,
     /// Stop each run after this many steps of this call (tests interrupt runs this way).
     pub stop_after: Option<usize>,
+    /// Train nothing: write the report from the runs finished so far, naming the missing ones
+    /// (`ablate --report-only`).
+    pub report_only: bool,
     pub meta: Meta,
 }
 
@@ -126,7 +129,17 @@ pub fn run_study(
         weights_only = inflation.max_abs_diff_weights,
         "inflated model against the image model, frame by frame"
     );
+    if inflation.max_abs_diff >= 1e-5 {
+        tracing::warn!(
+            max_abs_diff = inflation.max_abs_diff,
+            temporal_pos = %inflation.temporal_pos,
+            "the inflated model is not its image model: plans start from an offset that plans freezing the spatial layers cannot adapt to (use `temporal_pos = \"gated\"` to keep the identity)"
+        );
+    }
     let finished = |c: &Cell| is_done(&c.run(), &ab.eval);
+    if opts.report_only {
+        return report_finished(ab, &base, &cells, out, (inflation, image), &opts.meta);
+    }
     let mine: Vec<&Cell> = cells
         .iter()
         .enumerate()
@@ -185,6 +198,52 @@ pub fn run_study(
     })
 }
 
+/// The report of the cells finished so far; the others are named in it as not finished, and
+/// the claims that need them are not tested.
+fn report_finished(
+    ab: &AblationConfig,
+    base: &RunConfig,
+    cells: &[Cell],
+    out: &Path,
+    (inflation, image): (InflationCheck, ImageWeights),
+    meta: &Meta,
+) -> Result<StudyOutcome, LabError> {
+    let (finished, missing): (Vec<Cell>, Vec<Cell>) = cells
+        .iter()
+        .cloned()
+        .partition(|c| is_done(&c.run(), &ab.eval));
+    if finished.is_empty() {
+        return Err(LabError::Results {
+            path: out.to_path_buf(),
+            message: format!(
+                "--report-only: none of the study's {} runs has finished yet",
+                cells.len()
+            ),
+        });
+    }
+    let mut meta = meta.clone();
+    if !missing.is_empty() {
+        let names: Vec<String> = missing
+            .iter()
+            .map(|c| format!("{} seed {}", c.strategy, c.seed))
+            .collect();
+        meta.left_out.push(format!(
+            "{} of the study's {} runs had not finished when this report was written (`--report-only`): {}. Claims that need them are not tested here; the same command without `--report-only` trains them and rewrites this report from every run.",
+            missing.len(),
+            cells.len(),
+            names.join(", ")
+        ));
+    }
+    let image_weights = crate::image::describe(ab, &image);
+    let results = results(ab, base, &finished, out, (inflation, image_weights), &meta)?;
+    let report = crate::report::write(&results, out)?;
+    Ok(StudyOutcome::Complete {
+        report,
+        results: Box::new(results),
+        image,
+    })
+}
+
 /// Reads every finished run and applies the claims' rules.
 pub fn results(
     ab: &AblationConfig,
@@ -225,10 +284,24 @@ pub fn results(
             .collect();
         summary.insert(s.clone(), row);
     }
+    let without = |strategy: &str, metric: &str, left_out: u64| -> Option<Vec<f64>> {
+        let v: Vec<f64> = runs
+            .iter()
+            .filter(|r| r.strategy == strategy && r.seed != left_out)
+            .map(|r| r.values.get(metric).copied().unwrap_or(f64::NAN))
+            .collect();
+        (!v.is_empty()).then_some(v)
+    };
     let verdicts = ab
         .claims
         .iter()
-        .map(|c| decide(c, &strategies, ab.alpha, |s| values(s, &c.metric)))
+        .map(|c| {
+            let mut v = decide(c, &strategies, ab.alpha, |s| values(s, &c.metric));
+            v.stability = leave_one_seed_out(&v, &strategies, &ab.seeds, ab.alpha, |s, l| {
+                without(s, &c.metric, l)
+            });
+            v
+        })
         .collect();
     Ok(Results {
         name: ab.name.clone(),

@@ -42,6 +42,52 @@ pub struct Verdict {
     pub comparisons: Vec<Comparison>,
     /// Why the claim could not be tested, when it could not.
     pub note: Option<String>,
+    /// The same rule on every subset that drops one seed (see [`leave_one_seed_out`]).
+    pub stability: Option<Stability>,
+}
+
+/// How a verdict survives dropping one seed: the rule re-applied with seed s left out of every
+/// strategy, for each s. Seed s gives every strategy the same data order and noise, so a seed
+/// is dropped from all sides at once. With fewer seeds a test has less power, so a verdict that
+/// turns inconclusive here is fragile, one that turns round is not one to trust.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Stability {
+    /// Subsets whose verdict equals the whole grid's.
+    pub same: usize,
+    /// Subsets tried (the number of seeds).
+    pub of: usize,
+    /// The other subsets' verdicts, by the seed left out.
+    pub others: Vec<(u64, Outcome)>,
+}
+
+/// Re-applies `claim`'s rule once per seed, leaving that seed out of every strategy;
+/// `values(strategy, left_out)` gives the per-seed values without seed `left_out`. `None` with
+/// fewer than three seeds (a subset would have fewer than two).
+pub fn leave_one_seed_out(
+    verdict: &Verdict,
+    strategies: &[String],
+    seeds: &[u64],
+    alpha: f64,
+    values: impl Fn(&str, u64) -> Option<Vec<f64>>,
+) -> Option<Stability> {
+    if seeds.len() < 3 || verdict.outcome == Outcome::Untested {
+        return None;
+    }
+    let mut same = 0;
+    let mut others = Vec::new();
+    for &s in seeds {
+        let o = decide(&verdict.claim, strategies, alpha, |st| values(st, s)).outcome;
+        if o == verdict.outcome {
+            same += 1;
+        } else {
+            others.push((s, o));
+        }
+    }
+    Some(Stability {
+        same,
+        of: seeds.len(),
+        others,
+    })
 }
 
 /// Applies `claim`'s rule. `values(strategy)` gives the metric's per-seed values of a strategy
@@ -57,6 +103,7 @@ pub fn decide(
         outcome: Outcome::Untested,
         comparisons: Vec::new(),
         note: Some(note),
+        stability: None,
     };
     let Some(mine) = values(&claim.strategy) else {
         return untested(format!("`{}` was not run", claim.strategy));
@@ -90,6 +137,7 @@ pub fn decide(
             outcome: Outcome::Untested,
             comparisons,
             note: Some("fewer than two seeds with a finite value on one side".into()),
+            stability: None,
         };
     }
     let ps: Vec<f64> = comparisons
@@ -122,6 +170,7 @@ pub fn decide(
         outcome,
         comparisons,
         note: None,
+        stability: None,
     }
 }
 
@@ -151,6 +200,37 @@ mod tests {
             })
         })
         .outcome
+    }
+
+    #[test]
+    fn leaving_one_seed_out_finds_a_verdict_that_rests_on_one_seed() {
+        let strategies = vec!["full".to_string(), "temporal-only".to_string()];
+        let seeds = [0u64, 1, 2];
+        // Per seed: (temporal-only, full). Seeds 0 and 1 agree; seed 2 sits far off.
+        let check = |pairs: [(f64, f64); 3]| {
+            let values = |s: &str, left_out: Option<u64>| -> Option<Vec<f64>> {
+                Some(
+                    seeds
+                        .iter()
+                        .zip(pairs)
+                        .filter(|(seed, _)| Some(**seed) != left_out)
+                        .map(|(_, (t, f))| if s == "temporal-only" { t } else { f })
+                        .collect(),
+                )
+            };
+            let c = claim(Expect::Lower, &["full"]);
+            let v = decide(&c, &strategies, 0.05, |s| values(s, None));
+            let st = leave_one_seed_out(&v, &strategies, &seeds, 0.05, |s, l| values(s, Some(l)));
+            (v.outcome, st.unwrap())
+        };
+        let (o, st) = check([(0.30, 0.95), (0.31, 0.96), (0.32, 0.97)]);
+        assert_eq!(o, Outcome::Supported);
+        assert_eq!((st.same, st.of), (3, 3), "{st:?}");
+        // With seed 2 reversed the whole grid is inconclusive; leaving seed 2 out supports it.
+        let (o, st) = check([(0.30, 0.95), (0.31, 0.96), (0.99, 0.40)]);
+        assert_eq!(o, Outcome::Inconclusive);
+        assert!(st.others.contains(&(2, Outcome::Supported)), "{st:?}");
+        assert!(st.same < 3);
     }
 
     #[test]

@@ -34,3 +34,22 @@ fn shipped_ablation_configs_load_with_their_base_and_image_weights() {
         }
     }
 }
+
+#[test]
+fn the_study_starts_every_plan_from_the_image_model_itself() {
+    // The study's wiring (`gated`) keeps the inflation identity with the shipped image model;
+    // the old ungated `stream` wiring (run H) does not, which is the confound the gate removes.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let image = root.join("assets/image-model.safetensors");
+    let study = AblationConfig::load(&root.join("configs/ablations/open-sora-freeze.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = study.base_config().unwrap_or_else(|e| panic!("{e}"));
+    let gated = freezeframe_lab::explain::inflation_check(&base, &image).unwrap();
+    assert_eq!(gated.temporal_pos, "gated");
+    assert!(gated.max_abs_diff < 1e-5, "{gated:?}");
+    let mut stream = base.clone();
+    stream.model.temporal_pos = Some(freezeframe_model::TemporalPos::Stream);
+    let stream = freezeframe_lab::explain::inflation_check(&stream, &image).unwrap();
+    assert!(stream.max_abs_diff > 0.1, "{stream:?}");
+    assert!(stream.max_abs_diff_weights < 1e-5, "{stream:?}");
+}

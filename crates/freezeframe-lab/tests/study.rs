@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use freezeframe_lab::study::{StudyOptions, StudyOutcome, run_study};
+use freezeframe_lab::verdict::Outcome;
 use freezeframe_lab::{AblationConfig, demo::demo_config};
 use freezeframe_train::RunConfig;
 
@@ -76,6 +77,38 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
             ..
         }
     ));
+    // `--report-only`: the report of what has finished so far — that one run, with the figures
+    // the uninterrupted grid gave it, the other three named, and no claim decided.
+    let partial = complete(
+        run_study(
+            &ab,
+            base.clone(),
+            &cut,
+            &StudyOptions {
+                report_only: true,
+                ..opts()
+            },
+        )
+        .expect("report of the finished runs"),
+    );
+    assert_eq!(figures(&partial), figures(&reference)[..1]);
+    assert!(
+        partial
+            .meta
+            .left_out
+            .iter()
+            .any(|l| l.starts_with("3 of the study's 4 runs had not finished")),
+        "{:?}",
+        partial.meta.left_out
+    );
+    assert!(
+        partial
+            .verdicts
+            .iter()
+            .all(|v| v.outcome == Outcome::Untested),
+        "a claim was decided on a partial grid"
+    );
+    assert!(cut.join("report.html").is_file());
     let second = run_study(
         &ab,
         base.clone(),

@@ -86,8 +86,8 @@ pub struct ModelSection {
     pub mlp_ratio: Option<f64>,
     pub text_dim: Option<usize>,
     pub text_len: Option<usize>,
-    /// `attention` (Open-Sora v1.0, the default) or `stream` (Latte): where the temporal
-    /// position embedding enters.
+    /// `attention` (Open-Sora v1.0, the default), `stream` (Latte) or `gated` (the stream
+    /// behind zero-initialised gates): where the temporal position embedding enters.
     pub temporal_pos: Option<TemporalPos>,
     /// `gelu` (exact, the default), `gelu_tanh` (PixArt / Open-Sora) or `silu`: the block MLPs'
     /// activation.

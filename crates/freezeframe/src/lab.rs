@@ -8,8 +8,14 @@ use freezeframe_lab::study::{Meta, StudyOptions, StudyOutcome, prepare, run_stud
 use freezeframe_lab::{AblationConfig, grid};
 use freezeframe_train::RunConfig;
 
-/// `ablate --config FILE [--out DIR] [--jobs N]`; `shard` is set in `--jobs` worker processes.
-pub fn ablate(config: &Path, out: Option<PathBuf>, jobs: usize, shard: Option<&str>) -> Result<()> {
+/// `ablate --config FILE [--out DIR] [--jobs N | --report-only]`; `shard` is set in `--jobs`
+/// worker processes.
+pub fn ablate(
+    config: &Path,
+    out: Option<PathBuf>,
+    (jobs, report_only): (usize, bool),
+    shard: Option<&str>,
+) -> Result<()> {
     let ab = AblationConfig::load(config)?;
     let base = ab.base_config()?;
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&ab.name));
@@ -32,8 +38,15 @@ pub fn ablate(config: &Path, out: Option<PathBuf>, jobs: usize, shard: Option<&s
     if jobs > 1 {
         run_workers(config, &ab, base.clone(), &out, jobs)?;
     }
+    if report_only && !out.join("runs").is_dir() {
+        bail!(
+            "--report-only: {} holds no runs of a study; train them first (the same command without --report-only)",
+            out.display()
+        );
+    }
     let opts = StudyOptions {
         progress: true,
+        report_only,
         meta,
         ..StudyOptions::default()
     };

@@ -59,8 +59,9 @@ fn run(cli: Cli) -> Result<()> {
             config,
             out,
             jobs,
+            report_only,
             shard,
-        } => lab::ablate(&config, out, jobs, shard.as_deref()),
+        } => lab::ablate(&config, out, (jobs, report_only), shard.as_deref()),
         Command::Model {
             command: ModelCommand::Params { preset },
         } => model_params(&preset),

@@ -240,7 +240,7 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
         "{md}"
     );
     let runs: Vec<_> = std::fs::read_dir(study.join("runs")).unwrap().collect();
-    assert_eq!(runs.len(), 6, "3 strategies × 2 seeds");
+    assert_eq!(runs.len(), 4, "2 strategies × 2 seeds");
     check_in_browser(&study.join("report.html"), 15);
     // Every run started from the shipped image model except none (the demo has no scratch).
     for r in std::fs::read_dir(study.join("runs")).unwrap() {

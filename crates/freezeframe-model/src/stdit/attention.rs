@@ -10,7 +10,7 @@ use freezeframe_kernels::{cross_attention, linear, self_attention};
 pub struct SelfAttention {
     pub qkv: Linear,
     pub proj: Linear,
-    /// Temporal attention with `temporal_pos = "gated"` only: the gate [D] on the temporal
+    /// Temporal attention with `temporal_pos = "gated"` only: the gate [1] on the temporal
     /// position embedding the block adds to its stream (see `TemporalPos::Gated`).
     pub pos_gate: Option<Param<Tensor<1>>>,
     pub heads: usize,
@@ -29,9 +29,8 @@ impl SelfAttention {
     /// The same attention with a position gate (zero until [`crate::init::initialize`] runs,
     /// which keeps it zero).
     pub fn with_pos_gate(self, device: &Device) -> Self {
-        let hidden = self.proj.weight.dims()[1];
         Self {
-            pos_gate: Some(Param::from_tensor(Tensor::zeros([hidden], device))),
+            pos_gate: Some(Param::from_tensor(Tensor::zeros([1], device))),
             ..self
         }
     }

@@ -91,7 +91,7 @@ impl StditBlock {
 
         // The gated temporal position (`TemporalPos::Gated`): zero until the gate learns.
         if let (Some(tpe), Some(gate)) = (ctx.gated_tpe, &self.attn_temp.pos_gate) {
-            let pe = gate.val().reshape([1, 1, d]) * tpe.clone(); // [1, T, D]
+            let pe = gate.val().reshape([1, 1, 1]) * tpe.clone(); // [1, T, D]
             x = (x.reshape([b, t, s, d]) + pe.reshape([1, t, 1, d])).reshape([b, n, d]);
         }
 
