@@ -67,9 +67,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         full.seeds.len(),
         full.budget.steps.unwrap_or(base.train.steps),
     )];
-    if ab.seeds.len() < 2 {
-        left_out.push("With one seed there are no confidence intervals and no verdicts (each needs two seeds per side): the demo shows the videos side by side; the full study decides.".into());
-    }
+    left_out.push("Two seeds a side decide a claim only when the difference is large against the seeds' spread; the full study has three.".into());
     left_out.push(format!(
         "Each run here trains {} steps × batch {} (the full study: {}).",
         base.train.steps,

@@ -14,7 +14,7 @@ use crate::grid::write_atomic;
 use crate::metrics::{Better, METRICS, RunResult};
 use crate::stats::Summary;
 use crate::study::{Results, write_results};
-use crate::verdict::Verdict;
+use crate::verdict::{Outcome, Verdict};
 
 /// "1 strategy", "6 strategies".
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -179,13 +179,17 @@ fn rule_text(v: &Verdict, alpha: f64) -> String {
 }
 
 /// "3 of 3 the same", or which seed's absence changes the verdict to what.
-fn stability_text(v: &crate::verdict::Verdict) -> String {
+fn stability_text(v: &Verdict) -> String {
     let Some(st) = &v.stability else {
-        return "n/a (needs 3 seeds)".into();
+        return if v.outcome == Outcome::Untested {
+            "—".into()
+        } else {
+            "n/a (needs 3 seeds)".into()
+        };
     };
     let mut text = format!("{} of {} the same", st.same, st.of);
-    for (seed, o) in &st.others {
-        let _ = write!(text, "; without seed {seed}: {}", o.word());
+    for o in &st.others {
+        let _ = write!(text, "; without seed {}: {}", o.seed, o.outcome.word());
     }
     text
 }
@@ -433,7 +437,7 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     b.extend(charts(r)?);
     b.push(Heading(2, "The study's explanations, measured".into()));
     let inf = &r.inflation;
-    let why = if inf.max_abs_diff < 1e-5 {
+    let why = if inf.holds() {
         " Below 1e-5, float rounding: every plan starts from the image model itself."
     } else if inf.temporal_pos == "stream" {
         " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans."

@@ -129,11 +129,16 @@ pub fn run_study(
         weights_only = inflation.max_abs_diff_weights,
         "inflated model against the image model, frame by frame"
     );
-    if inflation.max_abs_diff >= 1e-5 {
+    if !inflation.holds() && opts.shard.is_none() {
+        let why = if inflation.temporal_pos == "stream" {
+            "the ungated stream position: plans start from an offset that plans freezing the spatial layers cannot adapt to (`temporal_pos = \"gated\"` keeps the identity)"
+        } else {
+            "although this wiring should keep the identity: the image weights do not fit this model"
+        };
         tracing::warn!(
             max_abs_diff = inflation.max_abs_diff,
             temporal_pos = %inflation.temporal_pos,
-            "the inflated model is not its image model: plans start from an offset that plans freezing the spatial layers cannot adapt to (use `temporal_pos = \"gated\"` to keep the identity)"
+            "the inflated model is not its image model, {why}"
         );
     }
     let finished = |c: &Cell| is_done(&c.run(), &ab.eval);
@@ -235,13 +240,36 @@ fn report_finished(
         ));
     }
     let image_weights = crate::image::describe(ab, &image);
-    let results = results(ab, base, &finished, out, (inflation, image_weights), &meta)?;
+    let mut results = results(ab, base, &finished, out, (inflation, image_weights), &meta)?;
+    for v in &mut results.verdicts {
+        let needs = claim_strategies(&v.claim, &results.strategies);
+        let unfinished: Vec<String> = missing
+            .iter()
+            .filter(|c| needs.contains(&c.strategy))
+            .map(|c| format!("{} seed {}", c.strategy, c.seed))
+            .collect();
+        if !unfinished.is_empty() {
+            v.outcome = crate::verdict::Outcome::Untested;
+            v.stability = None;
+            v.note = Some(format!("runs not finished: {}", unfinished.join(", ")));
+        }
+    }
     let report = crate::report::write(&results, out)?;
     Ok(StudyOutcome::Complete {
         report,
         results: Box::new(results),
         image,
     })
+}
+
+/// The strategies a claim compares: its own and those it is tested against (`*`: every one).
+fn claim_strategies(claim: &crate::config::Claim, strategies: &[String]) -> Vec<String> {
+    if claim.against.iter().any(|a| a == "*") {
+        return strategies.to_vec();
+    }
+    let mut v = claim.against.clone();
+    v.push(claim.strategy.clone());
+    v
 }
 
 /// Reads every finished run and applies the claims' rules.
@@ -284,6 +312,12 @@ pub fn results(
             .collect();
         summary.insert(s.clone(), row);
     }
+    let seeds_run: Vec<u64> = ab
+        .seeds
+        .iter()
+        .copied()
+        .filter(|s| runs.iter().any(|r| r.seed == *s))
+        .collect();
     let without = |strategy: &str, metric: &str, left_out: u64| -> Option<Vec<f64>> {
         let v: Vec<f64> = runs
             .iter()
@@ -297,7 +331,7 @@ pub fn results(
         .iter()
         .map(|c| {
             let mut v = decide(c, &strategies, ab.alpha, |s| values(s, &c.metric));
-            v.stability = leave_one_seed_out(&v, &strategies, &ab.seeds, ab.alpha, |s, l| {
+            v.stability = leave_one_seed_out(&v, &strategies, &seeds_run, ab.alpha, |s, l| {
                 without(s, &c.metric, l)
             });
             v

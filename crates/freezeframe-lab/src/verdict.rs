@@ -56,13 +56,20 @@ pub struct Stability {
     pub same: usize,
     /// Subsets tried (the number of seeds).
     pub of: usize,
-    /// The other subsets' verdicts, by the seed left out.
-    pub others: Vec<(u64, Outcome)>,
+    /// The subsets whose verdict differs.
+    pub others: Vec<LeftOut>,
+}
+
+/// A leave-one-seed-out subset's verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct LeftOut {
+    pub seed: u64,
+    pub outcome: Outcome,
 }
 
 /// Re-applies `claim`'s rule once per seed, leaving that seed out of every strategy;
 /// `values(strategy, left_out)` gives the per-seed values without seed `left_out`. `None` with
-/// fewer than three seeds (a subset would have fewer than two).
+/// fewer than three seeds (a subset would have fewer than two). `seeds`: those with runs.
 pub fn leave_one_seed_out(
     verdict: &Verdict,
     strategies: &[String],
@@ -80,7 +87,10 @@ pub fn leave_one_seed_out(
         if o == verdict.outcome {
             same += 1;
         } else {
-            others.push((s, o));
+            others.push(LeftOut {
+                seed: s,
+                outcome: o,
+            });
         }
     }
     Some(Stability {
@@ -229,7 +239,11 @@ mod tests {
         // With seed 2 reversed the whole grid is inconclusive; leaving seed 2 out supports it.
         let (o, st) = check([(0.30, 0.95), (0.31, 0.96), (0.99, 0.40)]);
         assert_eq!(o, Outcome::Inconclusive);
-        assert!(st.others.contains(&(2, Outcome::Supported)), "{st:?}");
+        let supported = LeftOut {
+            seed: 2,
+            outcome: Outcome::Supported,
+        };
+        assert!(st.others.contains(&supported), "{st:?}");
         assert!(st.same < 3);
     }
 

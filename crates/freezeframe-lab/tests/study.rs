@@ -259,3 +259,52 @@ fn the_report_has_every_strategy_every_claim_and_no_nan() {
     assert_eq!(json["runs"].as_array().map(Vec::len), Some(6));
     let _ = std::fs::remove_dir_all(out);
 }
+
+#[test]
+fn a_report_of_a_partial_grid_decides_no_claim_whose_runs_are_missing() {
+    // Three of four runs finished: `full` has both seeds, `temporal-only` one. Claim 1 compares
+    // the two, so it must wait for the missing run rather than be decided on what is there.
+    let (ab, base) = quick();
+    let dir = temp("partial");
+    let first = run_study(
+        &ab,
+        base.clone(),
+        &dir,
+        &StudyOptions {
+            max_cells: Some(3),
+            ..opts()
+        },
+    )
+    .expect("three runs");
+    assert!(matches!(first, StudyOutcome::Partial { done: 3, .. }));
+    let partial = complete(
+        run_study(
+            &ab,
+            base,
+            &dir,
+            &StudyOptions {
+                report_only: true,
+                ..opts()
+            },
+        )
+        .expect("report of the finished runs"),
+    );
+    assert_eq!(partial.runs.len(), 3);
+    let claim1 = partial
+        .verdicts
+        .iter()
+        .find(|v| v.claim.id == "1")
+        .expect("claim 1");
+    assert_eq!(claim1.outcome, Outcome::Untested);
+    assert!(
+        claim1
+            .note
+            .as_deref()
+            .is_some_and(|n| n.contains("temporal-only seed 1")),
+        "{:?}",
+        claim1.note
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
+    assert!(md.contains("had not finished"), "{md}");
+    let _ = std::fs::remove_dir_all(dir);
+}

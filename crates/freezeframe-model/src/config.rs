@@ -16,15 +16,14 @@ pub enum TemporalPos {
     /// then differs from the image model by that fixed offset per frame, which plans that
     /// freeze the spatial layers cannot adapt to.
     Stream,
-    /// The stream embedding behind a learnable scalar gate, zero at initialisation, in each
-    /// block's temporal branch (`blocks.{i}.attn_temp.pos_gate`, [1]): before block i's temporal
-    /// attention the residual stream gets `gate · pe(frame)`. At step 0 the inflated model is
-    /// exactly the image model (as with `attention`), yet the gate's gradient is not zero, so
-    /// the frame index reaches every later layer as soon as training opens it (at a gate of 1,
-    /// block 0 adds what `stream` adds) — and any plan that trains the temporal attention
-    /// trains the gates too. One scalar, not one gate per channel: per channel, `full` opened
-    /// the gates to rms 0.11 in 4000 steps and did not learn the direction words (run J in
-    /// docs/calibration.md).
+    /// The stream embedding behind a learnable per-channel gate, zero at initialisation, in each
+    /// block's temporal branch (`blocks.{i}.attn_temp.pos_gate`, [D]): before block i's temporal
+    /// attention the residual stream gets `gain · gate ⊙ pe(frame)` (`stdit::POS_GATE_GAIN`).
+    /// At step 0 the inflated model is exactly the image model (as with `attention`), yet the
+    /// gate's gradient is not zero, so the frame index can reach every later layer once
+    /// training opens it (at gain · gate = 1, block 0 adds what `stream` adds, after its spatial
+    /// attention rather than before) — and any plan that trains the temporal attention trains
+    /// the gates too.
     Gated,
 }
 

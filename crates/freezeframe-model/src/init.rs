@@ -89,7 +89,7 @@ mod tests {
             Init::XavierUniform
         );
         assert_eq!(rule("final_layer.linear.weight", &[8, 48]), Init::Zeros);
-        assert_eq!(rule("blocks.1.attn_temp.pos_gate", &[1]), Init::Zeros);
+        assert_eq!(rule("blocks.1.attn_temp.pos_gate", &[8]), Init::Zeros);
         assert_eq!(
             rule("t_embedder.mlp.0.weight", &[256, 8]),
             Init::Normal(0.02)

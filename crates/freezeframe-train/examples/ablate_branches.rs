@@ -18,15 +18,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for (label, zero) in [
         ("intact", ""),
         ("no spatial attention", ".attn.proj."),
-        ("no temporal attention", ".attn_temp.proj."),
+        // The temporal position gates too (`gated` wiring): they are the temporal branch's.
+        ("no temporal branch", ".attn_temp."),
         ("no cross-attention", ".cross_attn.proj."),
     ] {
         let model = if zero.is_empty() {
             loaded.model.clone()
         } else {
             map_values(loaded.model.clone(), |path, shape, _| {
-                path.contains(zero)
-                    .then(|| vec![0.0; shape.iter().product()])
+                let zeroed = if zero == ".attn_temp." {
+                    path.contains(".attn_temp.proj.") || path.ends_with(".attn_temp.pos_gate")
+                } else {
+                    path.contains(zero)
+                };
+                zeroed.then(|| vec![0.0; shape.iter().product()])
             })
         };
         let v = val_loss(&model, &data, &loaded.encoder, 16, &device)?;

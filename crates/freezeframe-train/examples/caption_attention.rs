@@ -38,9 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tpe =
         Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &dev).reshape([1, frames, d]);
     let mut xs = m.x_embedder.forward(x).reshape([b, frames, s, d]) + pos;
-    let pos_kind = m.temporal_pos;
-    let video = frames > 1;
-    if video && pos_kind == TemporalPos::Stream {
+    if frames > 1 && m.temporal_pos == TemporalPos::Stream {
         xs = xs + tpe.clone().reshape([1, frames, 1, d]);
     }
     let mut xs = xs.reshape([b, frames * s, d]);
@@ -55,8 +53,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             pad: &pad,
             t0: &t0,
             frames,
-            tpe: (i == 0 && pos_kind == TemporalPos::Attention).then_some(&tpe),
-            gated_tpe: (video && pos_kind == TemporalPos::Gated).then_some(&tpe),
+            tpe: &tpe,
+            tpe_into_attention: i == 0 && m.temporal_pos == TemporalPos::Attention,
         };
         // Stream at the block's cross-attention: after its spatial and temporal branches.
         let mo = BlockModulation::new(block.scale_shift_table.val(), t0.clone());

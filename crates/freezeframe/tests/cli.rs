@@ -241,7 +241,7 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
     );
     let runs: Vec<_> = std::fs::read_dir(study.join("runs")).unwrap().collect();
     assert_eq!(runs.len(), 4, "2 strategies × 2 seeds");
-    check_in_browser(&study.join("report.html"), 15);
+    check_in_browser(&study.join("report.html"), 10);
     // Every run started from the shipped image model except none (the demo has no scratch).
     for r in std::fs::read_dir(study.join("runs")).unwrap() {
         let config = std::fs::read_to_string(r.unwrap().path().join("config.toml")).unwrap();
@@ -340,6 +340,19 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
             "{needle}: something was trained"
         );
     }
+    // `--report-only` before any run exists: an error, and no study folder is made.
+    let good = write("good.toml", "strategies = [\"full\"]\nseeds = [0]\n");
+    let out = dir.join("not-yet");
+    let (ok, _, err) = ff(&[
+        "ablate",
+        "--config",
+        good.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--report-only",
+    ]);
+    assert!(!ok && err.contains("holds no runs"), "{err}");
+    assert!(!out.exists(), "--report-only made a study folder");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

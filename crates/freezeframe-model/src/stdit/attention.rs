@@ -5,13 +5,22 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use freezeframe_kernels::{cross_attention, linear, self_attention};
 
+/// The gated temporal position is `POS_GATE_GAIN · pos_gate ⊙ pe(frame)`. Adam moves a parameter
+/// by about the learning rate per step whatever its gradient's size, so a zero-initialised gate
+/// stored at gain 1 opens slowly: at lr 1e-3, `full` opened it to rms 0.11 in 4000 steps, and
+/// a scalar gate to 0.2, and neither learned the direction words (runs J and K in
+/// docs/calibration.md). The gain makes the gates' steps ten times the other parameters' — a
+/// per-parameter learning rate, set on `full` alone like every other calibration choice.
+pub const POS_GATE_GAIN: f32 = 10.0;
+
 /// Self-attention with a fused `qkv` projection and an output `proj` (timm naming, as Open-Sora).
 #[derive(Module, Debug)]
 pub struct SelfAttention {
     pub qkv: Linear,
     pub proj: Linear,
-    /// Temporal attention with `temporal_pos = "gated"` only: the gate [1] on the temporal
-    /// position embedding the block adds to its stream (see `TemporalPos::Gated`).
+    /// Temporal attention with `temporal_pos = "gated"` only: the gate [D] on the temporal
+    /// position embedding the block adds to its stream (see `TemporalPos::Gated`), applied as
+    /// `POS_GATE_GAIN · pos_gate`.
     pub pos_gate: Option<Param<Tensor<1>>>,
     pub heads: usize,
 }
@@ -29,8 +38,9 @@ impl SelfAttention {
     /// The same attention with a position gate (zero until [`crate::init::initialize`] runs,
     /// which keeps it zero).
     pub fn with_pos_gate(self, device: &Device) -> Self {
+        let hidden = self.proj.weight.dims()[1];
         Self {
-            pos_gate: Some(Param::from_tensor(Tensor::zeros([1], device))),
+            pos_gate: Some(Param::from_tensor(Tensor::zeros([hidden], device))),
             ..self
         }
     }

@@ -1,14 +1,15 @@
-//! One STDiT block: spatial attention (modulated, gated) → temporal attention (on the
-//! unmodulated stream, sharing the spatial gate) → cross-attention to the caption → MLP.
+//! One STDiT block: spatial attention (modulated, gated) → the gated temporal position, when the
+//! block has a gate → temporal attention (on the unmodulated stream, sharing the spatial gate)
+//! → cross-attention to the caption → MLP.
 use burn::module::Param;
 use burn::prelude::*;
 
-use super::attention::{CrossAttention, SelfAttention};
+use super::attention::{CrossAttention, POS_GATE_GAIN, SelfAttention};
 use super::mlp::Mlp;
 use freezeframe_kernels::modulated_norm;
 
 use super::modulation::BlockModulation;
-use crate::config::{Activation, TemporalPos};
+use crate::config::{StdiTConfig, TemporalPos};
 
 #[derive(Module, Debug)]
 pub struct StditBlock {
@@ -29,23 +30,19 @@ pub struct BlockContext<'a> {
     pub t0: &'a Tensor<2>,
     /// Frames T; 1 means image mode (temporal branch skipped).
     pub frames: usize,
-    /// Temporal position embedding [1, T, D], given to the first block only.
-    pub tpe: Option<&'a Tensor<3>>,
-    /// Temporal position embedding [1, T, D] for the gated stream, given to every block when
-    /// T > 1; the block adds it through `attn_temp.pos_gate`.
-    pub gated_tpe: Option<&'a Tensor<3>>,
+    /// Temporal position embedding [1, T, D]. A block with a position gate adds it to its
+    /// stream through the gate (`TemporalPos::Gated`).
+    pub tpe: &'a Tensor<3>,
+    /// Open-Sora v1.0 (`TemporalPos::Attention`, first block only): add `tpe` to the input of
+    /// the temporal attention.
+    pub tpe_into_attention: bool,
 }
 
 impl StditBlock {
-    pub fn new(
-        hidden: usize,
-        heads: usize,
-        mlp_hidden: usize,
-        (act, pos): (Activation, TemporalPos),
-        device: &Device,
-    ) -> Self {
+    pub fn new(cfg: &StdiTConfig, device: &Device) -> Self {
+        let (hidden, heads) = (cfg.hidden, cfg.heads);
         let attn_temp = SelfAttention::new(hidden, heads, device);
-        let attn_temp = match pos {
+        let attn_temp = match cfg.temporal_pos {
             TemporalPos::Gated => attn_temp.with_pos_gate(device),
             TemporalPos::Attention | TemporalPos::Stream => attn_temp,
         };
@@ -53,7 +50,7 @@ impl StditBlock {
             attn: SelfAttention::new(hidden, heads, device),
             attn_temp,
             cross_attn: CrossAttention::new(hidden, heads, device),
-            mlp: Mlp::new(hidden, mlp_hidden, hidden, act, device),
+            mlp: Mlp::new(hidden, cfg.mlp_hidden(), hidden, cfg.mlp_act, device),
             scale_shift_table: Param::from_tensor(Tensor::zeros([6, hidden], device)),
         }
     }
@@ -90,16 +87,17 @@ impl StditBlock {
         }
 
         // The gated temporal position (`TemporalPos::Gated`): zero until the gate learns.
-        if let (Some(tpe), Some(gate)) = (ctx.gated_tpe, &self.attn_temp.pos_gate) {
-            let pe = gate.val().reshape([1, 1, 1]) * tpe.clone(); // [1, T, D]
+        if let Some(gate) = &self.attn_temp.pos_gate {
+            let gate = gate.val().mul_scalar(POS_GATE_GAIN).reshape([1, 1, d]);
+            let pe = gate * ctx.tpe.clone(); // [1, T, D]
             x = (x.reshape([b, t, s, d]) + pe.reshape([1, t, 1, d])).reshape([b, n, d]);
         }
 
         // Temporal attention, across frames at each spatial position: the kernel reads the
         // frames of a position S tokens apart, so no transpose is needed.
         let mut x_t = x.clone().reshape([b, t, s, d]); // [B, T, S, D]
-        if let Some(tpe) = ctx.tpe {
-            x_t = x_t + tpe.clone().reshape([1, t, 1, d]);
+        if ctx.tpe_into_attention {
+            x_t = x_t + ctx.tpe.clone().reshape([1, t, 1, d]);
         }
         let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
         x + m.attn.gate.clone() * x_t

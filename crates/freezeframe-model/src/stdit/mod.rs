@@ -6,7 +6,7 @@ mod final_layer;
 mod mlp;
 mod modulation;
 
-pub use attention::{CrossAttention, SelfAttention};
+pub use attention::{CrossAttention, POS_GATE_GAIN, SelfAttention};
 pub use block::{BlockContext, StditBlock};
 pub use embed::{
     CaptionEmbedder, PatchEmbed, TimestepEmbedder, patch_positions, sincos_1d, sincos_2d,
@@ -82,10 +82,7 @@ impl Stdit {
                 device,
             ),
             blocks: (0..cfg.depth)
-                .map(|_| {
-                    let kinds = (cfg.mlp_act, cfg.temporal_pos);
-                    StditBlock::new(d, cfg.heads, cfg.mlp_hidden(), kinds, device)
-                })
+                .map(|_| StditBlock::new(cfg, device))
                 .collect(),
             final_layer: FinalLayer::new(d, cfg.patch * cfg.patch * cfg.channels, device),
             hidden: d,
@@ -142,10 +139,7 @@ impl Stdit {
         let mut x = x.reshape([b, frames, s, d]) + pos; // [B, T, S, D]
         let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)
             .reshape([1, frames, d]);
-        let video = frames > 1;
-        let in_stream = video && self.temporal_pos == TemporalPos::Stream;
-        let gated = video && self.temporal_pos == TemporalPos::Gated;
-        if in_stream {
+        if frames > 1 && self.temporal_pos == TemporalPos::Stream {
             x = x + tpe.clone().reshape([1, frames, 1, d]);
         }
         let x = x.reshape([b, frames * s, d]); // [B, N, D]
@@ -165,8 +159,8 @@ impl Stdit {
                 pad: &pad,
                 t0: &t0,
                 frames,
-                tpe: (i == 0 && self.temporal_pos == TemporalPos::Attention).then_some(&tpe),
-                gated_tpe: gated.then_some(&tpe),
+                tpe: &tpe,
+                tpe_into_attention: i == 0 && self.temporal_pos == TemporalPos::Attention,
             };
             x = block.forward(x, &ctx);
             if let Some(k) = keep.as_deref_mut() {
