@@ -17,7 +17,7 @@ const DEMO_STRATEGIES: [&str; 2] = ["full", "temporal-only"];
 const DEMO_SEEDS: [u64; 2] = [0, 1];
 /// Steps per demo run: the four runs, evaluations included, within 15 minutes on a 2-core
 /// machine (BENCHMARKS.md, "demo"); a fraction of the calibrated 4000, chosen by time alone.
-const DEMO_STEPS: usize = 800;
+const DEMO_STEPS: usize = 600;
 const DEMO_EVAL_PROMPTS: usize = 32;
 
 /// The demo's ablation and base configs, and what it leaves out of the full study.
@@ -29,7 +29,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
     ab.seeds = DEMO_SEEDS.to_vec();
     ab.budget.steps = Some(DEMO_STEPS);
     ab.budget.val_every = Some(200);
-    ab.budget.checkpoint_every = Some(400);
+    ab.budget.checkpoint_every = Some(300);
     ab.eval.n = DEMO_EVAL_PROMPTS;
     let mut base = RunConfig::parse(BASE, Path::new("configs/calibrated-full.toml"))
         .map_err(LabError::Train)?;
