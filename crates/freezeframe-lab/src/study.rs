@@ -291,14 +291,16 @@ pub fn results(
         trained_by.insert(done.commit.unwrap_or_else(|| "not recorded".into()));
     }
     let strategies: Vec<String> = ab.strategies.iter().map(|s| label(s)).collect();
-    let values = |strategy: &str, metric: &str| -> Option<Vec<f64>> {
+    // A strategy's per-seed values of a metric, with one seed left out or none.
+    let without = |strategy: &str, metric: &str, left_out: Option<u64>| -> Option<Vec<f64>> {
         let v: Vec<f64> = runs
             .iter()
-            .filter(|r| r.strategy == strategy)
+            .filter(|r| r.strategy == strategy && Some(r.seed) != left_out)
             .map(|r| r.values.get(metric).copied().unwrap_or(f64::NAN))
             .collect();
         (!v.is_empty()).then_some(v)
     };
+    let values = |strategy: &str, metric: &str| without(strategy, metric, None);
     let mut summary = BTreeMap::new();
     for s in &strategies {
         let keys: std::collections::BTreeSet<&String> = runs
@@ -318,21 +320,13 @@ pub fn results(
         .copied()
         .filter(|s| runs.iter().any(|r| r.seed == *s))
         .collect();
-    let without = |strategy: &str, metric: &str, left_out: u64| -> Option<Vec<f64>> {
-        let v: Vec<f64> = runs
-            .iter()
-            .filter(|r| r.strategy == strategy && r.seed != left_out)
-            .map(|r| r.values.get(metric).copied().unwrap_or(f64::NAN))
-            .collect();
-        (!v.is_empty()).then_some(v)
-    };
     let verdicts = ab
         .claims
         .iter()
         .map(|c| {
             let mut v = decide(c, &strategies, ab.alpha, |s| values(s, &c.metric));
             v.stability = leave_one_seed_out(&v, &strategies, &seeds_run, ab.alpha, |s, l| {
-                without(s, &c.metric, l)
+                without(s, &c.metric, Some(l))
             });
             v
         })
