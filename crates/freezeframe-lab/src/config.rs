@@ -109,6 +109,22 @@ pub struct Claim {
     pub expect: Expect,
 }
 
+impl Claim {
+    /// The strategies the claim's strategy is compared with: `against`, where `*` is every
+    /// strategy of the grid but its own.
+    pub fn compared_with(&self, strategies: &[String]) -> Vec<String> {
+        if self.against.iter().any(|a| a == "*") {
+            strategies
+                .iter()
+                .filter(|s| **s != self.strategy)
+                .cloned()
+                .collect()
+        } else {
+            self.against.clone()
+        }
+    }
+}
+
 impl AblationConfig {
     pub fn load(path: &Path) -> Result<Self, LabError> {
         let text = std::fs::read_to_string(path).map_err(|e| LabError::Config {

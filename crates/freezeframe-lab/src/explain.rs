@@ -83,10 +83,26 @@ fn max_abs(a: Tensor<5>, b: Tensor<5>) -> f64 {
     (a - b).abs().max().into_scalar::<f32>() as f64
 }
 
+/// Whether every plan starts from the image model itself, and if not, why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Identity {
+    /// Below [`IDENTITY_TOLERANCE`].
+    Holds,
+    /// The ungated `stream` position: an offset by design.
+    StreamOffset,
+    /// A wiring that should keep the identity does not: the weights do not fit the model.
+    Broken,
+}
+
 impl InflationCheck {
-    /// Whether every plan starts from the image model itself.
-    pub fn holds(&self) -> bool {
-        self.max_abs_diff < IDENTITY_TOLERANCE
+    pub fn identity(&self) -> Identity {
+        if self.max_abs_diff < IDENTITY_TOLERANCE {
+            Identity::Holds
+        } else if self.temporal_pos == "stream" {
+            Identity::StreamOffset
+        } else {
+            Identity::Broken
+        }
     }
 }
 

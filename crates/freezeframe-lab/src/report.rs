@@ -10,6 +10,7 @@ use base64::Engine as _;
 use crate::charts::{Line, across_seeds, line_chart};
 use crate::config::Expect;
 use crate::error::{LabError, io};
+use crate::explain::{IDENTITY_TOLERANCE, Identity};
 use crate::grid::write_atomic;
 use crate::metrics::{Better, METRICS, RunResult};
 use crate::stats::Summary;
@@ -437,12 +438,10 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     b.extend(charts(r)?);
     b.push(Heading(2, "The study's explanations, measured".into()));
     let inf = &r.inflation;
-    let why = if inf.holds() {
-        " Below 1e-5, float rounding: every plan starts from the image model itself."
-    } else if inf.temporal_pos == "stream" {
-        " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans."
-    } else {
-        " **The identity is broken** although this wiring should keep it: the runs did not start from the image model."
+    let why = match inf.identity() {
+        Identity::Holds => format!(" Below {IDENTITY_TOLERANCE:e}, float rounding: every plan starts from the image model itself."),
+        Identity::StreamOffset => " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans.".into(),
+        Identity::Broken => " **The identity is broken** although this wiring should keep it: the runs did not start from the image model.".into(),
     };
     b.push(Para(format!(
         "Inflation: the inflated model against the image model frame by frame, before training, on {} frames: largest |Δ| = {} with the configured temporal position (`{}`), {} with the weights alone (temporal position inside the zero-initialised temporal attention).{why}",

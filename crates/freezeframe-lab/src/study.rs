@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::config::{AblationConfig, label};
 use crate::error::LabError;
-use crate::explain::{InflationCheck, inflation_check};
+use crate::explain::{Identity, InflationCheck, inflation_check};
 use crate::grid::{
     Cell, CellOptions, CellOutcome, cells, is_done, run_cell, validate_plans, write_json_atomic,
 };
@@ -129,12 +129,16 @@ pub fn run_study(
         weights_only = inflation.max_abs_diff_weights,
         "inflated model against the image model, frame by frame"
     );
-    if !inflation.holds() && opts.shard.is_none() {
-        let why = if inflation.temporal_pos == "stream" {
-            "the ungated stream position: plans start from an offset that plans freezing the spatial layers cannot adapt to (`temporal_pos = \"gated\"` keeps the identity)"
-        } else {
-            "although this wiring should keep the identity: the image weights do not fit this model"
-        };
+    let why = match inflation.identity() {
+        Identity::Holds => None,
+        Identity::StreamOffset => Some(
+            "the ungated stream position: plans start from an offset that plans freezing the spatial layers cannot adapt to (`temporal_pos = \"gated\"` keeps the identity)",
+        ),
+        Identity::Broken => Some(
+            "although this wiring should keep the identity: the image weights do not fit this model",
+        ),
+    };
+    if let Some(why) = why.filter(|_| opts.shard.is_none()) {
         tracing::warn!(
             max_abs_diff = inflation.max_abs_diff,
             temporal_pos = %inflation.temporal_pos,
@@ -242,10 +246,10 @@ fn report_finished(
     let image_weights = crate::image::describe(ab, &image);
     let mut results = results(ab, base, &finished, out, (inflation, image_weights), &meta)?;
     for v in &mut results.verdicts {
-        let needs = claim_strategies(&v.claim, &results.strategies);
+        let needs = v.claim.compared_with(&results.strategies);
         let unfinished: Vec<String> = missing
             .iter()
-            .filter(|c| needs.contains(&c.strategy))
+            .filter(|c| c.strategy == v.claim.strategy || needs.contains(&c.strategy))
             .map(|c| format!("{} seed {}", c.strategy, c.seed))
             .collect();
         if !unfinished.is_empty() {
@@ -260,16 +264,6 @@ fn report_finished(
         results: Box::new(results),
         image,
     })
-}
-
-/// The strategies a claim compares: its own and those it is tested against (`*`: every one).
-fn claim_strategies(claim: &crate::config::Claim, strategies: &[String]) -> Vec<String> {
-    if claim.against.iter().any(|a| a == "*") {
-        return strategies.to_vec();
-    }
-    let mut v = claim.against.clone();
-    v.push(claim.strategy.clone());
-    v
 }
 
 /// Reads every finished run and applies the claims' rules.

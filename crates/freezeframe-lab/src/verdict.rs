@@ -118,15 +118,7 @@ pub fn decide(
     let Some(mine) = values(&claim.strategy) else {
         return untested(format!("`{}` was not run", claim.strategy));
     };
-    let others: Vec<String> = if claim.against.iter().any(|a| a == "*") {
-        strategies
-            .iter()
-            .filter(|s| **s != claim.strategy)
-            .cloned()
-            .collect()
-    } else {
-        claim.against.clone()
-    };
+    let others = claim.compared_with(strategies);
     if others.is_empty() {
         return untested("no strategy to compare against".into());
     }

@@ -2,8 +2,9 @@
 //! Linear weights Xavier-uniform with zero bias; the timestep and caption MLPs N(0, 0.02);
 //! `scale_shift_table`s N(0, 1)/√D; the null caption N(0, 1)/√text_dim; and zero for
 //! `attn_temp.proj` and `attn_temp.pos_gate` (an inflated model starts as its image model),
-//! `cross_attn.proj` and `final_layer.linear`. Parameter ids are set to their traversal index so that a model rebuilt
-//! from the same config has the same ids, which Burn's optimizer state is keyed by.
+//! `cross_attn.proj` and `final_layer.linear`. Parameter ids are set to their traversal index so
+//! that a model rebuilt from the same config has the same ids, which Burn's optimizer state is
+//! keyed by.
 use burn::module::Module;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -22,8 +23,13 @@ pub enum Init {
 
 /// The rule for an Open-Sora path and shape.
 pub fn rule(path: &str, shape: &[usize]) -> Init {
-    let zero_init = ["attn_temp.proj.", "cross_attn.proj.", "final_layer.linear."];
-    if zero_init.iter().any(|z| path.contains(z)) || path.ends_with(".attn_temp.pos_gate") {
+    let zero_init = [
+        "attn_temp.proj.",
+        "attn_temp.pos_gate",
+        "cross_attn.proj.",
+        "final_layer.linear.",
+    ];
+    if zero_init.iter().any(|z| path.contains(z)) {
         return Init::Zeros;
     }
     if path.ends_with("scale_shift_table") {

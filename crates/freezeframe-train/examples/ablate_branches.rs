@@ -15,25 +15,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let device = Device::flex();
     let loaded = load_run(&Run::new(dir), &device)?;
     let data = Dataset::open(&loaded.config.data)?;
-    for (label, zero) in [
-        ("intact", ""),
-        ("no spatial attention", ".attn.proj."),
+    let rows: [(&str, &[&str]); 4] = [
+        ("intact", &[]),
+        ("no spatial attention", &[".attn.proj."]),
         // The temporal position gates too (`gated` wiring): they are the temporal branch's.
-        ("no temporal branch", ".attn_temp."),
-        ("no cross-attention", ".cross_attn.proj."),
-    ] {
-        let model = if zero.is_empty() {
-            loaded.model.clone()
-        } else {
-            map_values(loaded.model.clone(), |path, shape, _| {
-                let zeroed = if zero == ".attn_temp." {
-                    path.contains(".attn_temp.proj.") || path.ends_with(".attn_temp.pos_gate")
-                } else {
-                    path.contains(zero)
-                };
-                zeroed.then(|| vec![0.0; shape.iter().product()])
-            })
-        };
+        (
+            "no temporal branch",
+            &[".attn_temp.proj.", ".attn_temp.pos_gate"],
+        ),
+        ("no cross-attention", &[".cross_attn.proj."]),
+    ];
+    for (label, zero) in rows {
+        let model = map_values(loaded.model.clone(), |path, shape, _| {
+            zero.iter()
+                .any(|z| path.contains(z))
+                .then(|| vec![0.0; shape.iter().product()])
+        });
         let v = val_loss(&model, &data, &loaded.encoder, 16, &device)?;
         let by_t: Vec<String> = v
             .by_t

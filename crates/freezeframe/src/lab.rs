@@ -13,7 +13,8 @@ use freezeframe_train::RunConfig;
 pub fn ablate(
     config: &Path,
     out: Option<PathBuf>,
-    (jobs, report_only): (usize, bool),
+    jobs: usize,
+    report_only: bool,
     shard: Option<&str>,
 ) -> Result<()> {
     let ab = AblationConfig::load(config)?;

@@ -61,7 +61,7 @@ fn run(cli: Cli) -> Result<()> {
             jobs,
             report_only,
             shard,
-        } => lab::ablate(&config, out, (jobs, report_only), shard.as_deref()),
+        } => lab::ablate(&config, out, jobs, report_only, shard.as_deref()),
         Command::Model {
             command: ModelCommand::Params { preset },
         } => model_params(&preset),
