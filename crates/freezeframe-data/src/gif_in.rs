@@ -15,7 +15,18 @@ pub enum GifReadError {
     Decode { path: String, message: String },
     #[error("{path} has no frames")]
     Empty { path: String },
+    #[error("{path}: {what} is above the limit {limit}: not a video this toolkit scores")]
+    TooLarge {
+        path: String,
+        what: String,
+        limit: usize,
+    },
 }
+
+/// Largest GIF screen read (pixels; its header says the size before any frame is decoded).
+pub const MAX_GIF_PIXELS: usize = 1 << 22;
+/// Most decoded values (frames × 3 × pixels) in one GIF: 2²⁷ f32, 512 MiB.
+pub const MAX_GIF_VALUES: usize = 1 << 27;
 
 /// All frames of a GIF, composed onto its logical screen (transparent pixels keep the previous
 /// frame), as one RGB video in [0, 1]. A grid written by `write_grid` reads as one video of the
@@ -34,9 +45,23 @@ pub fn read_gif(path: &Path) -> Result<Video, GifReadError> {
     };
     let mut dec = opts.read_info(file).map_err(dec_err)?;
     let (w, h) = (dec.width() as usize, dec.height() as usize);
+    if w * h > MAX_GIF_PIXELS {
+        return Err(GifReadError::TooLarge {
+            path: p,
+            what: format!("a {w}×{h} screen"),
+            limit: MAX_GIF_PIXELS,
+        });
+    }
     let mut canvas = vec![0.0f32; 3 * w * h];
     let mut frames: Vec<Vec<f32>> = Vec::new();
     while let Some(frame) = dec.read_next_frame().map_err(dec_err)? {
+        if (frames.len() + 1) * canvas.len() > MAX_GIF_VALUES {
+            return Err(GifReadError::TooLarge {
+                path: p,
+                what: format!("{} frames of {w}×{h}", frames.len() + 1),
+                limit: MAX_GIF_VALUES,
+            });
+        }
         let (fl, ft) = (frame.left as usize, frame.top as usize);
         let (fw, fh) = (frame.width as usize, frame.height as usize);
         for y in 0..fh {
@@ -65,6 +90,21 @@ mod tests {
     use super::*;
     use crate::gif_out::write_grid;
     use crate::world::{Split, World, WorldConfig};
+
+    #[test]
+    fn a_header_claiming_a_huge_screen_is_refused_before_decoding() {
+        // A valid one-frame GIF whose logical screen says 65535×65535 (51 GB decoded).
+        let dir = std::env::temp_dir().join(format!("ff-gif-huge-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("huge.gif");
+        write_grid(&path, &[Video::zeros(1, 3, 2, 2)], 1, 1, 10).unwrap();
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[6..10].copy_from_slice(&[0xff, 0xff, 0xff, 0xff]);
+        std::fs::write(&path, bytes).unwrap();
+        let e = read_gif(&path).unwrap_err();
+        assert!(matches!(e, GifReadError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("65535×65535"), "{e}");
+    }
 
     #[test]
     fn a_written_gif_reads_back_within_palette_error() {

@@ -21,6 +21,8 @@ pub enum GifError {
     Empty,
     #[error("videos in one grid must share their shape")]
     MixedShapes,
+    #[error("a grid of {width}×{height} px is larger than a GIF can be (65535 px a side): fewer videos or smaller frames")]
+    TooLarge { width: usize, height: usize },
 }
 
 /// Writes `videos` as one animated GIF, `cols` tiles per row, each pixel `scale`×`scale`,
@@ -43,6 +45,42 @@ pub fn write_grid(
     let rows = videos.len().div_ceil(cols);
     let (th, tw) = (first.height * scale, first.width * scale);
     let (gh, gw) = (rows * th + (rows + 1) * gap, cols * tw + (cols + 1) * gap);
+    let (Ok(w16), Ok(h16)) = (u16::try_from(gw), u16::try_from(gh)) else {
+        return Err(GifError::TooLarge {
+            width: gw,
+            height: gh,
+        });
+    };
+    // Written beside the target and renamed into place, so a full disk or a kill leaves the
+    // previous file (or none), never a truncated GIF under the final name.
+    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
+    tmp_name.push(".partial");
+    let tmp = path.with_file_name(tmp_name);
+    let written = encode(&tmp, videos, (cols, gap, scale), (w16, h16), delay_cs)
+        .and_then(|()| {
+            std::fs::rename(&tmp, path).map_err(|source| GifError::Io {
+                path: path.display().to_string(),
+                source,
+            })
+        });
+    if written.is_err() {
+        // Best effort: the error that matters is the one returned.
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Encodes the grid into `path`; `layout` is (columns, gap, scale), `size` the canvas.
+fn encode(
+    path: &Path,
+    videos: &[Video],
+    (cols, gap, scale): (usize, usize, usize),
+    (w16, h16): (u16, u16),
+    delay_cs: u16,
+) -> Result<(), GifError> {
+    let first = &videos[0];
+    let (th, tw) = (first.height * scale, first.width * scale);
+    let (gh, gw) = (h16 as usize, w16 as usize);
     let ps = path.display().to_string();
     let file = File::create(path).map_err(|source| GifError::Io {
         path: ps.clone(),
@@ -52,8 +90,7 @@ pub fn write_grid(
         path: ps.clone(),
         source,
     };
-    let mut enc =
-        gif::Encoder::new(BufWriter::new(file), gw as u16, gh as u16, &[]).map_err(enc_err)?;
+    let mut enc = gif::Encoder::new(BufWriter::new(file), w16, h16, &[]).map_err(enc_err)?;
     enc.set_repeat(gif::Repeat::Infinite).map_err(enc_err)?;
     for t in 0..first.frames {
         let mut canvas = vec![40u8; gh * gw * 3];
@@ -69,11 +106,21 @@ pub fn write_grid(
                 }
             }
         }
-        let mut frame = gif::Frame::from_rgb_speed(gw as u16, gh as u16, &canvas, 10);
+        let mut frame = gif::Frame::from_rgb_speed(w16, h16, &canvas, 10);
         frame.delay = delay_cs;
         enc.write_frame(&frame).map_err(enc_err)?;
     }
-    Ok(())
+    // Flushes the trailer; an error here (a full disk) must not pass as a written file.
+    let io = |source| GifError::Io {
+        path: ps.clone(),
+        source,
+    };
+    enc.into_inner()
+        .map_err(io)?
+        .into_inner()
+        .map_err(|e| io(e.into_error()))?
+        .sync_all()
+        .map_err(io)
 }
 
 #[cfg(test)]
@@ -102,5 +149,19 @@ mod tests {
             write_grid(&path, &[], 1, 1, 1),
             Err(GifError::Empty)
         ));
+        assert!(!dir.join("g.gif.partial").exists());
+    }
+
+    #[test]
+    fn a_grid_larger_than_a_gif_is_refused_and_nothing_is_left() {
+        let dir = std::env::temp_dir().join(format!("ff-gif-big-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("big.gif");
+        // 33 frames of 32 px at scale 64 in one row: 67 652 px wide.
+        let v = Video::zeros(1, 3, 32, 32);
+        let e = write_grid(&path, &vec![v; 33], 33, 64, 10).unwrap_err();
+        assert!(matches!(e, GifError::TooLarge { .. }), "{e}");
+        assert!(e.to_string().contains("65535"), "{e}");
+        assert!(!path.exists() && !dir.join("big.gif.partial").exists());
     }
 }

@@ -216,8 +216,17 @@ pub enum WorldError {
     },
 }
 
+/// Largest frame side, in pixels (`data.size`): PixArt-α's 1024 px.
+pub const MAX_SIZE: usize = 1024;
+/// Most frames in a clip (`data.frames`).
+pub const MAX_FRAMES: usize = 512;
+/// Most values (frames × size² × 3) in one clip: 2²⁶ floats, 256 MiB, so that a clip is
+/// refused before it is allocated rather than exhausting memory while it is drawn.
+pub const MAX_CLIP_VALUES: usize = 1 << 26;
+
 impl WorldConfig {
     pub fn validate(&self) -> Result<(), WorldError> {
+        self.validate_sizes()?;
         if self.shapes.is_empty() {
             return Err(WorldError::EmptySet("shapes"));
         }
@@ -295,6 +304,34 @@ impl WorldConfig {
                 format!("{}/{}", self.train_clips, self.val_clips),
                 "need clips in both splits",
             );
+        }
+        Ok(())
+    }
+
+    /// The upper bounds on frames and size, checked before anything is drawn.
+    fn validate_sizes(&self) -> Result<(), WorldError> {
+        let over = |field, value: usize, limit: usize| WorldError::OutOfRange {
+            field,
+            value: value.to_string(),
+            why: format!("the limit is {limit}"),
+        };
+        if self.size > MAX_SIZE {
+            return Err(over("size", self.size, MAX_SIZE));
+        }
+        if self.frames > MAX_FRAMES {
+            return Err(over("frames", self.frames, MAX_FRAMES));
+        }
+        let values = self.frames * self.size * self.size * 3;
+        if values > MAX_CLIP_VALUES {
+            return Err(WorldError::OutOfRange {
+                field: "size",
+                value: self.size.to_string(),
+                why: format!(
+                    "{} frames of {}×{} RGB are {values} values a clip, above the limit \
+                     {MAX_CLIP_VALUES}: fewer frames or a smaller size",
+                    self.frames, self.size, self.size
+                ),
+            });
         }
         Ok(())
     }
@@ -573,5 +610,35 @@ mod tests {
                 .to_string()
                 .contains("data.colours")
         );
+    }
+
+    #[test]
+    fn sizes_above_their_limits_are_refused_naming_the_key_and_limit() {
+        let e = WorldConfig {
+            size: 100_000,
+            ..WorldConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("data.size = 100000") && e.contains("1024"), "{e}");
+        let e = WorldConfig {
+            frames: 100_000_000,
+            ..WorldConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("data.frames") && e.contains("512"), "{e}");
+        // Each within its own limit, too large together.
+        let e = WorldConfig {
+            frames: 512,
+            size: 1024,
+            ..WorldConfig::default()
+        }
+        .validate()
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("values a clip"), "{e}");
     }
 }

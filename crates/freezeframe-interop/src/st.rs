@@ -114,7 +114,7 @@ impl Source {
             .seek(SeekFrom::Start(self.data_start + start as u64))
             .and_then(|_| self.file.read_exact(&mut bytes))
             .map_err(|e| bad(&self.path, format!("reading {name}: {e}")))?;
-        decode(&bytes, info.dtype).ok_or_else(|| {
+        let values = decode(&bytes, info.dtype).ok_or_else(|| {
             bad(
                 &self.path,
                 format!(
@@ -122,7 +122,20 @@ impl Source {
                     info.dtype
                 ),
             )
-        })
+        })?;
+        // Weights that are not numbers (or f64 beyond f32's range) would train or sample to
+        // NaN far from their cause: refused here, naming the tensor.
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(bad(
+                &self.path,
+                format!(
+                    "{name} holds {} at index {i} of {}: weights must be finite numbers",
+                    values[i],
+                    values.len()
+                ),
+            ));
+        }
+        Ok(values)
     }
 }
 
@@ -374,5 +387,23 @@ mod tests {
             .collect();
         assert_eq!(decode(&b, Dtype::BF16).unwrap(), vec![2.0]);
         assert!(decode(&[0u8; 4], Dtype::I32).is_none());
+    }
+
+    #[test]
+    fn tensors_holding_nan_or_infinity_are_refused_naming_the_tensor() {
+        let d = tmp("nan");
+        for (name, bad_value) in [("nan.safetensors", f32::NAN), ("inf.safetensors", f32::INFINITY)] {
+            let p = d.join(name);
+            write_f32(&p, ("format", "pt"), &[("blocks.0.attn.qkv.weight".into(), vec![3])], |_| {
+                Ok(vec![0.5, bad_value, 1.0])
+            })
+            .unwrap();
+            let e = Source::open(&p).unwrap().read_f32("blocks.0.attn.qkv.weight").unwrap_err();
+            let e = e.to_string();
+            assert!(
+                e.contains("blocks.0.attn.qkv.weight") && e.contains("index 1") && e.contains(name),
+                "{e}"
+            );
+        }
     }
 }

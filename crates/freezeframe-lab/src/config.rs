@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
 use crate::metrics::METRICS;
+use freezeframe_train::probe::CLASSES;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -206,6 +207,21 @@ impl AblationConfig {
                 self.eval.cfg
             ));
         }
+        use freezeframe_train::limits::{MAX_CFG, MAX_SAMPLER_STEPS, MAX_VIDEOS};
+        for (key, v, limit) in [
+            ("n", self.eval.n, MAX_VIDEOS),
+            ("steps", self.eval.steps, MAX_SAMPLER_STEPS),
+        ] {
+            if v > limit {
+                return Err(format!("[eval] {key} = {v} is above the limit {limit}"));
+            }
+        }
+        if self.eval.cfg > MAX_CFG {
+            return Err(format!(
+                "[eval] cfg = {} is above the limit {MAX_CFG}",
+                self.eval.cfg
+            ));
+        }
         self.validate_claims()
     }
 
@@ -231,10 +247,17 @@ impl AblationConfig {
                     c.id, c.strategy
                 ));
             }
-            if !METRICS.iter().any(|m| m.key == c.metric) && !c.metric.starts_with("probe_") {
+            let probe = |k: &str| {
+                CLASSES
+                    .iter()
+                    .any(|class| k.strip_prefix("probe_") == Some(class.key()))
+            };
+            if !METRICS.iter().any(|m| m.key == c.metric) && !probe(&c.metric) {
                 let keys: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
+                let probes: Vec<String> =
+                    CLASSES.iter().map(|c| format!("probe_{}", c.key())).collect();
                 return Err(format!(
-                    "claims `{}`: metric = {:?} is not one of {keys:?} or probe_<class>",
+                    "claims `{}`: metric = {:?} is not one of {keys:?} or {probes:?}",
                     c.id, c.metric
                 ));
             }
@@ -324,10 +347,20 @@ seeds = [0, 1]
             err(&OK.replace("[\"full\", \"temporal-only\"]", "[]")).contains("strategies is empty")
         );
         assert!(err(&format!("{OK}colour = 1\n")).contains("colour"));
+        let e = err(&format!("{OK}[eval]\nn = 100000000\n"));
+        assert!(e.contains("[eval] n = 100000000") && e.contains("4096"), "{e}");
+        let e = err(&format!("{OK}[eval]\ncfg = 1e10\n"));
+        assert!(e.contains("[eval] cfg") && e.contains("limit"), "{e}");
         let bad_metric = format!(
             "{OK}[[claims]]\nid = \"1\"\ntext = \"x\"\nstrategy = \"full\"\nagainst = [\"*\"]\nmetric = \"speed\"\nexpect = \"lower\"\n"
         );
         assert!(err(&bad_metric).contains("metric = \"speed\""));
+        // A probe class the evaluation never scores is refused before anything trains.
+        let bad_probe = bad_metric.replace("\"speed\"", "\"probe_speed\"");
+        let e = err(&bad_probe);
+        assert!(e.contains("probe_speed") && e.contains("probe_direction"), "{e}");
+        let good_probe = bad_metric.replace("\"speed\"", "\"probe_colour\"");
+        assert!(AblationConfig::parse(&good_probe, Path::new("s.toml")).is_ok());
         let claim = |strategy: &str, against: &str| {
             format!(
                 "{OK}[[claims]]\nid = \"1\"\ntext = \"x\"\nstrategy = \"{strategy}\"\nagainst = [\"{against}\"]\nmetric = \"val_loss\"\nexpect = \"lower\"\n"

@@ -37,6 +37,14 @@ pub struct InflationCheck {
     /// attention, whose zero output projection hides it): the identity of the weights alone.
     pub max_abs_diff_weights: f64,
     pub temporal_pos: String,
+    /// The video model's frame slots (`model.frame_slots`; 0 = none): with slots, frame f is
+    /// compared with the image model at slot f.
+    #[serde(default)]
+    pub frame_slots: usize,
+    /// The frame slots the image weights were trained at, from their safetensors metadata
+    /// (`None`: trained without slots, or not by freezeframe).
+    #[serde(default)]
+    pub image_frame_slots: Option<usize>,
 }
 
 /// The run's model at its first step with the `full` plan's initialisation (image weights,
@@ -54,7 +62,8 @@ fn inflated(base: &RunConfig, image: &Path, device: &Device) -> Result<Stdit, Tr
     initial_model(model, &cfg, &bound)
 }
 
-/// Velocity of `x` [B, T, C, H, W] as one video, and frame by frame as B·T images.
+/// Velocity of `x` [B, T, C, H, W] as one video, and frame by frame as B·T images, frame f at
+/// slot f (only a model with frame slots reads the slot).
 fn both_ways(
     model: &Stdit,
     x: Tensor<5>,
@@ -69,11 +78,13 @@ fn both_ways(
         Tensor::<1>::full([b], t, device),
         &encoder.encode_batch(&vec![caption.to_string(); b], device)?,
     );
+    let slots: Vec<usize> = (0..b).flat_map(|_| 0..frames).collect();
     let images = model
-        .forward(
+        .forward_at(
             x.reshape([b * frames, 1, c, h, w]),
             Tensor::<1>::full([b * frames], t, device),
             &encoder.encode_batch(&vec![caption.to_string(); b * frames], device)?,
+            &slots,
         )
         .reshape([b, frames, c, h, w]);
     Ok((video, images))
@@ -90,6 +101,9 @@ pub enum Identity {
     Holds,
     /// The ungated `stream` position: an offset by design.
     StreamOffset,
+    /// `stream` with frame slots from image weights that were not trained at the slots of
+    /// every frame: the same offset as [`Identity::StreamOffset`], hidden from the numbers.
+    SlotsUnseen,
     /// A wiring that should keep the identity does not: the weights do not fit the model.
     Broken,
 }
@@ -97,7 +111,11 @@ pub enum Identity {
 impl InflationCheck {
     pub fn identity(&self) -> Identity {
         if self.max_abs_diff < IDENTITY_TOLERANCE {
-            Identity::Holds
+            if self.frame_slots > 0 && self.image_frame_slots.unwrap_or(0) < self.frames {
+                Identity::SlotsUnseen
+            } else {
+                Identity::Holds
+            }
         } else if self.temporal_pos == "stream" {
             Identity::StreamOffset
         } else {
@@ -137,6 +155,26 @@ pub fn inflation_check(base: &RunConfig, image: &Path) -> Result<InflationCheck,
         max_abs_diff,
         max_abs_diff_weights: max_abs(v, i),
         temporal_pos: format!("{:?}", mcfg.temporal_pos).to_lowercase(),
+        frame_slots: mcfg.frame_slots,
+        image_frame_slots: image_frame_slots(image)?,
+    })
+}
+
+/// The frame slots recorded in image weights' metadata by `checkpoint::save_model`.
+fn image_frame_slots(image: &Path) -> Result<Option<usize>, LabError> {
+    let src = freezeframe_interop::st::Source::open(image).map_err(|e| LabError::Config {
+        path: image.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let Some(v) = src.metadata().and_then(|m| m.get(checkpoint::FRAME_SLOTS_KEY)) else {
+        return Ok(None);
+    };
+    v.parse().map(Some).map_err(|_| LabError::Config {
+        path: image.to_path_buf(),
+        message: format!(
+            "metadata {} = {v:?} is not a count of frame slots",
+            checkpoint::FRAME_SLOTS_KEY
+        ),
     })
 }
 

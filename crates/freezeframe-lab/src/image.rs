@@ -76,6 +76,23 @@ pub fn describe(ab: &AblationConfig, w: &ImageWeights) -> String {
     )
 }
 
+/// Whether the files `[image]` names are there, before the study folder is claimed: a typo in
+/// a path must not leave a study folder behind.
+pub fn check_source(ab: &AblationConfig) -> Result<(), LabError> {
+    let named = match (&ab.image.pretrain, &ab.image.from) {
+        (Some(p), _) => Some(("[image] pretrain", p)),
+        (None, Some(p)) if p != Path::new("shipped") => Some(("[image] from", p)),
+        _ => None,
+    };
+    match named {
+        Some((key, p)) if !p.is_file() => Err(LabError::Config {
+            path: p.clone(),
+            message: format!("{key}: no such file (missing, or not a file)"),
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// Resolves `[image]`: pre-training runs go to `out/image-<hash>/` and are reused while their
 /// config is unchanged.
 pub fn image_weights(

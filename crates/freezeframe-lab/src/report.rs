@@ -441,6 +441,7 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     let why = match inf.identity() {
         Identity::Holds => format!(" Below {IDENTITY_TOLERANCE:e}, float rounding: every plan starts from the image model itself."),
         Identity::StreamOffset => " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans.".into(),
+        Identity::SlotsUnseen => format!(" The numbers agree only because frame f is compared with the image model at slot f, and the image weights were not trained at the slots of all {} frames (metadata frame_slots: {}): the ungated stream's offset, a confound for claims about plans that freeze the spatial layers.", inf.frames, inf.image_frame_slots.map_or("none".into(), |n| n.to_string())),
         Identity::Broken => " **The identity is broken** although this wiring should keep it: the runs did not start from the image model.".into(),
     };
     b.push(Para(format!(

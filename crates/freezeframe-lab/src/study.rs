@@ -100,8 +100,8 @@ pub struct Prepared {
 }
 
 /// `base` is the shared run config with the budget applied ([`AblationConfig::base_config`]).
-/// Order matters: the plans are validated before anything is written, and the study folder is
-/// claimed (or refused) before image weights are made.
+/// Order matters: the plans and the image source are validated before anything is written, and
+/// the study folder is claimed (or refused) before image weights are made.
 pub fn prepare(
     ab: &AblationConfig,
     base: RunConfig,
@@ -109,6 +109,7 @@ pub fn prepare(
     progress: bool,
 ) -> Result<Prepared, LabError> {
     let strategies = validate_plans(ab, &base)?;
+    crate::image::check_source(ab)?;
     crate::marker::claim(ab, out)?;
     let image = image_weights(ab, out, progress)?;
     let cells = cells(ab, &base, &strategies, &image, out);
@@ -133,6 +134,9 @@ pub fn run_study(
         Identity::Holds => None,
         Identity::StreamOffset => Some(
             "the ungated stream position: plans start from an offset that plans freezing the spatial layers cannot adapt to (`temporal_pos = \"gated\"` keeps the identity)",
+        ),
+        Identity::SlotsUnseen => Some(
+            "since the image weights were not trained at every frame's slot (`frame_slots`): the ungated stream's offset, which plans freezing the spatial layers cannot adapt to",
         ),
         Identity::Broken => Some(
             "although this wiring should keep the identity: the image weights do not fit this model",

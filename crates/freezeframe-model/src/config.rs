@@ -27,6 +27,24 @@ pub enum TemporalPos {
     Gated,
 }
 
+/// Upper bounds on a model's shape, checked by [`StdiTConfig::validate`] before anything is
+/// allocated. Each is far above what this toolkit trains (PixArt-α: D 1152, depth 28, 4096
+/// tokens a frame, 120 T5 tokens of 4096), so that a typo (`hidden = 4000000`) is an error
+/// naming the key instead of an allocation failure.
+pub const MAX_HIDDEN: usize = 16_384;
+pub const MAX_DEPTH: usize = 256;
+pub const MAX_MLP_RATIO: f64 = 16.0;
+pub const MAX_TEXT_LEN: usize = 4096;
+pub const MAX_TEXT_DIM: usize = 16_384;
+/// Patches in one frame.
+pub const MAX_TOKENS_PER_FRAME: usize = 16_384;
+/// The model's estimated parameters ([`StdiTConfig::estimated_params`]): 16 GiB of f32.
+pub const MAX_PARAMS: u64 = 4_000_000_000;
+
+/// Most frame slots a model may know (`frame_slots`): far beyond any clip this toolkit trains,
+/// and small enough that the position table is a few kilobytes.
+pub const MAX_FRAME_SLOTS: usize = 4096;
+
 /// An activation inside an MLP. PixArt-α and Open-Sora use GELU's tanh approximation; freezeframe
 /// defaults to the exact (erf) GELU, which its fused CPU kernel computes (the tanh form runs on
 /// Burn's composed ops). The two differ by < 1e-3, which training from scratch absorbs; weights
@@ -90,6 +108,13 @@ pub struct StdiTConfig {
     /// is the grid itself (no rescaling).
     #[config(default = "None")]
     pub pos_base: Option<usize>,
+    /// With `temporal_pos = Stream`: the frame positions the model knows. When > 0 an image
+    /// (T = 1) gets the position of its frame slot too (slot 0 unless the caller names one), so
+    /// an image model trained at random slots has seen every frame's position, and a video
+    /// model inflated from it starts exactly as that image model at each frame's slot. 0 keeps
+    /// images without a position (the image model of `stream` then never saw one).
+    #[config(default = 0)]
+    pub frame_slots: usize,
 }
 
 impl StdiTConfig {
@@ -131,6 +156,56 @@ impl StdiTConfig {
     /// Width of one flattened patch (C·p·p).
     pub fn patch_dim(&self) -> usize {
         self.channels * self.patch * self.patch
+    }
+
+    /// Parameters of this shape, estimated from its widths (within a few per cent: the
+    /// embedders' small terms are left out): per block the spatial, temporal and cross
+    /// attention (4·D² each) and the MLP (2·ratio·D²), plus the timestep path and caption
+    /// projection.
+    pub fn estimated_params(&self) -> u64 {
+        let d = self.hidden as f64;
+        let per_block = (12.0 + 2.0 * self.mlp_ratio) * d * d;
+        let rest = 8.0 * d * d + (self.text_dim as f64 + 256.0) * d;
+        (self.depth as f64 * per_block + rest) as u64
+    }
+
+    /// Every size below its limit (the `MAX_*` constants), each error naming the key.
+    fn validate_bounds(&self) -> Result<(), String> {
+        let over = |key: &str, v: String, limit: String| {
+            Err(format!("model.{key} = {v} is above the limit {limit}"))
+        };
+        for (key, v, limit) in [
+            ("hidden", self.hidden, MAX_HIDDEN),
+            ("depth", self.depth, MAX_DEPTH),
+            ("text_len", self.text_len, MAX_TEXT_LEN),
+            ("text_dim", self.text_dim, MAX_TEXT_DIM),
+        ] {
+            if v > limit {
+                return over(key, v.to_string(), limit.to_string());
+            }
+        }
+        if self.mlp_ratio > MAX_MLP_RATIO {
+            return over("mlp_ratio", self.mlp_ratio.to_string(), MAX_MLP_RATIO.to_string());
+        }
+        if self.patch > 0 && self.tokens_per_frame() > MAX_TOKENS_PER_FRAME {
+            return Err(format!(
+                "model.patch = {} makes {} patches a frame of {}×{}, above the limit \
+                 {MAX_TOKENS_PER_FRAME}: a larger patch or a smaller data.size",
+                self.patch,
+                self.tokens_per_frame(),
+                self.height,
+                self.width
+            ));
+        }
+        let params = self.estimated_params();
+        if params > MAX_PARAMS {
+            return Err(format!(
+                "model.hidden = {} with depth {} and mlp_ratio {} is about {params} parameters, \
+                 above the limit {MAX_PARAMS}",
+                self.hidden, self.depth, self.mlp_ratio
+            ));
+        }
+        Ok(())
     }
 
     /// Per-head width.
@@ -182,6 +257,28 @@ impl StdiTConfig {
         if self.pos_base == Some(0) {
             return Err("model.pos_base must be at least 1".into());
         }
+        if self.frame_slots > 0 {
+            if self.temporal_pos != TemporalPos::Stream {
+                return Err(format!(
+                    "model.frame_slots = {} needs model.temporal_pos = \"stream\" (it is {:?})",
+                    self.frame_slots, self.temporal_pos
+                ));
+            }
+            if self.frame_slots > MAX_FRAME_SLOTS {
+                return Err(format!(
+                    "model.frame_slots = {} is above the limit {MAX_FRAME_SLOTS}",
+                    self.frame_slots
+                ));
+            }
+            if self.frames > self.frame_slots {
+                return Err(format!(
+                    "model.frame_slots = {} is fewer than the clip's {} frames: a video model must \
+                     know the slot of every frame",
+                    self.frame_slots, self.frames
+                ));
+            }
+        }
+        self.validate_bounds()?;
         for (name, v) in [
             ("frames", self.frames),
             ("depth", self.depth),
@@ -223,5 +320,58 @@ mod tests {
             ..StdiTConfig::tiny()
         };
         assert!(bad.validate().unwrap_err().contains("model.hidden"));
+    }
+
+    #[test]
+    fn sizes_above_their_limits_are_refused_before_allocating() {
+        let with = |f: fn(&mut StdiTConfig)| {
+            let mut c = StdiTConfig::tiny();
+            f(&mut c);
+            c.validate().unwrap_err()
+        };
+        let e = with(|c| c.hidden = 4_000_000);
+        assert!(e.contains("model.hidden = 4000000") && e.contains("16384"), "{e}");
+        let e = with(|c| c.depth = 100_000_000);
+        assert!(e.contains("model.depth") && e.contains("256"), "{e}");
+        let e = with(|c| c.text_len = 100_000_000);
+        assert!(e.contains("model.text_len"), "{e}");
+        let e = with(|c| c.mlp_ratio = 1e9);
+        assert!(e.contains("model.mlp_ratio") && e.contains("16"), "{e}");
+        // Each width within its limit, too many parameters together.
+        let e = with(|c| {
+            c.hidden = 8192;
+            c.depth = 200;
+        });
+        assert!(e.contains("parameters"), "{e}");
+        let e = with(|c| {
+            c.height = 1024;
+            c.width = 1024;
+            c.patch = 2;
+        });
+        assert!(e.contains("patches a frame"), "{e}");
+        // The estimate is close to the real count of the base preset (tested against the
+        // built model in the model's tests).
+        assert!(StdiTConfig::base().estimated_params() > 500_000);
+    }
+
+    #[test]
+    fn frame_slots_need_stream_cover_the_clip_and_are_bounded() {
+        let stream = |frame_slots| StdiTConfig {
+            temporal_pos: TemporalPos::Stream,
+            frame_slots,
+            ..StdiTConfig::tiny()
+        };
+        stream(4).validate().unwrap();
+        stream(0).validate().unwrap();
+        let e = stream(3).validate().unwrap_err();
+        assert!(e.contains("frame_slots = 3") && e.contains("4 frames"), "{e}");
+        let e = stream(MAX_FRAME_SLOTS + 1).validate().unwrap_err();
+        assert!(e.contains("limit"), "{e}");
+        let gated = StdiTConfig {
+            frame_slots: 8,
+            temporal_pos: TemporalPos::Gated,
+            ..StdiTConfig::tiny()
+        };
+        assert!(gated.validate().unwrap_err().contains("stream"));
     }
 }

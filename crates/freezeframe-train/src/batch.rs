@@ -23,13 +23,18 @@ pub struct Batch {
     /// [B] in (0, 1).
     pub t: Tensor<1>,
     pub caption: CaptionBatch,
+    /// Each sample's frame slot (see `StdiTConfig::frame_slots`); empty = slot 0 for all.
+    pub slots: Vec<usize>,
 }
 
 /// The rectified-flow loss of `model` on `batch` (a scalar, still on the graph).
 pub fn batch_loss(model: &Stdit, batch: Batch) -> Tensor<1> {
     let xt = interpolate(batch.x0.clone(), batch.noise.clone(), batch.t.clone());
     let target = velocity_target(batch.x0, batch.noise);
-    rf_loss(model.forward(xt, batch.t, &batch.caption), target)
+    rf_loss(
+        model.forward_at(xt, batch.t, &batch.caption, &batch.slots),
+        target,
+    )
 }
 
 /// The generator for `step` of a run seeded `seed` (stream 0 is reserved for validation).
@@ -107,6 +112,8 @@ pub struct BatchSpec {
     pub caption_dropout: f64,
     /// Shift of training t toward noise (1 = none).
     pub timestep_shift: f64,
+    /// Image runs of a model with frame slots draw each image's slot in [0, this); 0 = none.
+    pub frame_slots: usize,
 }
 
 impl BatchSpec {
@@ -117,6 +124,11 @@ impl BatchSpec {
             batch_size: cfg.train.batch_size,
             caption_dropout: cfg.train.caption_dropout,
             timestep_shift: cfg.train.timestep_shift,
+            frame_slots: if cfg.data.image_mode {
+                cfg.model.frame_slots.unwrap_or(0)
+            } else {
+                0
+            },
         }
     }
 }
@@ -134,6 +146,7 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
         batch_size,
         caption_dropout,
         timestep_shift,
+        frame_slots,
     } = spec;
     let mut rng = step_rng(seed, step);
     let n = data.len(Split::Train) as u64;
@@ -154,10 +167,19 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
         .map(|t| shift_timestep(t as f64, timestep_shift) as f32)
         .collect();
     let noise = normal_tensor(&mut rng, x0.dims(), device);
+    // Drawn last, so that runs without slots keep the batches they always had.
+    let slots = if frame_slots > 0 {
+        (0..batch_size)
+            .map(|_| rng.random_range(0..frame_slots))
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Batch {
         x0,
         noise,
         t: Tensor::from_data(TensorData::new(t, [batch_size]), device),
         caption: captions(encoder, &texts, &null, device)?,
+        slots,
     })
 }

@@ -49,10 +49,18 @@ fn ckpt_err(path: &Path, message: impl Into<String>) -> TrainError {
 }
 
 /// Writes a model as safetensors with Open-Sora keys.
+/// Safetensors metadata key under which a model trained with frame slots records their count.
+pub const FRAME_SLOTS_KEY: &str = "frame_slots";
+
 pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
     let mut store = SafetensorsStore::from_file(path)
         .with_to_adapter(BurnToPyTorchAdapter)
         .metadata("format", "freezeframe-stdit");
+    if model.frame_slots > 0 {
+        // What the weights alone cannot say: which frame positions the model has seen. The
+        // inflation check reads it from the image weights (`FRAME_SLOTS_KEY`).
+        store = store.metadata(FRAME_SLOTS_KEY, model.frame_slots.to_string());
+    }
     for (from, to) in key_remappings(true) {
         store = store.with_key_remapping(&from, to);
     }

@@ -98,6 +98,10 @@ pub struct ModelSection {
     pub pos_scale: Option<f64>,
     /// PixArt's `base_size` in patches (default: the grid itself).
     pub pos_base: Option<usize>,
+    /// With `temporal_pos = "stream"`: the frame positions the model knows. An image run
+    /// (`data.image_mode`) draws a slot per image in [0, frame_slots) and adds its position,
+    /// so a video model inflated from it starts as that image model at each frame's slot.
+    pub frame_slots: Option<usize>,
 }
 
 fn default_preset() -> String {
@@ -120,6 +124,7 @@ impl Default for ModelSection {
             caption_act: None,
             pos_scale: None,
             pos_base: None,
+            frame_slots: None,
         }
     }
 }
@@ -371,6 +376,9 @@ impl RunConfig {
         if m.pos_base.is_some() {
             c.pos_base = m.pos_base;
         }
+        if let Some(v) = m.frame_slots {
+            c.frame_slots = v;
+        }
         c.validate()?;
         Ok(c)
     }
@@ -378,7 +386,8 @@ impl RunConfig {
     fn validate(&self) -> Result<(), String> {
         check_folder_name(&self.name)?;
         self.data.validate().map_err(|e| e.to_string())?;
-        self.model_config()?;
+        let model = self.model_config()?;
+        self.validate_limits(&model)?;
         let t = &self.train;
         let checks: [(bool, String); 14] = [
             (
@@ -464,6 +473,38 @@ impl RunConfig {
         }
         Ok(())
     }
+
+    /// The upper bounds of [`crate::limits`] on what this run allocates and samples.
+    fn validate_limits(&self, m: &StdiTConfig) -> Result<(), String> {
+        use crate::limits::*;
+        let (b, s) = (self.train.batch_size, &self.sample);
+        if b > MAX_BATCH {
+            return Err(format!("train.batch_size = {b} is above the limit {MAX_BATCH}"));
+        }
+        let values = (b * m.frames * m.tokens_per_frame()) as u64 * m.hidden as u64;
+        if values > MAX_ACTIVATION_VALUES {
+            return Err(format!(
+                "train.batch_size = {b} with {} frames of {} patches at hidden {} makes \
+                 activations of {values} values, above the limit {MAX_ACTIVATION_VALUES}",
+                m.frames,
+                m.tokens_per_frame(),
+                m.hidden
+            ));
+        }
+        if s.n > MAX_GRID_VIDEOS {
+            return Err(format!("sample.n = {} is above the limit {MAX_GRID_VIDEOS}", s.n));
+        }
+        if s.cfg > MAX_CFG {
+            return Err(format!("sample.cfg = {} is above the limit {MAX_CFG}", s.cfg));
+        }
+        if s.steps > MAX_SAMPLER_STEPS {
+            return Err(format!(
+                "sample.steps = {} is above the limit {MAX_SAMPLER_STEPS}",
+                s.steps
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -497,6 +538,31 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("steps"), "{e}");
+    }
+
+    #[test]
+    fn sizes_above_their_limits_are_refused_naming_the_key() {
+        for (toml, key) in [
+            ("[train]\nbatch_size = 100000000\n", "train.batch_size = 100000000"),
+            ("[data]\nsize = 100000\n", "data.size = 100000"),
+            ("[model]\nhidden = 4000000\n", "model.hidden = 4000000"),
+            ("[model]\ndepth = 100000000\n", "model.depth = 100000000"),
+            ("[model]\ntext_len = 100000000\n", "model.text_len = 100000000"),
+            ("[model]\nmlp_ratio = 1e9\n", "model.mlp_ratio = 1000000000"),
+            ("[sample]\ncfg = 1e10\n", "sample.cfg = 10000000000"),
+            ("[sample]\nn = 1000000\n", "sample.n = 1000000"),
+            // Each within its limit, too large together: 4096 clips of 8 × (16×16) patches at
+            // D 256 are 2³¹ values an activation.
+            (
+                "[train]\nbatch_size = 4096\n[model]\nhidden = 256\npatch = 2\n",
+                "activations",
+            ),
+        ] {
+            let e = parse(&format!("name = \"x\"\n{toml}"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key) && e.contains("limit"), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -24,6 +24,18 @@ pub enum WordClass {
     Shape,
 }
 
+impl WordClass {
+    /// The class's name in `eval.json` (its serde name) and in a claim's `probe_<class>`.
+    pub fn key(self) -> &'static str {
+        match self {
+            WordClass::Direction => "direction",
+            WordClass::Stillness => "stillness",
+            WordClass::Colour => "colour",
+            WordClass::Shape => "shape",
+        }
+    }
+}
+
 /// Every class, in report order.
 pub const CLASSES: [WordClass; 4] = [
     WordClass::Direction,

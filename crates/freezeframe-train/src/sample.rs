@@ -116,7 +116,28 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
         },
         &mut on_step,
     );
-    tensor_to_videos(x)
+    let videos = tensor_to_videos(x)?;
+    let flat = videos.iter().filter(|v| is_flat(v)).count();
+    if flat > 0 {
+        tracing::warn!(
+            flat,
+            of = videos.len(),
+            cfg = spec.cfg,
+            "samples of one flat colour: the sampler collapsed (too strong guidance, or weights that have not learned)"
+        );
+    }
+    Ok(videos)
+}
+
+/// Every value of the video within one 8-bit level of every other: a single colour.
+pub fn is_flat(v: &Video) -> bool {
+    let (lo, hi) = v
+        .data
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &x| {
+            (lo.min(x), hi.max(x))
+        });
+    hi - lo < 1.0 / 255.0
 }
 
 /// A run read back for sampling: the EMA weights of its newest checkpoint and what goes with

@@ -237,14 +237,16 @@ fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), Tr
     Ok(())
 }
 
-/// A checkpoint's `state.json` must belong to this run: its step is its folder's and its seed
-/// the config's (a hand-edited or foreign file is refused), and the run must not already be
-/// past the config's `train.steps`. (The plan is checked by content against `plan.toml`.)
+/// A checkpoint's `state.json` must belong to this run: its step is its folder's, its seed the
+/// config's and its plan the run's (a hand-edited or foreign file is refused), and the run must
+/// not already be past the config's `train.steps`. (The plan's text is also checked against
+/// `plan.toml`.)
 fn check_state(
     st: &CheckpointState,
     step: usize,
     dir: &std::path::Path,
     cfg: &RunConfig,
+    plan: &str,
 ) -> Result<(), TrainError> {
     let err = |message: String| {
         Err(TrainError::Checkpoint {
@@ -262,6 +264,13 @@ fn check_state(
         return err(format!(
             "has seed {}, the config seed {}: not this run's checkpoint",
             st.seed, cfg.seed
+        ));
+    }
+    // Checkpoints from before the plan was recorded have none (serde default).
+    if !st.plan.is_empty() && st.plan != plan {
+        return err(format!(
+            "was written under plan `{}`, this run's plan is `{plan}`: not this run's checkpoint",
+            st.plan
         ));
     }
     if st.step > cfg.train.steps {
@@ -291,7 +300,7 @@ fn starting_weights(
     };
     if let Some((step, dir)) = resume_from {
         let st = checkpoint::load_state(&dir)?;
-        check_state(&st, step, &dir, cfg)?;
+        check_state(&st, step, &dir, cfg, &bound.plan.name)?;
         let w = Weights {
             model: checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?,
             ema: checkpoint::load_model(

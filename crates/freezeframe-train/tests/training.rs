@@ -88,6 +88,7 @@ fn loss_on_a_fixed_batch_falls_by_half() {
             batch_size: 4,
             caption_dropout: 0.0,
             timestep_shift: 1.0,
+            frame_slots: 0,
         };
         let batch = train_batch(&world, &enc, spec, 0, &dev).unwrap();
         let out = train_step(model, &mut optim, batch, 1e-3, 1.0);
@@ -260,6 +261,7 @@ fn a_foreign_or_hand_edited_state_json_is_refused() {
     for (from, to, says) in [
         ("\"step\": 2", "\"step\": 7", "folder is step 2"),
         ("\"seed\": 3", "\"seed\": 4", "seed"),
+        ("\"plan\": \"scratch\"", "\"plan\": \"full\"", "plan `full`"),
     ] {
         assert!(good.contains(from), "{good}");
         std::fs::write(&state, good.replace(from, to)).unwrap();
@@ -326,4 +328,40 @@ fn a_finished_run_writes_its_folder_and_samples() {
         .find(|r| r.get("val_loss").is_some())
         .expect("final validation record");
     assert_eq!(val["val_loss_by_t"].as_array().unwrap().len(), 10);
+}
+
+#[test]
+fn image_runs_with_frame_slots_draw_a_slot_per_image_from_the_step() {
+    let out = tmp("slots");
+    let mut cfg = tiny_config("slots", &out, 1);
+    cfg.data.image_mode = true;
+    cfg.data.frames = 1;
+    cfg.model.temporal_pos = Some(freezeframe_model::TemporalPos::Stream);
+    cfg.model.frame_slots = Some(5);
+    cfg.train.batch_size = 32;
+    let world = freezeframe_train::dataset::Dataset::open(&cfg.data).unwrap();
+    let enc = encoder_for(&cfg).unwrap();
+    let dev = Device::flex();
+    let spec = BatchSpec::of(&cfg);
+    assert_eq!(spec.frame_slots, 5);
+    let a = train_batch(&world, &enc, spec, 7, &dev).unwrap();
+    assert_eq!(a.slots.len(), 32);
+    assert!(a.slots.iter().all(|&s| s < 5), "{:?}", a.slots);
+    let distinct: std::collections::BTreeSet<_> = a.slots.iter().collect();
+    assert!(distinct.len() >= 3, "{:?}", a.slots);
+    // A pure function of (seed, step), like the rest of the batch; the clips, noise and t are
+    // the ones a run without slots draws.
+    assert_eq!(train_batch(&world, &enc, spec, 7, &dev).unwrap().slots, a.slots);
+    let plain = BatchSpec {
+        frame_slots: 0,
+        ..spec
+    };
+    let b = train_batch(&world, &enc, plain, 7, &dev).unwrap();
+    assert!(b.slots.is_empty());
+    let same = (a.noise - b.noise).abs().max().into_scalar::<f32>();
+    assert_eq!(same, 0.0);
+    // A video run of the same model keeps every frame at its own slot.
+    cfg.data.image_mode = false;
+    cfg.data.frames = 4;
+    assert_eq!(BatchSpec::of(&cfg).frame_slots, 0);
 }

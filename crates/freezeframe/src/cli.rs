@@ -2,6 +2,7 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
+use freezeframe_train::limits;
 use freezeframe_train::runtime::Backend;
 
 #[derive(Parser)]
@@ -19,10 +20,10 @@ pub struct Cli {
 #[derive(clap::Args, Debug, Clone, Copy)]
 pub struct Sampling {
     /// Euler steps from noise to data.
-    #[arg(long, default_value_t = 30, value_parser = count)]
+    #[arg(long, default_value_t = 30, value_parser = sampler_steps)]
     pub steps: usize,
-    /// Classifier-free guidance scale (1 = none).
-    #[arg(long, default_value_t = 4.0, value_parser = non_negative_f32)]
+    /// Classifier-free guidance scale (1 = none; at most 50).
+    #[arg(long, default_value_t = 4.0, value_parser = guidance)]
     pub cfg: f32,
     /// Seed of the starting noise.
     #[arg(long, default_value_t = 0)]
@@ -93,8 +94,10 @@ pub enum Command {
         run: PathBuf,
         #[arg(long)]
         prompt: String,
-        #[arg(long, default_value_t = 4, value_parser = count)]
+        /// Videos in the GIF grid (at most 64).
+        #[arg(long, default_value_t = 4, value_parser = grid_videos)]
         n: usize,
+        /// The GIF to write (never replaced: an existing file is an error).
         #[arg(long, default_value = "out.gif")]
         out: PathBuf,
         #[command(flatten)]
@@ -111,7 +114,8 @@ pub enum Command {
         /// A GIF, a folder of GIFs (each file one video), or a clip cache folder.
         #[arg(long)]
         videos: Option<PathBuf>,
-        #[arg(long, default_value_t = 256, value_parser = count)]
+        /// Prompts sampled and scored with `--run` (at most 4096).
+        #[arg(long, default_value_t = 256, value_parser = videos)]
         n: usize,
         #[command(flatten)]
         sampling: Sampling,
@@ -214,8 +218,10 @@ pub enum ModelCommand {
 pub enum DataCommand {
     /// A GIF grid of synthetic videos; captions are printed and written beside it.
     Preview {
-        #[arg(long, default_value_t = 16, value_parser = count)]
+        /// Clips in the grid (at most 4096).
+        #[arg(long, default_value_t = 16, value_parser = videos)]
         n: usize,
+        /// The GIF to write (never replaced: an existing file is an error).
         #[arg(long, default_value = "preview.gif")]
         out: PathBuf,
         #[arg(long, default_value_t = 0)]
@@ -253,7 +259,8 @@ pub enum DataCommand {
 pub enum BenchCommand {
     /// Seconds to score a set of synthetic 8×32×32 videos with every evaluation metric.
     Eval {
-        #[arg(long, default_value_t = 256, value_parser = count)]
+        /// Videos scored (at most 4096).
+        #[arg(long, default_value_t = 256, value_parser = videos)]
         n: usize,
     },
     /// Median milliseconds of a full training step.
@@ -291,6 +298,36 @@ fn count(s: &str) -> Result<usize, String> {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A count of at most `max`, the limit named in the error.
+fn count_up_to(s: &str, max: usize) -> Result<usize, String> {
+    match count(s)? {
+        n if n > max => Err(format!("{n} is above the limit {max}")),
+        n => Ok(n),
+    }
+}
+
+fn videos(s: &str) -> Result<usize, String> {
+    count_up_to(s, limits::MAX_VIDEOS)
+}
+
+fn grid_videos(s: &str) -> Result<usize, String> {
+    count_up_to(s, limits::MAX_GRID_VIDEOS)
+}
+
+fn sampler_steps(s: &str) -> Result<usize, String> {
+    count_up_to(s, limits::MAX_SAMPLER_STEPS)
+}
+
+fn guidance(s: &str) -> Result<f32, String> {
+    match non_negative_f32(s)? {
+        x if x > limits::MAX_CFG => Err(format!(
+            "{s} is above the limit {} (strong guidance saturates every pixel)",
+            limits::MAX_CFG
+        )),
+        x => Ok(x),
     }
 }
 

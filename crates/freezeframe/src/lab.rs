@@ -110,6 +110,12 @@ fn parse_shard(s: &str) -> Result<(usize, usize)> {
     Ok((i, n))
 }
 
+/// Worker processes for `--jobs asked`: no more than there are runs to train or cores to train
+/// them on (more would only fork idle processes), and at least one.
+fn workers(asked: usize, cells: usize, cores: usize) -> usize {
+    asked.min(cells).min(cores).max(1)
+}
+
 /// Runs the grid in `jobs` worker processes (each `ablate --shard i/jobs`, with its share of
 /// the cores), drawing the grid bar from the run folders' done markers.
 fn run_workers(
@@ -122,6 +128,14 @@ fn run_workers(
     // The image weights (a pre-training run included) are made once, before the workers start.
     let prepared = prepare(ab, base, out, true)?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let asked = jobs;
+    let jobs = workers(asked, prepared.cells.len(), cores);
+    if jobs < asked {
+        eprintln!(
+            "--jobs {asked}: starting {jobs} workers ({} runs in the grid, {cores} cores)",
+            prepared.cells.len()
+        );
+    }
     let threads = (cores / jobs).max(1);
     let exe = std::env::current_exe().context("locate the freezeframe binary")?;
     let mut children = Vec::new();
@@ -228,5 +242,25 @@ fn die_with_parent() {
     // no pointers.
     unsafe {
         libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_are_capped_by_the_runs_and_the_cores() {
+        assert_eq!(workers(1_000_000, 18, 2), 2);
+        assert_eq!(workers(1_000_000, 3, 64), 3);
+        assert_eq!(workers(4, 18, 64), 4);
+        assert_eq!(workers(2, 0, 2), 1);
+    }
+
+    #[test]
+    fn shards_outside_their_count_are_refused() {
+        assert_eq!(parse_shard("1/3").unwrap(), (1, 3));
+        assert!(parse_shard("3/3").is_err());
+        assert!(parse_shard("0/0").is_err());
     }
 }

@@ -433,7 +433,21 @@ fn model_params(preset: &str) -> Result<()> {
     Ok(())
 }
 
+/// Files a command writes are never the user's existing files: refused before any work.
+fn refuse_existing(paths: &[&Path]) -> Result<()> {
+    for p in paths {
+        if p.exists() {
+            bail!(
+                "{} exists and is never replaced: pass another --out or move it away",
+                p.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn data_preview(n: usize, out: &Path, seed: u64, config: Option<&Path>) -> Result<()> {
+    refuse_existing(&[out, &out.with_extension("txt")])?;
     let mut world_cfg = match config {
         Some(p) => RunConfig::load(p)?.data,
         None => WorldConfig::default(),
@@ -464,6 +478,7 @@ fn data_preview(n: usize, out: &Path, seed: u64, config: Option<&Path>) -> Resul
 }
 
 fn cache_preview(n: usize, out: &Path, dir: &Path) -> Result<()> {
+    refuse_existing(&[out, &out.with_extension("txt")])?;
     let cache = freezeframe_data::real::ClipCache::open(dir)?;
     if cache.is_empty() {
         bail!("{} holds no clips", dir.display());
@@ -498,6 +513,7 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
         seed,
         backend,
     } = sampling;
+    refuse_existing(&[out])?;
     let run = Run::new(run);
     let device = run.backend(backend)?.device()?;
     let loaded = load_run(&run, &device)?;

@@ -340,6 +340,24 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
             "{needle}: something was trained"
         );
     }
+    // Image weights that are not there: an error naming the file, and no study folder (no
+    // study.json) is left behind; the same for an image pre-training config.
+    for (name, image) in [
+        ("noimage.toml", "[image]\nfrom = \"missing.safetensors\"\n"),
+        ("nopretrain.toml", "[image]\npretrain = \"missing-image.toml\"\n"),
+    ] {
+        let config = write(name, &format!("strategies = [\"full\"]\nseeds = [0]\n{image}"));
+        let out = dir.join("no-image-out");
+        let (ok, _, err) = ff(&[
+            "ablate",
+            "--config",
+            config.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(!ok && err.contains("missing"), "{name}: {err}");
+        assert!(!out.exists(), "{name}: a study folder was left behind");
+    }
     // `--report-only` before any run exists: an error, and no study folder is made.
     let good = write("good.toml", "strategies = [\"full\"]\nseeds = [0]\n");
     let out = dir.join("not-yet");
@@ -584,4 +602,64 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         dir.join("x.safetensors").to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("not a diffusers PixArt"), "{err}");
+}
+
+#[test]
+fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() {
+    let cases: [(&[&str], &str, &str); 7] = [
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--n", "1000000"],
+            "--n",
+            "64",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--cfg", "1e10"],
+            "--cfg",
+            "50",
+        ),
+        (
+            &["sample", "--run", "r", "--prompt", "p", "--steps", "100000000"],
+            "--steps",
+            "10000",
+        ),
+        (&["eval", "--run", "r", "--n", "100000000"], "--n", "4096"),
+        (&["data", "preview", "--n", "100000000"], "--n", "4096"),
+        (&["bench", "eval", "--n", "100000000"], "--n", "4096"),
+        (&["data", "preview", "--n", "1e8"], "--n", "invalid"),
+    ];
+    for (args, flag, limit) in cases {
+        let (ok, _, err) = ff(args);
+        assert!(
+            !ok && err.contains(flag) && err.contains(limit),
+            "{args:?}: {err}"
+        );
+    }
+}
+
+#[test]
+fn sample_and_preview_never_replace_a_users_file() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-keep-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mine = dir.join("mine.gif");
+    std::fs::write(&mine, b"the user's file").unwrap();
+    let (ok, _, err) = ff(&[
+        "sample",
+        "--run",
+        dir.join("no-run").to_str().unwrap(),
+        "--prompt",
+        "p",
+        "--out",
+        mine.to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("never replaced"), "{err}");
+    let (ok, _, err) = ff(&["data", "preview", "--out", mine.to_str().unwrap()]);
+    assert!(!ok && err.contains("never replaced"), "{err}");
+    // The caption list beside a preview is the user's file too.
+    let txt = dir.join("p.txt");
+    std::fs::write(&txt, b"notes").unwrap();
+    let (ok, _, err) = ff(&["data", "preview", "--out", dir.join("p.gif").to_str().unwrap()]);
+    assert!(!ok && err.contains("p.txt"), "{err}");
+    assert_eq!(std::fs::read(&mine).unwrap(), b"the user's file");
+    assert_eq!(std::fs::read(&txt).unwrap(), b"notes");
+    assert!(!dir.join("p.gif").exists());
 }

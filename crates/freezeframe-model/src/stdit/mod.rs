@@ -64,6 +64,9 @@ pub struct Stdit {
     pub pos_scale: f64,
     #[module(skip)]
     pub pos_base: Option<usize>,
+    /// See [`StdiTConfig::frame_slots`].
+    #[module(skip)]
+    pub frame_slots: usize,
 }
 
 impl Stdit {
@@ -91,6 +94,7 @@ impl Stdit {
             temporal_pos: cfg.temporal_pos,
             pos_scale: cfg.pos_scale,
             pos_base: cfg.pos_base,
+            frame_slots: cfg.frame_slots,
         }
     }
 
@@ -104,7 +108,21 @@ impl Stdit {
     /// `x` [B, T, C, H, W] noisy video, `t` [B] in [0, 1] → velocity [B, T, C, H, W].
     /// T = 1 is image mode: the temporal branch is skipped.
     pub fn forward(&self, x: Tensor<5>, t: Tensor<1>, caption: &CaptionBatch) -> Tensor<5> {
-        self.forward_keeping(x, t, caption, None)
+        self.forward_keeping(x, t, caption, &[], None)
+    }
+
+    /// [`Stdit::forward`] with sample b's first frame at slot `slots[b]` of the `stream`
+    /// position (frame f at slot `slots[b] + f`); `slots` is empty (every sample at slot 0) or
+    /// has one entry per sample. Image training draws slots here (`frame_slots`), and the
+    /// inflation check compares a video's frame f with the image model at slot f.
+    pub fn forward_at(
+        &self,
+        x: Tensor<5>,
+        t: Tensor<1>,
+        caption: &CaptionBatch,
+        slots: &[usize],
+    ) -> Tensor<5> {
+        self.forward_keeping(x, t, caption, slots, None)
     }
 
     /// [`Stdit::forward`] that also returns every block's output, [B, T·S, D] each — the
@@ -116,7 +134,7 @@ impl Stdit {
         caption: &CaptionBatch,
     ) -> (Tensor<5>, Vec<Tensor<3>>) {
         let mut kept = Vec::with_capacity(self.blocks.len());
-        let out = self.forward_keeping(x, t, caption, Some(&mut kept));
+        let out = self.forward_keeping(x, t, caption, &[], Some(&mut kept));
         (out, kept)
     }
 
@@ -125,6 +143,7 @@ impl Stdit {
         x: Tensor<5>,
         t: Tensor<1>,
         caption: &CaptionBatch,
+        slots: &[usize],
         mut keep: Option<&mut Vec<Tensor<3>>>,
     ) -> Tensor<5> {
         let [b, frames, c, h, w] = x.dims();
@@ -139,8 +158,8 @@ impl Stdit {
         let mut x = x.reshape([b, frames, s, d]) + pos; // [B, T, S, D]
         let tpe = Tensor::<1>::from_floats(sincos_1d(frames, d).as_slice(), &device)
             .reshape([1, frames, d]);
-        if frames > 1 && self.temporal_pos == TemporalPos::Stream {
-            x = x + tpe.clone().reshape([1, frames, 1, d]);
+        if let Some(stream) = self.stream_position(b, frames, slots, &device) {
+            x = x + stream; // [B or 1, T, 1, D] onto every token of its frame
         }
         let x = x.reshape([b, frames * s, d]); // [B, N, D]
 
@@ -169,6 +188,32 @@ impl Stdit {
         }
         let x = self.final_layer.forward(x, t_emb); // [B, N, p·p·C]
         self.unpatchify(x, frames, c, h, w)
+    }
+
+    /// The `stream` position for frames at their slots, [B or 1, T, 1, D], or `None` where this
+    /// wiring adds none to the stream (not `stream`, or an image of a model without slots).
+    fn stream_position(
+        &self,
+        b: usize,
+        frames: usize,
+        slots: &[usize],
+        device: &Device,
+    ) -> Option<Tensor<4>> {
+        if self.temporal_pos != TemporalPos::Stream || (frames == 1 && self.frame_slots == 0) {
+            return None;
+        }
+        let d = self.hidden;
+        if slots.is_empty() {
+            let table = sincos_1d(frames, d);
+            return Some(Tensor::<1>::from_floats(table.as_slice(), device).reshape([1, frames, 1, d]));
+        }
+        assert_eq!(slots.len(), b, "forward_at: one slot per sample");
+        let positions: Vec<f64> = slots
+            .iter()
+            .flat_map(|&s| (0..frames).map(move |f| (s + f) as f64))
+            .collect();
+        let table = sincos_at(&positions, d);
+        Some(Tensor::<1>::from_floats(table.as_slice(), device).reshape([b, frames, 1, d]))
     }
 
     /// [B, T·S, p·p·C] with features ordered (p, p, C) → [B, T, C, H, W].

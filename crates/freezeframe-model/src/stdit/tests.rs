@@ -106,15 +106,21 @@ fn parameter_paths_are_opensora_keys() {
 
 #[test]
 fn inflated_model_equals_the_per_frame_image_model() {
-    for pos in [TemporalPos::Attention, TemporalPos::Gated] {
-        inflation_identity_holds(pos);
+    for (pos, frame_slots) in [
+        (TemporalPos::Attention, 0),
+        (TemporalPos::Gated, 0),
+        // `stream` with slots: frame f against the image model at slot f.
+        (TemporalPos::Stream, 6),
+    ] {
+        inflation_identity_holds(pos, frame_slots);
     }
 }
 
-fn inflation_identity_holds(pos: TemporalPos) {
+fn inflation_identity_holds(pos: TemporalPos, frame_slots: usize) {
     let dev = Device::flex();
     let cfg = StdiTConfig {
         temporal_pos: pos,
+        frame_slots,
         ..tiny()
     };
     // Random weights everywhere except the zero-initialised temporal output projection (and,
@@ -150,11 +156,31 @@ fn inflation_identity_holds(pos: TemporalPos) {
             .expand([b, t])
             .reshape([b * t]),
     };
+    let slots: Vec<usize> = (0..b).flat_map(|_| 0..t).collect();
     let image_out = model
-        .forward(frames.clone(), time_f.clone(), &cap_f)
+        .forward_at(frames.clone(), time_f.clone(), &cap_f, &slots)
         .reshape([b, t, 3, 16, 16]);
     let d = max_abs_diff(video_out.clone(), image_out.clone());
     assert!(d < 1e-5, "{pos:?}: inflation identity broken: |Δ| = {d}");
+    if frame_slots > 0 {
+        // The slot is read: every frame at slot 0 is not the video.
+        let at_zero = model
+            .forward(frames.clone(), time_f.clone(), &cap_f)
+            .reshape([b, t, 3, 16, 16]);
+        let d0 = max_abs_diff(video_out.clone(), at_zero);
+        assert!(d0 > 1e-3, "frame slots had no effect: {d0}");
+        // A model without slots adds no position to an image, so the same frames at their
+        // slots are the image model of plain `stream`, which the video is not.
+        let mut plain = model.clone();
+        plain.frame_slots = 0;
+        let d1 = max_abs_diff(
+            video_out.clone(),
+            plain
+                .forward_at(frames.clone(), time_f.clone(), &cap_f, &slots)
+                .reshape([b, t, 3, 16, 16]),
+        );
+        assert!(d1 > 1e-3, "plain stream kept the identity: {d1}");
+    }
 
     // The check is sensitive: a non-zero temporal projection breaks the identity, and so does
     // an open position gate.
@@ -380,5 +406,29 @@ fn a_closed_position_gate_still_learns() {
             .max()
             .into_scalar::<f32>();
         assert!(g > 1e-6, "{}: gradient {g:e} at a closed gate", p.path);
+    }
+}
+
+#[test]
+fn the_parameter_estimate_that_bounds_a_config_is_within_ten_percent_of_the_real_count() {
+    let dev = Device::flex();
+    for (name, cfg) in [
+        ("small", StdiTConfig::small()),
+        ("base", StdiTConfig::base()),
+        (
+            "small, ratio 2",
+            StdiTConfig {
+                mlp_ratio: 2.0,
+                ..StdiTConfig::small()
+            },
+        ),
+    ] {
+        let real: usize = param_table(&Stdit::new(&cfg, &dev))
+            .iter()
+            .map(|p| p.shape.iter().product::<usize>())
+            .sum();
+        let est = cfg.estimated_params() as f64;
+        let rel = (est - real as f64).abs() / real as f64;
+        assert!(rel < 0.10, "{name}: estimate {est} against {real}");
     }
 }
