@@ -8,9 +8,12 @@ use freezeframe_train::{Run, RunConfig, TrainError, TrainOptions, train};
 use crate::config::AblationConfig;
 use crate::error::{LabError, io};
 
-/// The shipped image model (made by `configs/image-model.toml`), embedded so that the lab and
-/// the demo start from image weights, as Open-Sora starts from PixArt-α, wherever they run.
-pub const SHIPPED_IMAGE_MODEL: &[u8] = include_bytes!("../../../assets/image-model.safetensors");
+/// The shipped image model (made by `configs/image-model-slots.toml`: trained at every frame
+/// slot of the calibrated clips, so that the `stream` study keeps the inflation identity),
+/// embedded so that the lab and the demo start from image weights, as Open-Sora starts from
+/// PixArt-α, wherever they run.
+pub const SHIPPED_IMAGE_MODEL: &[u8] =
+    include_bytes!("../../../assets/image-model-slots.safetensors");
 
 /// Image weights ready for `[init] from`, and the hash that identifies their content.
 #[derive(Debug, Clone)]
@@ -65,7 +68,7 @@ pub fn describe(ab: &AblationConfig, w: &ImageWeights) -> String {
     let origin = if let Some(pre) = &ab.image.pretrain {
         format!("pre-trained by this study from `{}`", pre.display())
     } else if w.hash == fnv1a(0, SHIPPED_IMAGE_MODEL) {
-        "the shipped image model (`assets/image-model.safetensors`, made by `configs/image-model.toml`)".into()
+        "the shipped image model (`assets/image-model-slots.safetensors`, made by `configs/image-model-slots.toml`)".into()
     } else {
         "named by `[image] from`".into()
     };

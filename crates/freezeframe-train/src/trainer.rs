@@ -63,6 +63,37 @@ pub struct TrainSummary {
     pub samples: Vec<std::path::PathBuf>,
 }
 
+impl TrainSummary {
+    /// The training loss this call saw, in words that say which steps each figure covers:
+    /// the mean of the first and of the last ten steps when there are twenty or more, else one
+    /// mean over all of them (two overlapping windows would read as progress that is not
+    /// there). `None` when this call trained no step.
+    pub fn loss_line(&self) -> Option<String> {
+        const WINDOW: usize = 10;
+        let (first, last) = (self.losses.first()?, self.losses.last()?);
+        let mean = |w: &[(usize, f32)]| w.iter().map(|l| l.1 as f64).sum::<f64>() / w.len() as f64;
+        let n = self.losses.len();
+        if n < 2 * WINDOW {
+            return Some(format!(
+                "train loss {:.4} (mean of steps {}–{})",
+                mean(&self.losses),
+                first.0,
+                last.0
+            ));
+        }
+        let (head, tail) = (&self.losses[..WINDOW], &self.losses[n - WINDOW..]);
+        Some(format!(
+            "train loss {:.4} (steps {}–{}) → {:.4} (steps {}–{})",
+            mean(head),
+            head[0].0,
+            head[WINDOW - 1].0,
+            mean(tail),
+            tail[0].0,
+            last.0
+        ))
+    }
+}
+
 /// A freshly initialised model.
 pub fn build_model(cfg: &StdiTConfig, seed: u64, device: &Device) -> Stdit {
     initialize(Stdit::new(cfg, device), seed)
@@ -752,3 +783,36 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         samples,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary(losses: Vec<(usize, f32)>) -> TrainSummary {
+        TrainSummary {
+            run: Run::new(std::path::Path::new("r")),
+            steps: losses.last().map_or(0, |l| l.0),
+            losses,
+            final_val: None,
+            seconds: 1.0,
+            samples: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_loss_line_names_the_steps_behind_each_figure() {
+        // A short (resumed) run: one mean, no arrow that would read as progress.
+        let short = summary((41..=43).map(|s| (s, 0.5)).collect());
+        assert_eq!(
+            short.loss_line().unwrap(),
+            "train loss 0.5000 (mean of steps 41–43)"
+        );
+        let long = summary((1..=30).map(|s| (s, if s <= 10 { 1.0 } else { 0.25 })).collect());
+        assert_eq!(
+            long.loss_line().unwrap(),
+            "train loss 1.0000 (steps 1–10) → 0.2500 (steps 21–30)"
+        );
+        assert_eq!(summary(Vec::new()).loss_line(), None);
+    }
+}
+

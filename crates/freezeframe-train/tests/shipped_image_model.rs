@@ -1,12 +1,15 @@
 //! The shipped image models load under their config and draw the prompted object from pure
-//! noise: the default (`assets/image-model.safetensors`, `configs/image-model.toml`) one object
-//! of the prompt's colour; v2 (`assets/image-model-v2.safetensors`, 12 000 steps) its shape too.
+//! noise: the shipped one (`assets/image-model-slots.safetensors`,
+//! `configs/image-model-slots.toml`, trained at every frame slot) and the one without slots
+//! (`assets/image-model.safetensors`, `configs/image-model.toml`) one object of the prompt's
+//! colour, at every frame slot for the first; v2 (`assets/image-model-v2.safetensors`, 12 000
+//! steps) its shape too.
 use std::path::PathBuf;
 
 use burn::prelude::*;
 use freezeframe_data::world::{Colour, Shape};
 use freezeframe_eval::read_video;
-use freezeframe_model::Stdit;
+use freezeframe_model::{Stdit, TextEncoder};
 use freezeframe_train::RunConfig;
 use freezeframe_train::checkpoint::load_model;
 use freezeframe_train::sample::{SampleSpec, encoder_for, generate};
@@ -18,7 +21,12 @@ fn repo() -> PathBuf {
 /// Samples two of each prompt from pure noise with the model in `file`; per video, whether it
 /// holds one object of the prompted colour, and whether its shape reads as prompted.
 fn draw(file: &str) -> Vec<(String, bool, bool)> {
-    let cfg = RunConfig::load(&repo().join("configs/image-model.toml")).unwrap();
+    draw_at(file, "configs/image-model.toml", 0)
+}
+
+/// [`draw`] with the model's config and every image at frame slot `slot`.
+fn draw_at(file: &str, config: &str, slot: usize) -> Vec<(String, bool, bool)> {
+    let cfg = RunConfig::load(&repo().join(config)).unwrap();
     let mcfg = cfg.model_config().unwrap();
     let dev = Device::flex();
     let model = load_model(Stdit::new(&mcfg, &dev), &repo().join(file)).unwrap();
@@ -39,7 +47,36 @@ fn draw(file: &str) -> Vec<(String, bool, bool)> {
         seed: 0,
         shape: [1, 3, mcfg.height, mcfg.width],
     };
-    let videos = generate(&model, &encoder, &prompts, spec, &dev, |_| {}).unwrap();
+    let videos = if slot == 0 {
+        generate(&model, &encoder, &prompts, spec, &dev, |_| {}).unwrap()
+    } else {
+        // `generate` samples at slot 0; at another slot, its Euler sampler and guidance with
+        // `forward_at`.
+        let n = prompts.len();
+        let slots = vec![slot; n];
+        let cond = encoder.encode_batch(&prompts, &dev).unwrap();
+        let null = cond.to_null();
+        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+        let noise = freezeframe_train::batch::normal_tensor(
+            &mut rng,
+            [n, 1, 3, mcfg.height, mcfg.width],
+            &dev,
+        );
+        let x = freezeframe_diffusion::euler_sample(
+            noise,
+            spec.steps,
+            |x, t| {
+                let tt = Tensor::<1>::full([n], t, &dev);
+                freezeframe_diffusion::cfg_combine(
+                    model.forward_at(x.clone(), tt.clone(), &cond, &slots),
+                    model.forward_at(x.clone(), tt, &null, &slots),
+                    spec.cfg,
+                )
+            },
+            |_| {},
+        );
+        freezeframe_train::batch::tensor_to_videos(x).unwrap()
+    };
     videos
         .iter()
         .enumerate()
@@ -56,6 +93,21 @@ fn draw(file: &str) -> Vec<(String, bool, bool)> {
 fn shipped_image_model_draws_one_object_of_the_prompted_colour() {
     for (prompt, one, _) in draw("assets/image-model.safetensors") {
         assert!(one, "{prompt}: not one object of the prompted colour");
+    }
+}
+
+#[test]
+fn the_image_model_with_frame_slots_draws_one_object_at_its_first_and_last_slot() {
+    for slot in [0, 7] {
+        let drawn = draw_at(
+            "assets/image-model-slots.safetensors",
+            "configs/image-model-slots.toml",
+            slot,
+        );
+        // Its evaluation draws one object of the prompted colour in 98.4 % of 64 prompts (the
+        // one without slots: 100 %); allow one miss in these 8.
+        let misses: Vec<_> = drawn.iter().filter(|d| !d.1).map(|d| &d.0).collect();
+        assert!(misses.len() <= 1, "slot {slot}: not one object of the prompted colour for {misses:?}");
     }
 }
 

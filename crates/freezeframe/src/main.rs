@@ -286,17 +286,13 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
         );
         return Ok(());
     }
-    let first =
-        s.losses.iter().take(10).map(|l| l.1).sum::<f32>() / s.losses.len().clamp(1, 10) as f32;
-    let last_n = s.losses.len().clamp(1, 10);
-    let last = s.losses.iter().rev().take(last_n).map(|l| l.1).sum::<f32>() / last_n as f32;
     println!("run folder: {}", s.run.dir.display());
     println!(
-        "steps {} in {:.0} s; train loss {:.4} → {:.4}{}",
+        "steps {} in {:.0} s; {}{}",
         s.steps,
         s.seconds,
-        first,
-        last,
+        s.loss_line()
+            .unwrap_or_else(|| "no step trained".into()),
         s.final_val
             .map_or_else(String::new, |v| format!("; val loss {v:.4}"))
     );
