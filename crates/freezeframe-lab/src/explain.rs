@@ -11,7 +11,7 @@ use freezeframe_model::{Stdit, TemporalPos, TextEncoder};
 use freezeframe_train::batch::{normal_tensor, videos_to_tensor};
 use freezeframe_train::dataset::Dataset;
 use freezeframe_train::sample::{encoder_for, load_run};
-use freezeframe_train::trainer::{build_model, initial_model};
+use freezeframe_train::trainer::{build_model, init_weights_file, initial_model};
 use freezeframe_train::{Run, RunConfig, TrainError, checkpoint, plans};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -160,8 +160,10 @@ pub fn inflation_check(base: &RunConfig, image: &Path) -> Result<InflationCheck,
     })
 }
 
-/// The frame slots recorded in image weights' metadata by `checkpoint::save_model`.
+/// The frame slots recorded in image weights' metadata by `checkpoint::save_model` (`image`:
+/// a weights file or an image run's folder, as `[init] from` takes it).
 fn image_frame_slots(image: &Path) -> Result<Option<usize>, LabError> {
+    let image = &init_weights_file(image)?;
     let src = freezeframe_interop::st::Source::open(image).map_err(|e| LabError::Config {
         path: image.to_path_buf(),
         message: e.to_string(),

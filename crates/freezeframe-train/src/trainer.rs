@@ -137,6 +137,17 @@ pub fn train_step(
 
 /// Weights for a run's first step: `model` (the seeded initialisation) as it is, or — for plans
 /// that start from image weights — with every non-fresh parameter loaded from `[init] from`.
+/// The weights file `[init] from` names: the file itself, or a run folder's newest EMA weights.
+pub fn init_weights_file(from: &std::path::Path) -> Result<std::path::PathBuf, TrainError> {
+    if !from.is_dir() {
+        return Ok(from.to_path_buf());
+    }
+    let (_, dir) = Run::new(from).latest_checkpoint().ok_or_else(|| {
+        TrainError::Init(format!("{} holds no complete checkpoint", from.display()))
+    })?;
+    Ok(dir.join("ema.safetensors"))
+}
+
 pub fn initial_model(
     model: Stdit,
     cfg: &RunConfig,
@@ -145,15 +156,7 @@ pub fn initial_model(
     let Some(from) = &cfg.init.from else {
         return Ok(model);
     };
-    let file = if from.is_dir() {
-        let run = Run::new(from);
-        let (_, dir) = run.latest_checkpoint().ok_or_else(|| {
-            TrainError::Init(format!("{} holds no complete checkpoint", from.display()))
-        })?;
-        dir.join("ema.safetensors")
-    } else {
-        from.clone()
-    };
+    let file = init_weights_file(from)?;
     // The initial values of the fresh parameters, to put back after loading.
     let fresh_paths: HashSet<&str> = bound
         .plan
