@@ -604,6 +604,44 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
     assert!(!ok && err.contains("not a diffusers PixArt"), "{err}");
 }
 
+/// The binary under `ulimit -v` (1 GB of address space): a size that were allocated before
+/// it is checked would fail here with an allocation error instead of the limit's message.
+fn ff_bounded(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_freezeframe"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+#[test]
+fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-big-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (section, key) in [
+        ("[data]\nsize = 100000", "data.size"),
+        ("[model]\ndepth = 100000000", "model.depth"),
+        ("[model]\ntext_len = 100000000", "model.text_len"),
+        ("[model]\nmlp_ratio = 1e9", "model.mlp_ratio"),
+        ("[model]\nhidden = 4000000", "model.hidden"),
+        ("[train]\nbatch_size = 100000000", "train.batch_size"),
+    ] {
+        let config = dir.join("big.toml");
+        std::fs::write(&config, format!("name = \"big\"\nout_dir = \"out\"\n{section}\n")).unwrap();
+        let (ok, _, err) = ff_bounded(&["train", "--config", config.to_str().unwrap()]);
+        assert!(!ok && err.contains(key) && err.contains("limit"), "{key}: {err}");
+        assert!(!dir.join("out/big").exists(), "{key}: a run folder was left behind");
+    }
+}
+
 #[test]
 fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() {
     let cases: [(&[&str], &str, &str); 7] = [
@@ -628,7 +666,7 @@ fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() 
         (&["data", "preview", "--n", "1e8"], "--n", "invalid"),
     ];
     for (args, flag, limit) in cases {
-        let (ok, _, err) = ff(args);
+        let (ok, _, err) = ff_bounded(args);
         assert!(
             !ok && err.contains(flag) && err.contains(limit),
             "{args:?}: {err}"
