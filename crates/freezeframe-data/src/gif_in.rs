@@ -2,6 +2,7 @@
 use std::fs::File;
 use std::path::Path;
 
+use crate::gif_out::MAX_GIF_PIXELS;
 use crate::video::Video;
 
 #[derive(Debug, thiserror::Error)]
@@ -23,8 +24,6 @@ pub enum GifReadError {
     },
 }
 
-/// Largest GIF screen read (pixels; its header says the size before any frame is decoded).
-pub const MAX_GIF_PIXELS: usize = 1 << 22;
 /// Most decoded values (frames × 3 × pixels) in one GIF: 2²⁷ f32, 512 MiB.
 pub const MAX_GIF_VALUES: usize = 1 << 27;
 

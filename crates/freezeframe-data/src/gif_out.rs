@@ -21,8 +21,36 @@ pub enum GifError {
     Empty,
     #[error("videos in one grid must share their shape")]
     MixedShapes,
-    #[error("a grid of {width}×{height} px is larger than a GIF can be (65535 px a side): fewer videos or smaller frames")]
+    #[error("a grid of {width}×{height} px is above the limits of a GIF written here (65535 px a side, 2^26 pixels): fewer videos or smaller frames")]
     TooLarge { width: usize, height: usize },
+}
+
+/// Pixels between tiles and around the grid.
+const GAP: usize = 2;
+
+/// Largest canvas written or read (pixels): a GIF may claim 65535 × 65535, 51 GB decoded; this
+/// bound (2²⁶, 256 MiB of RGB bytes a frame) covers every grid this toolkit writes.
+pub const MAX_GIF_PIXELS: usize = 1 << 26;
+
+/// The canvas (width, height) of `n` tiles of `tile` (height, width) pixels at `scale`, `cols`
+/// a row — or why it cannot be a GIF. Callers check it before drawing any sample.
+pub fn grid_size(
+    n: usize,
+    cols: usize,
+    (h, w): (usize, usize),
+    scale: usize,
+) -> Result<(usize, usize), GifError> {
+    let cols = cols.max(1).min(n.max(1));
+    let rows = n.div_ceil(cols);
+    let gh = rows * h * scale + (rows + 1) * GAP;
+    let gw = cols * w * scale + (cols + 1) * GAP;
+    if gw > u16::MAX as usize || gh > u16::MAX as usize || gw * gh > MAX_GIF_PIXELS {
+        return Err(GifError::TooLarge {
+            width: gw,
+            height: gh,
+        });
+    }
+    Ok((gw, gh))
 }
 
 /// Writes `videos` as one animated GIF, `cols` tiles per row, each pixel `scale`×`scale`,
@@ -41,20 +69,25 @@ pub fn write_grid(
     {
         return Err(GifError::MixedShapes);
     }
-    let (cols, gap) = (cols.max(1).min(videos.len()), 2usize);
-    let rows = videos.len().div_ceil(cols);
-    let (th, tw) = (first.height * scale, first.width * scale);
-    let (gh, gw) = (rows * th + (rows + 1) * gap, cols * tw + (cols + 1) * gap);
-    let (Ok(w16), Ok(h16)) = (u16::try_from(gw), u16::try_from(gh)) else {
-        return Err(GifError::TooLarge {
-            width: gw,
-            height: gh,
+    let (cols, gap) = (cols.max(1).min(videos.len()), GAP);
+    let (gw, gh) = grid_size(videos.len(), cols, (first.height, first.width), scale)?;
+    let (w16, h16) = (gw as u16, gh as u16);
+    // Written beside the target under a name no one else uses and renamed into place, so a
+    // full disk or a kill leaves the previous file (or none), never a truncated GIF under the
+    // final name, and no file of the user's is opened for writing but the target itself.
+    let Some(name) = path.file_name() else {
+        return Err(GifError::Io {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a file name"),
         });
     };
-    // Written beside the target and renamed into place, so a full disk or a kill leaves the
-    // previous file (or none), never a truncated GIF under the final name.
-    let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
-    tmp_name.push(".partial");
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut tmp_name = name.to_os_string();
+    tmp_name.push(format!(
+        ".{}-{}.partial",
+        std::process::id(),
+        WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    ));
     let tmp = path.with_file_name(tmp_name);
     let written = encode(&tmp, videos, (cols, gap, scale), (w16, h16), delay_cs)
         .and_then(|()| {
@@ -82,10 +115,15 @@ fn encode(
     let (th, tw) = (first.height * scale, first.width * scale);
     let (gh, gw) = (h16 as usize, w16 as usize);
     let ps = path.display().to_string();
-    let file = File::create(path).map_err(|source| GifError::Io {
-        path: ps.clone(),
-        source,
-    })?;
+    // `create_new`: the temporary name is this writer's own; an existing file is not touched.
+    let file = File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .map_err(|source| GifError::Io {
+            path: ps.clone(),
+            source,
+        })?;
     let enc_err = |source| GifError::Encode {
         path: ps.clone(),
         source,
@@ -149,7 +187,17 @@ mod tests {
             write_grid(&path, &[], 1, 1, 1),
             Err(GifError::Empty)
         ));
-        assert!(!dir.join("g.gif.partial").exists());
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".partial"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+        // A user's file that happens to bear a name like a temporary one is not touched.
+        let theirs = dir.join("g.gif.partial");
+        std::fs::write(&theirs, b"mine").unwrap();
+        write_grid(&path, &[Video::zeros(2, 3, 4, 4)], 1, 1, 10).unwrap();
+        assert_eq!(std::fs::read(&theirs).unwrap(), b"mine");
     }
 
     #[test]
@@ -162,6 +210,7 @@ mod tests {
         let e = write_grid(&path, &vec![v; 33], 33, 64, 10).unwrap_err();
         assert!(matches!(e, GifError::TooLarge { .. }), "{e}");
         assert!(e.to_string().contains("65535"), "{e}");
-        assert!(!path.exists() && !dir.join("big.gif.partial").exists());
+        assert!(!path.exists());
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
     }
 }

@@ -80,8 +80,18 @@ fn the_study_starts_every_plan_from_the_image_model_itself() {
 }
 
 #[test]
-fn the_shipped_image_model_is_the_one_trained_at_frame_slots() {
+fn the_embedded_image_model_is_the_one_trained_at_frame_slots() {
+    // What `[image] from = "shipped"` and the demo start from: the bytes in the binary, written
+    // out as the lab writes them, must carry the slots and keep the study's identity.
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let file = std::fs::read(root.join("assets/image-model-slots.safetensors")).unwrap();
-    assert!(file == freezeframe_lab::image::SHIPPED_IMAGE_MODEL);
+    let dir = std::env::temp_dir().join(format!("ff-shipped-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let weights = freezeframe_lab::image::shipped(&dir).unwrap();
+    let study = AblationConfig::load(&root.join("configs/ablations/open-sora-freeze.toml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = study.base_config().unwrap_or_else(|e| panic!("{e}"));
+    let check = freezeframe_lab::explain::inflation_check(&base, &weights.path).unwrap();
+    assert_eq!(check.image_frame_slots, Some(8), "{check:?}");
+    assert_eq!(check.identity(), Identity::Holds);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -48,10 +48,10 @@ fn ckpt_err(path: &Path, message: impl Into<String>) -> TrainError {
     }
 }
 
-/// Writes a model as safetensors with Open-Sora keys.
-/// Safetensors metadata key under which a model trained with frame slots records their count.
+/// Safetensors metadata key under which a model with frame slots records their count.
 pub const FRAME_SLOTS_KEY: &str = "frame_slots";
 
+/// Writes a model as safetensors with Open-Sora keys.
 pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
     let mut store = SafetensorsStore::from_file(path)
         .with_to_adapter(BurnToPyTorchAdapter)

@@ -494,6 +494,11 @@ impl RunConfig {
         if s.n > MAX_GRID_VIDEOS {
             return Err(format!("sample.n = {} is above the limit {MAX_GRID_VIDEOS}", s.n));
         }
+        // The end-of-run samples are one GIF row of n tiles: checked now, not after training.
+        let scale = crate::sample::SAMPLE_GIF_SCALE;
+        if let Err(e) = freezeframe_data::gif_out::grid_size(s.n, s.n, (m.height, m.width), scale) {
+            return Err(format!("sample.n = {} at data.size = {}: {e}", s.n, m.height));
+        }
         if s.cfg > MAX_CFG {
             return Err(format!("sample.cfg = {} is above the limit {MAX_CFG}", s.cfg));
         }
@@ -551,6 +556,8 @@ mod tests {
             ("[model]\nmlp_ratio = 1e9\n", "model.mlp_ratio = 1000000000"),
             ("[sample]\ncfg = 1e10\n", "sample.cfg = 10000000000"),
             ("[sample]\nn = 1000000\n", "sample.n = 1000000"),
+            // 64 tiles of 512 px at scale 4 in one row: 131 202 px wide.
+            ("[sample]\nn = 64\n[data]\nsize = 512\n", "sample.n = 64 at data.size = 512"),
             // Each within its limit, too large together: 4096 clips of 8 × (16×16) patches at
             // D 256 are 2³¹ values an activation.
             (

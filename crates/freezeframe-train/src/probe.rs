@@ -189,6 +189,14 @@ mod tests {
     use freezeframe_model::text::words;
 
     #[test]
+    fn a_class_key_is_its_name_in_eval_json() {
+        for class in CLASSES {
+            let json = serde_json::to_string(&class).unwrap();
+            assert_eq!(json, format!("\"{}\"", class.key()));
+        }
+    }
+
+    #[test]
     fn swaps_change_exactly_the_probed_word() {
         let w = World::new(WorldConfig::default()).unwrap();
         let (colours, shapes): (Vec<&str>, Vec<&str>) = (

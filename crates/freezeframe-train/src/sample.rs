@@ -189,6 +189,9 @@ pub fn load_run(run: &Run, device: &Device) -> Result<LoadedRun, TrainError> {
     })
 }
 
+/// Pixel scale of sample GIFs (one row of `n` tiles): 16-pixel frames become visible.
+pub const SAMPLE_GIF_SCALE: usize = 4;
+
 /// Samples `n` videos for each prompt and writes one GIF per prompt into `out_dir`
 /// (`<slug>.gif`, n tiles). Returns the written paths.
 pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
@@ -207,8 +210,24 @@ pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
         let rep: Vec<String> = vec![p.clone(); n];
         let videos = generate(model, encoder, &rep, spec, device, |_| {})?;
         let path = out_dir.join(format!("{}.gif", crate::run::slug(p)));
-        freezeframe_data::gif_out::write_grid(&path, &videos, n, 4, 15)?;
+        freezeframe_data::gif_out::write_grid(&path, &videos, n, SAMPLE_GIF_SCALE, 15)?;
         paths.push(path);
     }
     Ok(paths)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_video_is_flat_only_when_every_value_is_within_one_level() {
+        let mut v = Video::zeros(2, 3, 4, 4);
+        v.data.iter_mut().for_each(|x| *x = 0.5);
+        assert!(is_flat(&v));
+        v.data[7] = 0.5 + 0.5 / 255.0;
+        assert!(is_flat(&v));
+        v.data[7] = 0.5 + 2.0 / 255.0;
+        assert!(!is_flat(&v));
+    }
 }

@@ -135,8 +135,6 @@ pub fn train_step(
     }
 }
 
-/// Weights for a run's first step: `model` (the seeded initialisation) as it is, or — for plans
-/// that start from image weights — with every non-fresh parameter loaded from `[init] from`.
 /// The weights file `[init] from` names: the file itself, or a run folder's newest EMA weights.
 pub fn init_weights_file(from: &std::path::Path) -> Result<std::path::PathBuf, TrainError> {
     if !from.is_dir() {
@@ -148,6 +146,8 @@ pub fn init_weights_file(from: &std::path::Path) -> Result<std::path::PathBuf, T
     Ok(dir.join("ema.safetensors"))
 }
 
+/// Weights for a run's first step: `model` (the seeded initialisation) as it is, or — for plans
+/// that start from image weights — with every non-fresh parameter loaded from `[init] from`.
 pub fn initial_model(
     model: Stdit,
     cfg: &RunConfig,

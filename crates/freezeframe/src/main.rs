@@ -13,11 +13,11 @@ use cli::{
     BenchCommand, Cli, Command, DataCommand, ExportFormat, ImportCommand, ModelCommand,
     PlanCommand, Sampling,
 };
-use freezeframe_data::gif_out::write_grid;
+use freezeframe_data::gif_out::{grid_size, write_grid};
 use freezeframe_data::{Split, World, WorldConfig};
 use freezeframe_model::{StdiTConfig, Stdit, param_table};
 use freezeframe_train::run::Run;
-use freezeframe_train::sample::{generate, load_run};
+use freezeframe_train::sample::{SAMPLE_GIF_SCALE, generate, load_run};
 use freezeframe_train::{RunConfig, TrainOptions, train};
 use interop::{export_pixart, import_pixart};
 
@@ -223,6 +223,9 @@ fn run(cli: Cli) -> Result<()> {
             };
             if let Some(b) = batch {
                 cfg.train.batch_size = b;
+                // Validated again as a whole: the batch's limits (and the activation size it
+                // makes with this model) hold for the flag as for the key.
+                cfg = RunConfig::parse(&cfg.to_toml(), Path::new("bench train-step --batch"))?;
             }
             if let Some(b) = backend {
                 cfg.runtime.backend = b;
@@ -429,6 +432,9 @@ fn model_params(preset: &str) -> Result<()> {
     Ok(())
 }
 
+/// Pixel scale of preview grids.
+const PREVIEW_SCALE: usize = 3;
+
 /// Files a command writes are never the user's existing files: refused before any work.
 fn refuse_existing(paths: &[&Path]) -> Result<()> {
     for p in paths {
@@ -449,13 +455,14 @@ fn data_preview(n: usize, out: &Path, seed: u64, config: Option<&Path>) -> Resul
         None => WorldConfig::default(),
     };
     world_cfg.seed = seed;
+    let cols = (n as f64).sqrt().ceil() as usize;
+    grid_size(n, cols, (world_cfg.size, world_cfg.size), PREVIEW_SCALE)?;
     let world = World::new(world_cfg)?;
     let clips: Vec<_> = (0..n.max(1) as u64)
         .map(|i| world.clip(Split::Train, i))
         .collect();
     let videos: Vec<_> = clips.iter().map(|c| c.video.clone()).collect();
-    let cols = (n as f64).sqrt().ceil() as usize;
-    write_grid(out, &videos, cols, 3, 15)?;
+    write_grid(out, &videos, cols, PREVIEW_SCALE, 15)?;
     let mut text = String::new();
     for (i, c) in clips.iter().enumerate() {
         text.push_str(&format!(
@@ -484,7 +491,7 @@ fn cache_preview(n: usize, out: &Path, dir: &Path) -> Result<()> {
     let picks: Vec<usize> = (0..k).map(|i| i * cache.len() / k).collect();
     let videos: Vec<_> = picks.iter().map(|&i| cache.video(i)).collect();
     let cols = (k as f64).sqrt().ceil() as usize;
-    write_grid(out, &videos, cols, 3, 15)?;
+    write_grid(out, &videos, cols, PREVIEW_SCALE, 15)?;
     let mut text = String::new();
     for (j, &i) in picks.iter().enumerate() {
         text.push_str(&format!("{j:>3} (clip {i}): {}\n", cache.caption(i)));
@@ -513,6 +520,8 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
     let run = Run::new(run);
     let device = run.backend(backend)?.device()?;
     let loaded = load_run(&run, &device)?;
+    let m = &loaded.model_config;
+    grid_size(n, n, (m.height, m.width), SAMPLE_GIF_SCALE)?;
     let spec = loaded.spec(steps, cfg, seed);
     let bar = freezeframe_train::progress::bar(
         steps as u64,
@@ -529,7 +538,7 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
         |i| bar.set_position(i as u64),
     )?;
     bar.finish_and_clear();
-    write_grid(out, &videos, n.max(1), 4, 15)?;
+    write_grid(out, &videos, n.max(1), SAMPLE_GIF_SCALE, 15)?;
     println!(
         "wrote {} ({} videos of {prompt:?}, {steps} steps, cfg {cfg})",
         out.display(),

@@ -644,7 +644,7 @@ fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
 
 #[test]
 fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() {
-    let cases: [(&[&str], &str, &str); 7] = [
+    let cases: [(&[&str], &str, &str); 8] = [
         (
             &["sample", "--run", "r", "--prompt", "p", "--n", "1000000"],
             "--n",
@@ -664,6 +664,11 @@ fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() 
         (&["data", "preview", "--n", "100000000"], "--n", "4096"),
         (&["bench", "eval", "--n", "100000000"], "--n", "4096"),
         (&["data", "preview", "--n", "1e8"], "--n", "invalid"),
+        (
+            &["bench", "train-step", "--preset", "tiny", "--batch", "100000000"],
+            "train.batch_size",
+            "4096",
+        ),
     ];
     for (args, flag, limit) in cases {
         let (ok, _, err) = ff_bounded(args);
