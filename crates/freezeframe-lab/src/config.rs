@@ -53,6 +53,9 @@ pub struct ImageSection {
 #[serde(deny_unknown_fields)]
 pub struct BudgetSection {
     pub steps: Option<usize>,
+    /// `train.warmup`: a budget shorter than the base run's warm-up sets a shorter one (a
+    /// warm-up longer than the run is refused).
+    pub warmup: Option<usize>,
     pub batch_size: Option<usize>,
     /// Per-group gradient norms every this many steps.
     pub diag_every: Option<usize>,
@@ -295,6 +298,7 @@ impl AblationConfig {
             }
         };
         set(&mut cfg.train.steps, b.steps);
+        set(&mut cfg.train.warmup, b.warmup);
         set(&mut cfg.train.batch_size, b.batch_size);
         set(&mut cfg.log.diag_every, b.diag_every);
         set(&mut cfg.log.frozen_grad_every, b.frozen_grad_every);

@@ -36,6 +36,7 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
     if quick {
         ab.budget = crate::config::BudgetSection {
             steps: Some(6),
+            warmup: Some(1),
             batch_size: Some(2),
             diag_every: Some(2),
             frozen_grad_every: Some(2),
@@ -47,7 +48,6 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         ab.eval.n = 4;
         ab.eval.steps = 2;
         base.log.val_clips = 4;
-        base.train.warmup = 1;
     }
     let base = ab.with_budget(base)?;
     let left: Vec<String> = full

@@ -491,6 +491,13 @@ impl RunConfig {
                 m.hidden
             ));
         }
+        if self.train.warmup > self.train.steps {
+            return Err(format!(
+                "train.warmup = {} is longer than train.steps = {}: the learning rate would never \
+                 reach train.lr",
+                self.train.warmup, self.train.steps
+            ));
+        }
         if s.n > MAX_GRID_VIDEOS {
             return Err(format!("sample.n = {} is above the limit {MAX_GRID_VIDEOS}", s.n));
         }
@@ -570,6 +577,15 @@ mod tests {
                 .to_string();
             assert!(e.contains(key) && e.contains("limit"), "{toml}: {e}");
         }
+    }
+
+    #[test]
+    fn a_warm_up_longer_than_the_run_is_refused() {
+        let e = parse("name = \"x\"\n[train]\nsteps = 10\nwarmup = 100\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("train.warmup = 100") && e.contains("train.steps = 10"), "{e}");
+        assert!(parse("name = \"x\"\n[train]\nsteps = 10\nwarmup = 10\n").is_ok());
     }
 
     #[test]

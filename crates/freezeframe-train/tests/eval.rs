@@ -26,6 +26,7 @@ object_size = [2.5, 3.0]
 [train]
 batch_size = 2
 steps = 3
+warmup = 1
 [log]
 val_clips = 2
 "#,

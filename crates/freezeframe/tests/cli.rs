@@ -121,7 +121,7 @@ fn paths_in_a_config_are_relative_to_the_config_file_from_any_working_directory(
         dir.join("exp/run.toml"),
         "name = \"p\"\nplan = \"plans/mine.toml\"\n[model]\npreset = \"tiny\"\n\
          [data]\nframes = 2\nsize = 16\nobject_size = [2.0, 3.0]\nval_clips = 2\n\
-         [train]\nbatch_size = 1\nsteps = 1\n[log]\nval_clips = 1\n\
+         [train]\nbatch_size = 1\nsteps = 1\nwarmup = 1\n[log]\nval_clips = 1\n\
          [sample]\nprompts = [\"a red circle stays still\"]\nn = 1\nsteps = 1\n",
     )
     .unwrap();
@@ -502,7 +502,7 @@ fn ablate_with_two_jobs_runs_the_grid_in_worker_processes() {
         &config,
         format!(
             "name = \"tiny\"\nbase = \"{base}\"\nstrategies = [\"full\", \"temporal-only\"]\nseeds = [0]\n\
-             [budget]\nsteps = 2\nbatch_size = 2\nsample_n = 1\nsample_steps = 1\n[eval]\nn = 2\nsteps = 1\n"
+             [budget]\nsteps = 2\nwarmup = 1\nbatch_size = 2\nsample_n = 1\nsample_steps = 1\n[eval]\nn = 2\nsteps = 1\n"
         ),
     )
     .unwrap();
@@ -559,7 +559,7 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         "name = \"pixart-video\"\nout_dir = \"runs\"\nplan = \"temporal-only\"\n\
          [init]\nfrom = \"pixart.safetensors\"\n\
          [data]\nframes = 4\nsize = 16\nobject_size = [3.0, 3.0]\nspeeds = {{ slow = 1.0, fast = 1.4 }}\n\
-         [train]\nbatch_size = 2\nsteps = 6\n\
+         [train]\nbatch_size = 2\nsteps = 6\nwarmup = 1\n\
          [log]\nevery = 2\nval_every = 6\ncheckpoint_every = 6\nval_clips = 2\n\
          [sample]\nn = 1\nsteps = 2\nprompts = [\"a red circle moves left\"]\n{model}"
     );
