@@ -21,7 +21,9 @@ pub enum GifError {
     Empty,
     #[error("videos in one grid must share their shape")]
     MixedShapes,
-    #[error("a grid of {width}×{height} px is above the limits of a GIF written here (65535 px a side, 2^26 pixels): fewer videos or smaller frames")]
+    #[error(
+        "a grid of {width}×{height} px is above the limits of a GIF written here (65535 px a side, 2^26 pixels): fewer videos or smaller frames"
+    )]
     TooLarge { width: usize, height: usize },
 }
 
@@ -89,13 +91,12 @@ pub fn write_grid(
         WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     ));
     let tmp = path.with_file_name(tmp_name);
-    let written = encode(&tmp, videos, (cols, gap, scale), (w16, h16), delay_cs)
-        .and_then(|()| {
-            std::fs::rename(&tmp, path).map_err(|source| GifError::Io {
-                path: path.display().to_string(),
-                source,
-            })
-        });
+    let written = encode(&tmp, videos, (cols, gap, scale), (w16, h16), delay_cs).and_then(|()| {
+        std::fs::rename(&tmp, path).map_err(|source| GifError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    });
     if written.is_err() {
         // Best effort: the error that matters is the one returned.
         let _ = std::fs::remove_file(&tmp);

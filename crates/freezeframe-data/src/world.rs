@@ -621,7 +621,10 @@ mod tests {
         .validate()
         .unwrap_err()
         .to_string();
-        assert!(e.contains("data.size = 100000") && e.contains("1024"), "{e}");
+        assert!(
+            e.contains("data.size = 100000") && e.contains("1024"),
+            "{e}"
+        );
         let e = WorldConfig {
             frames: 100_000_000,
             ..WorldConfig::default()

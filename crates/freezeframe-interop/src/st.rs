@@ -392,13 +392,22 @@ mod tests {
     #[test]
     fn tensors_holding_nan_or_infinity_are_refused_naming_the_tensor() {
         let d = tmp("nan");
-        for (name, bad_value) in [("nan.safetensors", f32::NAN), ("inf.safetensors", f32::INFINITY)] {
+        for (name, bad_value) in [
+            ("nan.safetensors", f32::NAN),
+            ("inf.safetensors", f32::INFINITY),
+        ] {
             let p = d.join(name);
-            write_f32(&p, ("format", "pt"), &[("blocks.0.attn.qkv.weight".into(), vec![3])], |_| {
-                Ok(vec![0.5, bad_value, 1.0])
-            })
+            write_f32(
+                &p,
+                ("format", "pt"),
+                &[("blocks.0.attn.qkv.weight".into(), vec![3])],
+                |_| Ok(vec![0.5, bad_value, 1.0]),
+            )
             .unwrap();
-            let e = Source::open(&p).unwrap().read_f32("blocks.0.attn.qkv.weight").unwrap_err();
+            let e = Source::open(&p)
+                .unwrap()
+                .read_f32("blocks.0.attn.qkv.weight")
+                .unwrap_err();
             let e = e.to_string();
             assert!(
                 e.contains("blocks.0.attn.qkv.weight") && e.contains("index 1") && e.contains(name),

@@ -257,8 +257,10 @@ impl AblationConfig {
             };
             if !METRICS.iter().any(|m| m.key == c.metric) && !probe(&c.metric) {
                 let keys: Vec<&str> = METRICS.iter().map(|m| m.key).collect();
-                let probes: Vec<String> =
-                    CLASSES.iter().map(|c| format!("probe_{}", c.key())).collect();
+                let probes: Vec<String> = CLASSES
+                    .iter()
+                    .map(|c| format!("probe_{}", c.key()))
+                    .collect();
                 return Err(format!(
                     "claims `{}`: metric = {:?} is not one of {keys:?} or {probes:?}",
                     c.id, c.metric
@@ -352,7 +354,10 @@ seeds = [0, 1]
         );
         assert!(err(&format!("{OK}colour = 1\n")).contains("colour"));
         let e = err(&format!("{OK}[eval]\nn = 100000000\n"));
-        assert!(e.contains("[eval] n = 100000000") && e.contains("4096"), "{e}");
+        assert!(
+            e.contains("[eval] n = 100000000") && e.contains("4096"),
+            "{e}"
+        );
         let e = err(&format!("{OK}[eval]\ncfg = 1e10\n"));
         assert!(e.contains("[eval] cfg") && e.contains("limit"), "{e}");
         let bad_metric = format!(
@@ -362,7 +367,10 @@ seeds = [0, 1]
         // A probe class the evaluation never scores is refused before anything trains.
         let bad_probe = bad_metric.replace("\"speed\"", "\"probe_speed\"");
         let e = err(&bad_probe);
-        assert!(e.contains("probe_speed") && e.contains("probe_direction"), "{e}");
+        assert!(
+            e.contains("probe_speed") && e.contains("probe_direction"),
+            "{e}"
+        );
         let good_probe = bad_metric.replace("\"speed\"", "\"probe_colour\"");
         assert!(AblationConfig::parse(&good_probe, Path::new("s.toml")).is_ok());
         let claim = |strategy: &str, against: &str| {

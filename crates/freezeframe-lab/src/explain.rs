@@ -168,7 +168,10 @@ fn image_frame_slots(image: &Path) -> Result<Option<usize>, LabError> {
         path: image.to_path_buf(),
         message: e.to_string(),
     })?;
-    let Some(v) = src.metadata().and_then(|m| m.get(checkpoint::FRAME_SLOTS_KEY)) else {
+    let Some(v) = src
+        .metadata()
+        .and_then(|m| m.get(checkpoint::FRAME_SLOTS_KEY))
+    else {
         return Ok(None);
     };
     v.parse().map(Some).map_err(|_| LabError::Config {

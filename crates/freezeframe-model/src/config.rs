@@ -185,7 +185,11 @@ impl StdiTConfig {
             }
         }
         if self.mlp_ratio > MAX_MLP_RATIO {
-            return over("mlp_ratio", self.mlp_ratio.to_string(), MAX_MLP_RATIO.to_string());
+            return over(
+                "mlp_ratio",
+                self.mlp_ratio.to_string(),
+                MAX_MLP_RATIO.to_string(),
+            );
         }
         if self.patch > 0 && self.tokens_per_frame() > MAX_TOKENS_PER_FRAME {
             return Err(format!(
@@ -330,7 +334,10 @@ mod tests {
             c.validate().unwrap_err()
         };
         let e = with(|c| c.hidden = 4_000_000);
-        assert!(e.contains("model.hidden = 4000000") && e.contains("16384"), "{e}");
+        assert!(
+            e.contains("model.hidden = 4000000") && e.contains("16384"),
+            "{e}"
+        );
         let e = with(|c| c.depth = 100_000_000);
         assert!(e.contains("model.depth") && e.contains("256"), "{e}");
         let e = with(|c| c.text_len = 100_000_000);
@@ -364,7 +371,10 @@ mod tests {
         stream(4).validate().unwrap();
         stream(0).validate().unwrap();
         let e = stream(3).validate().unwrap_err();
-        assert!(e.contains("frame_slots = 3") && e.contains("4 frames"), "{e}");
+        assert!(
+            e.contains("frame_slots = 3") && e.contains("4 frames"),
+            "{e}"
+        );
         let e = stream(MAX_FRAME_SLOTS + 1).validate().unwrap_err();
         assert!(e.contains("limit"), "{e}");
         let gated = StdiTConfig {

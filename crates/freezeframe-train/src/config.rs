@@ -479,7 +479,9 @@ impl RunConfig {
         use crate::limits::*;
         let (b, s) = (self.train.batch_size, &self.sample);
         if b > MAX_BATCH {
-            return Err(format!("train.batch_size = {b} is above the limit {MAX_BATCH}"));
+            return Err(format!(
+                "train.batch_size = {b} is above the limit {MAX_BATCH}"
+            ));
         }
         let values = (b * m.frames * m.tokens_per_frame()) as u64 * m.hidden as u64;
         if values > MAX_ACTIVATION_VALUES {
@@ -499,15 +501,24 @@ impl RunConfig {
             ));
         }
         if s.n > MAX_GRID_VIDEOS {
-            return Err(format!("sample.n = {} is above the limit {MAX_GRID_VIDEOS}", s.n));
+            return Err(format!(
+                "sample.n = {} is above the limit {MAX_GRID_VIDEOS}",
+                s.n
+            ));
         }
         // The end-of-run samples are one GIF row of n tiles: checked now, not after training.
         let scale = crate::sample::SAMPLE_GIF_SCALE;
         if let Err(e) = freezeframe_data::gif_out::grid_size(s.n, s.n, (m.height, m.width), scale) {
-            return Err(format!("sample.n = {} at data.size = {}: {e}", s.n, m.height));
+            return Err(format!(
+                "sample.n = {} at data.size = {}: {e}",
+                s.n, m.height
+            ));
         }
         if s.cfg > MAX_CFG {
-            return Err(format!("sample.cfg = {} is above the limit {MAX_CFG}", s.cfg));
+            return Err(format!(
+                "sample.cfg = {} is above the limit {MAX_CFG}",
+                s.cfg
+            ));
         }
         if s.steps > MAX_SAMPLER_STEPS {
             return Err(format!(
@@ -555,16 +566,25 @@ mod tests {
     #[test]
     fn sizes_above_their_limits_are_refused_naming_the_key() {
         for (toml, key) in [
-            ("[train]\nbatch_size = 100000000\n", "train.batch_size = 100000000"),
+            (
+                "[train]\nbatch_size = 100000000\n",
+                "train.batch_size = 100000000",
+            ),
             ("[data]\nsize = 100000\n", "data.size = 100000"),
             ("[model]\nhidden = 4000000\n", "model.hidden = 4000000"),
             ("[model]\ndepth = 100000000\n", "model.depth = 100000000"),
-            ("[model]\ntext_len = 100000000\n", "model.text_len = 100000000"),
+            (
+                "[model]\ntext_len = 100000000\n",
+                "model.text_len = 100000000",
+            ),
             ("[model]\nmlp_ratio = 1e9\n", "model.mlp_ratio = 1000000000"),
             ("[sample]\ncfg = 1e10\n", "sample.cfg = 10000000000"),
             ("[sample]\nn = 1000000\n", "sample.n = 1000000"),
             // 64 tiles of 512 px at scale 4 in one row: 131 202 px wide.
-            ("[sample]\nn = 64\n[data]\nsize = 512\n", "sample.n = 64 at data.size = 512"),
+            (
+                "[sample]\nn = 64\n[data]\nsize = 512\n",
+                "sample.n = 64 at data.size = 512",
+            ),
             // Each within its limit, too large together: 4096 clips of 8 × (16×16) patches at
             // D 256 are 2³¹ values an activation.
             (
@@ -584,7 +604,10 @@ mod tests {
         let e = parse("name = \"x\"\n[train]\nsteps = 10\nwarmup = 100\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("train.warmup = 100") && e.contains("train.steps = 10"), "{e}");
+        assert!(
+            e.contains("train.warmup = 100") && e.contains("train.steps = 10"),
+            "{e}"
+        );
         assert!(parse("name = \"x\"\n[train]\nsteps = 10\nwarmup = 10\n").is_ok());
     }
 

@@ -810,7 +810,11 @@ mod tests {
             short.loss_line().unwrap(),
             "train loss 0.5000 (mean of steps 41–43)"
         );
-        let long = summary((1..=30).map(|s| (s, if s <= 10 { 1.0 } else { 0.25 })).collect());
+        let long = summary(
+            (1..=30)
+                .map(|s| (s, if s <= 10 { 1.0 } else { 0.25 }))
+                .collect(),
+        );
         assert_eq!(
             long.loss_line().unwrap(),
             "train loss 1.0000 (steps 1–10) → 0.2500 (steps 21–30)"
@@ -818,4 +822,3 @@ mod tests {
         assert_eq!(summary(Vec::new()).loss_line(), None);
     }
 }
-

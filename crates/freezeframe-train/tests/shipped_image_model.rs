@@ -107,7 +107,10 @@ fn the_image_model_with_frame_slots_draws_one_object_at_its_first_and_last_slot(
         // Its evaluation draws one object of the prompted colour in 98.4 % of 64 prompts (the
         // one without slots: 100 %); allow one miss in these 8.
         let misses: Vec<_> = drawn.iter().filter(|d| !d.1).map(|d| &d.0).collect();
-        assert!(misses.len() <= 1, "slot {slot}: not one object of the prompted colour for {misses:?}");
+        assert!(
+            misses.len() <= 1,
+            "slot {slot}: not one object of the prompted colour for {misses:?}"
+        );
     }
 }
 

@@ -351,7 +351,10 @@ fn image_runs_with_frame_slots_draw_a_slot_per_image_from_the_step() {
     assert!(distinct.len() >= 3, "{:?}", a.slots);
     // A pure function of (seed, step), like the rest of the batch; the clips, noise and t are
     // the ones a run without slots draws.
-    assert_eq!(train_batch(&world, &enc, spec, 7, &dev).unwrap().slots, a.slots);
+    assert_eq!(
+        train_batch(&world, &enc, spec, 7, &dev).unwrap().slots,
+        a.slots
+    );
     let plain = BatchSpec {
         frame_slots: 0,
         ..spec

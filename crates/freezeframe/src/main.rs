@@ -294,8 +294,7 @@ fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
         "steps {} in {:.0} s; {}{}",
         s.steps,
         s.seconds,
-        s.loss_line()
-            .unwrap_or_else(|| "no step trained".into()),
+        s.loss_line().unwrap_or_else(|| "no step trained".into()),
         s.final_val
             .map_or_else(String::new, |v| format!("; val loss {v:.4}"))
     );

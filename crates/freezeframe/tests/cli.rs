@@ -344,9 +344,15 @@ fn ablate_reports_its_own_errors_before_anything_trains() {
     // study.json) is left behind; the same for an image pre-training config.
     for (name, image) in [
         ("noimage.toml", "[image]\nfrom = \"missing.safetensors\"\n"),
-        ("nopretrain.toml", "[image]\npretrain = \"missing-image.toml\"\n"),
+        (
+            "nopretrain.toml",
+            "[image]\npretrain = \"missing-image.toml\"\n",
+        ),
     ] {
-        let config = write(name, &format!("strategies = [\"full\"]\nseeds = [0]\n{image}"));
+        let config = write(
+            name,
+            &format!("strategies = [\"full\"]\nseeds = [0]\n{image}"),
+        );
         let out = dir.join("no-image-out");
         let (ok, _, err) = ff(&[
             "ablate",
@@ -635,10 +641,20 @@ fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
         ("[train]\nbatch_size = 100000000", "train.batch_size"),
     ] {
         let config = dir.join("big.toml");
-        std::fs::write(&config, format!("name = \"big\"\nout_dir = \"out\"\n{section}\n")).unwrap();
+        std::fs::write(
+            &config,
+            format!("name = \"big\"\nout_dir = \"out\"\n{section}\n"),
+        )
+        .unwrap();
         let (ok, _, err) = ff_bounded(&["train", "--config", config.to_str().unwrap()]);
-        assert!(!ok && err.contains(key) && err.contains("limit"), "{key}: {err}");
-        assert!(!dir.join("out/big").exists(), "{key}: a run folder was left behind");
+        assert!(
+            !ok && err.contains(key) && err.contains("limit"),
+            "{key}: {err}"
+        );
+        assert!(
+            !dir.join("out/big").exists(),
+            "{key}: a run folder was left behind"
+        );
     }
 }
 
@@ -656,7 +672,15 @@ fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() 
             "50",
         ),
         (
-            &["sample", "--run", "r", "--prompt", "p", "--steps", "100000000"],
+            &[
+                "sample",
+                "--run",
+                "r",
+                "--prompt",
+                "p",
+                "--steps",
+                "100000000",
+            ],
             "--steps",
             "10000",
         ),
@@ -665,7 +689,14 @@ fn counts_and_scales_above_their_limits_are_refused_naming_the_flag_and_limit() 
         (&["bench", "eval", "--n", "100000000"], "--n", "4096"),
         (&["data", "preview", "--n", "1e8"], "--n", "invalid"),
         (
-            &["bench", "train-step", "--preset", "tiny", "--batch", "100000000"],
+            &[
+                "bench",
+                "train-step",
+                "--preset",
+                "tiny",
+                "--batch",
+                "100000000",
+            ],
             "train.batch_size",
             "4096",
         ),
@@ -700,7 +731,12 @@ fn sample_and_preview_never_replace_a_users_file() {
     // The caption list beside a preview is the user's file too.
     let txt = dir.join("p.txt");
     std::fs::write(&txt, b"notes").unwrap();
-    let (ok, _, err) = ff(&["data", "preview", "--out", dir.join("p.gif").to_str().unwrap()]);
+    let (ok, _, err) = ff(&[
+        "data",
+        "preview",
+        "--out",
+        dir.join("p.gif").to_str().unwrap(),
+    ]);
     assert!(!ok && err.contains("p.txt"), "{err}");
     assert_eq!(std::fs::read(&mine).unwrap(), b"the user's file");
     assert_eq!(std::fs::read(&txt).unwrap(), b"notes");

@@ -205,7 +205,9 @@ impl Stdit {
         let d = self.hidden;
         if slots.is_empty() {
             let table = sincos_1d(frames, d);
-            return Some(Tensor::<1>::from_floats(table.as_slice(), device).reshape([1, frames, 1, d]));
+            return Some(
+                Tensor::<1>::from_floats(table.as_slice(), device).reshape([1, frames, 1, d]),
+            );
         }
         assert_eq!(slots.len(), b, "forward_at: one slot per sample");
         let positions: Vec<f64> = slots
