@@ -53,10 +53,7 @@ fn inflated(base: &RunConfig, image: &Path, device: &Device) -> Result<Stdit, Tr
     let mut cfg = base.clone();
     cfg.plan = "full".into();
     cfg.init.from = Some(image.to_path_buf());
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: "base".into(),
-        message,
-    })?;
+    let mcfg = cfg.model()?;
     let model = build_model(&mcfg, cfg.seed, device);
     let bound = plans::bind(&cfg, &model, mcfg.depth)?;
     initial_model(model, &cfg, &bound)
@@ -128,10 +125,7 @@ pub fn inflation_check(base: &RunConfig, image: &Path) -> Result<InflationCheck,
     let device = Device::flex();
     let model = inflated(base, image, &device)?;
     let encoder = encoder_for(base)?;
-    let mcfg = base.model_config().map_err(|message| LabError::Config {
-        path: base.out_dir.clone(),
-        message,
-    })?;
+    let mcfg = base.model()?;
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let x = normal_tensor(
         &mut rng,
@@ -213,10 +207,7 @@ fn values_by_path(model: &Stdit) -> BTreeMap<String, Vec<f32>> {
 pub fn drift(run: &Run) -> Result<BTreeMap<String, f64>, LabError> {
     let device = Device::flex();
     let cfg = run.load_config()?;
-    let mcfg = cfg.model_config().map_err(|message| LabError::Config {
-        path: run.config_path(),
-        message,
-    })?;
+    let mcfg = cfg.model()?;
     let model = build_model(&mcfg, cfg.seed, &device);
     let bound = plans::bind(&cfg, &model, mcfg.depth)?;
     let start = initial_model(model.clone(), &cfg, &bound)?;

@@ -83,10 +83,7 @@ pub struct Strategy {
 /// Loads every strategy's plan and validates it against the base model — before image weights
 /// are made or anything is written.
 pub fn validate_plans(ab: &AblationConfig, base: &RunConfig) -> Result<Vec<Strategy>, LabError> {
-    let mcfg = base.model_config().map_err(|message| LabError::Config {
-        path: ab.base.clone(),
-        message,
-    })?;
+    let mcfg = base.model()?;
     let probe_model = build_model(&mcfg, 0, &burn::prelude::Device::flex());
     let mut out = Vec::new();
     for strategy in &ab.strategies {

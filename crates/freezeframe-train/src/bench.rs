@@ -102,10 +102,7 @@ pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
     let world = crate::dataset::Dataset::open(&cfg.data)?;
     let encoder = encoder_for(cfg)?;
     let device = cfg.runtime.backend.autodiff()?;
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: "bench".into(),
-        message,
-    })?;
+    let mcfg = cfg.model()?;
     let mut model = build_model(&mcfg, 0, &device);
     let params = param_table(&model).iter().map(|p| p.numel()).sum();
     let loaded = freezeframe_plan::load(&cfg.plan)?;

@@ -327,7 +327,13 @@ impl RunConfig {
             .unwrap_or_else(|e| format!("# could not serialise config: {e}\n"))
     }
 
-    /// The model shape: the preset with overrides, frames and resolution from `[data]`.
+    /// [`RunConfig::model_config`] with a typed error, for callers past validation.
+    pub fn model(&self) -> Result<StdiTConfig, TrainError> {
+        self.model_config().map_err(TrainError::Model)
+    }
+
+    /// The model shape: the preset with overrides, frames and resolution from `[data]`; the
+    /// error names the bad key (validation embeds it in the config error).
     pub fn model_config(&self) -> Result<StdiTConfig, String> {
         let m = &self.model;
         let mut c = StdiTConfig::preset(&m.preset).ok_or_else(|| {

@@ -9,6 +9,9 @@ pub enum TrainError {
     },
     #[error("invalid config {path}: {message}")]
     Config { path: PathBuf, message: String },
+    /// A `[model]` section that does not make a model (the message names the key).
+    #[error("invalid [model]: {0}")]
+    Model(String),
     #[error("{context}: {source}")]
     Io {
         context: String,

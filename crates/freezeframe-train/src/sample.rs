@@ -20,10 +20,7 @@ pub const TEXT_SEED: u64 = 0x7e47;
 
 /// The text encoder of a run.
 pub fn encoder_for(cfg: &RunConfig) -> Result<WordEncoder, TrainError> {
-    let m = cfg.model_config().map_err(|message| TrainError::Config {
-        path: "config".into(),
-        message,
-    })?;
+    let m = cfg.model()?;
     Ok(WordEncoder::new(
         crate::dataset::vocabulary(&cfg.data)?,
         m.text_dim,

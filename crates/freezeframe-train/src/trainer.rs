@@ -389,10 +389,7 @@ fn open_or_resume<'a>(
     if has_content(&run.dir) && !opts.resume {
         return Err(TrainError::RunExists(run.dir.clone()));
     }
-    let mcfg = cfg.model_config().map_err(|message| TrainError::Config {
-        path: run.config_path(),
-        message,
-    })?;
+    let mcfg = cfg.model()?;
     let device = cfg.runtime.backend.autodiff()?;
     let plain = cfg.runtime.backend.device()?;
     let loaded_plan = freezeframe_plan::load(&cfg.plan)?;

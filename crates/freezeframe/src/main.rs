@@ -261,7 +261,7 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn train_and_report(cfg: &RunConfig, resume: bool) -> Result<()> {
-    let m = cfg.model_config().map_err(anyhow::Error::msg)?;
+    let m = cfg.model()?;
     eprintln!(
         "training {} ({} steps, batch {}, model {} D={} depth={}, {}×{}×{} videos)",
         cfg.name,
