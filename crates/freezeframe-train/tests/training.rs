@@ -34,7 +34,7 @@ val_clips = 8
 batch_size = 4
 steps = {steps}
 lr = 1e-3
-warmup = 2
+warmup = {warmup}
 [log]
 every = 1
 val_every = 0
@@ -45,7 +45,9 @@ prompts = ["a red circle moves left quickly"]
 n = 2
 steps = 3
 "#,
-        out = out.display()
+        out = out.display(),
+        // A warm-up no longer than the run (a longer one is refused).
+        warmup = steps.min(2)
     );
     RunConfig::parse(&text, Path::new("test.toml")).unwrap()
 }

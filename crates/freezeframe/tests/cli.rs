@@ -656,6 +656,17 @@ fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
             "{key}: a run folder was left behind"
         );
     }
+    // A GIF whose header claims 65535 × 65535 (51 GB decoded) is refused by `eval --videos`
+    // from its header, within the same memory bound.
+    let gif = dir.join("huge.gif");
+    let frame = freezeframe_data::Video::zeros(2, 3, 4, 4);
+    freezeframe_data::gif_out::write_grid(&gif, &[frame], 1, 1, 10).unwrap();
+    let mut bytes = std::fs::read(&gif).unwrap();
+    bytes[6..10].copy_from_slice(&[0xff; 4]);
+    std::fs::write(&gif, bytes).unwrap();
+    let (ok, out, err) = ff_bounded(&["eval", "--videos", gif.to_str().unwrap()]);
+    assert!(!ok && err.contains("1 skipped"), "{out}{err}");
+    assert!(err.contains("65535×65535"), "{err}");
 }
 
 #[test]
