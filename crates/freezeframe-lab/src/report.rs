@@ -439,6 +439,7 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     b.push(Heading(2, "The study's explanations, measured".into()));
     let inf = &r.inflation;
     let why = match inf.identity() {
+        Identity::Holds if inf.frame_slots > 0 => format!(" Below {IDENTITY_TOLERANCE:e}, float rounding: every plan starts from the image model itself, frame f as the image model at frame slot f (the image weights were trained at {} slots, read from their metadata).", inf.image_frame_slots.unwrap_or(0)),
         Identity::Holds => format!(" Below {IDENTITY_TOLERANCE:e}, float rounding: every plan starts from the image model itself."),
         Identity::StreamOffset => " The ungated stream position makes the first differ by design (every plan starts from that offset, and plans that freeze the spatial layers cannot adapt to it): a confound for claims about such plans.".into(),
         Identity::SlotsUnseen => format!(" The numbers agree only because frame f is compared with the image model at slot f, and the image weights were not trained at the slots of all {} frames (metadata frame_slots: {}): the ungated stream's offset, a confound for claims about plans that freeze the spatial layers.", inf.frames, inf.image_frame_slots.map_or("none".into(), |n| n.to_string())),
