@@ -8,11 +8,16 @@ fn ff(args: &[&str]) -> (bool, String, String) {
 
 /// The binary run from the working directory `cwd`.
 fn ff_in(cwd: &Path, args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_freezeframe"))
-        .current_dir(cwd)
-        .args(args)
-        .output()
-        .unwrap();
+    outcome(
+        Command::new(env!("CARGO_BIN_EXE_freezeframe"))
+            .current_dir(cwd)
+            .args(args),
+    )
+}
+
+/// Runs `cmd`: (success, stdout, stderr).
+fn outcome(cmd: &mut Command) -> (bool, String, String) {
+    let out = cmd.output().unwrap();
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string(),
@@ -613,17 +618,12 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
 /// The binary under `ulimit -v` (1 GB of address space): a size that were allocated before
 /// it is checked would fail here with an allocation error instead of the limit's message.
 fn ff_bounded(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_freezeframe"))
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        String::from_utf8_lossy(&out.stderr).to_string(),
+    outcome(
+        Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1000000 && exec \"$0\" \"$@\"")
+            .arg(env!("CARGO_BIN_EXE_freezeframe"))
+            .args(args),
     )
 }
 
