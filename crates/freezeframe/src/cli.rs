@@ -240,9 +240,11 @@ pub enum DataCommand {
         csv: PathBuf,
         #[arg(long)]
         out: PathBuf,
-        #[arg(long, default_value_t = 8, value_parser = count)]
+        /// Frames a clip (at most 512).
+        #[arg(long, default_value_t = 8, value_parser = clip_frames)]
         frames: usize,
-        #[arg(long, default_value_t = 32, value_parser = count)]
+        /// Frame side in pixels (at most 1024).
+        #[arg(long, default_value_t = 32, value_parser = frame_size)]
         size: usize,
         /// Resample to this frame rate first (otherwise the source's frames, see --stride).
         #[arg(long, value_parser = positive_f32)]
@@ -315,6 +317,14 @@ fn videos(s: &str) -> Result<usize, String> {
 
 fn grid_videos(s: &str) -> Result<usize, String> {
     count_up_to(s, limits::MAX_GRID_VIDEOS)
+}
+
+fn clip_frames(s: &str) -> Result<usize, String> {
+    count_up_to(s, freezeframe_data::world::MAX_FRAMES)
+}
+
+fn frame_size(s: &str) -> Result<usize, String> {
+    count_up_to(s, freezeframe_data::world::MAX_SIZE)
 }
 
 fn sampler_steps(s: &str) -> Result<usize, String> {
