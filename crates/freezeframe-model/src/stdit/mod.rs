@@ -202,20 +202,24 @@ impl Stdit {
         if self.temporal_pos != TemporalPos::Stream || (frames == 1 && self.frame_slots == 0) {
             return None;
         }
-        let d = self.hidden;
-        if slots.is_empty() {
-            let table = sincos_1d(frames, d);
-            return Some(
-                Tensor::<1>::from_floats(table.as_slice(), device).reshape([1, frames, 1, d]),
-            );
-        }
-        assert_eq!(slots.len(), b, "forward_at: one slot per sample");
-        let positions: Vec<f64> = slots
+        // No slots: one row of positions 0..T shared by the batch (broadcast over B).
+        let starts: &[usize] = if slots.is_empty() {
+            &[0]
+        } else {
+            assert_eq!(slots.len(), b, "forward_at: one slot per sample");
+            slots
+        };
+        let positions: Vec<f64> = starts
             .iter()
             .flat_map(|&s| (0..frames).map(move |f| (s + f) as f64))
             .collect();
-        let table = sincos_at(&positions, d);
-        Some(Tensor::<1>::from_floats(table.as_slice(), device).reshape([b, frames, 1, d]))
+        let table = sincos_at(&positions, self.hidden);
+        Some(Tensor::<1>::from_floats(table.as_slice(), device).reshape([
+            starts.len(),
+            frames,
+            1,
+            self.hidden,
+        ]))
     }
 
     /// [B, T·S, p·p·C] with features ordered (p, p, C) → [B, T, C, H, W].
