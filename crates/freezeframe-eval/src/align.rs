@@ -10,7 +10,7 @@ use freezeframe_data::Video;
 use freezeframe_data::WorldConfig;
 use freezeframe_data::render::{area_factor, inside};
 use freezeframe_data::world::{ALL_COLOURS, ALL_SHAPES, Colour, Motion, ObjectTruth, Shape, Speed};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 const OBJECT_LEVEL: f32 = 0.5;
 /// Pixels a frame needs for the object to count as present (a radius-2 disc has ~12).
@@ -322,31 +322,44 @@ impl From<&ObjectTruth> for Target {
 /// Accuracies of a set of readings against their targets, each in [0, 1], and the tracked
 /// motion of the prompts that ask for motion. NaN where a figure does not apply (no moving
 /// prompt).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Alignment {
     pub n: usize,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub direction: f32,
     /// Direction accuracy over moving targets only (chance: one over the world's directions).
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub direction_moving: f32,
     /// Over moving targets only (speed words only appear with motion).
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub speed: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub colour: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub shape: f32,
     /// Mean share of frames in which an object was found.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub presence: f32,
     /// Share of all frames that hold exactly one object.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub one_object: f32,
     /// Moving targets with a track (the object found in two frames or more): mean net speed,
     /// px per frame. Videos without a track are left out of the tracked figures (their share
     /// is `untracked`), so "no object" is never read as "too static".
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub net_speed: f32,
     /// Moving targets with a track: mean path speed, px per frame.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub path_speed: f32,
     /// Moving targets with a track: mean straightness.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub straightness: f32,
     /// Moving targets with a track whose net speed is below half the slow speed: "too static".
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub tracked_static_rate: f32,
     /// Share of moving targets without a track.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub untracked: f32,
 }
 

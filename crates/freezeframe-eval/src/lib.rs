@@ -11,6 +11,7 @@ pub mod cases;
 pub mod flow;
 pub mod gray;
 pub mod motion;
+pub mod nan;
 pub mod quality;
 pub mod report;
 pub mod trajectory;

@@ -2,7 +2,7 @@
 use freezeframe_data::Video;
 use freezeframe_data::WorldConfig;
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::align::{Alignment, Reading, Target, alignment, read_video};
 use crate::gray::lumas;
@@ -39,22 +39,32 @@ pub fn score_videos(videos: &[Video], fps: f32) -> Vec<VideoScore> {
 }
 
 /// Prompt-free summary of a set of videos.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SetSummary {
     pub n: usize,
     /// Mean motion score (mean of the top 5% flow magnitudes, px per frame).
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub motion: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub mean_flow: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub frame_difference: f32,
     /// VBench dynamic degree: share of videos judged moving by per-pair flow.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub dynamic_degree: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub static_rate: f32,
     /// Mean trajectory (net-transport) motion score, px per frame: robust to noise and flicker.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub robust_motion: f32,
     /// Share of videos whose trajectory score clears VBench's threshold.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub robust_dynamic_degree: f32,
     /// VBench temporal flickering score (1 = steady).
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub flicker: f32,
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub sharpness: f32,
 }
 
@@ -84,20 +94,24 @@ pub fn summarise(scores: &[VideoScore]) -> SetSummary {
 }
 
 /// Generated videos against the real videos of the same prompts.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     pub generated: SetSummary,
     pub real: SetSummary,
     /// Mean flow motion score of generated over real videos. Counts outline flicker as
     /// motion; on the synthetic world prefer `tracked_motion_ratio`.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub motion_ratio: f32,
     /// Mean trajectory motion score of generated over real videos: the study's motion figure on
     /// real footage.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub robust_motion_ratio: f32,
     /// Mean tracked net speed of moving prompts, generated over real (< 1: too static); NaN
     /// where there is no ground truth or no moving prompt.
+    #[serde(deserialize_with = "crate::nan::f32")]
     pub tracked_motion_ratio: f32,
     /// Fréchet distance over the hand-made features (lower is closer to real).
+    #[serde(deserialize_with = "crate::nan::f64")]
     pub fvd_lite: f64,
     /// Text alignment of generated videos, and of the real ones as the reader's ceiling.
     pub alignment: Option<Alignment>,

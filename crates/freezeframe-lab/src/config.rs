@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use freezeframe_train::RunConfig;
 use freezeframe_train::config::{config_dir, resolve_path};
+use freezeframe_train::evaluate::EvalSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::error::LabError;
@@ -25,8 +26,9 @@ pub struct AblationConfig {
     pub image: ImageSection,
     #[serde(default)]
     pub budget: BudgetSection,
+    /// `[eval]`: every run is evaluated on the same prompts with the same noise.
     #[serde(default)]
-    pub eval: EvalSection,
+    pub eval: EvalSettings,
     /// Significance level of every verdict's test.
     #[serde(default = "default_alpha")]
     pub alpha: f64,
@@ -66,27 +68,6 @@ pub struct BudgetSection {
     /// Samples per prompt in each run's GIFs.
     pub sample_n: Option<usize>,
     pub sample_steps: Option<usize>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct EvalSection {
-    /// Held-out prompts sampled per run (the same prompts and noise for every run).
-    pub n: usize,
-    pub steps: usize,
-    pub cfg: f32,
-    pub seed: u64,
-}
-
-impl Default for EvalSection {
-    fn default() -> Self {
-        Self {
-            n: 64,
-            steps: 30,
-            cfg: 4.0,
-            seed: 0,
-        }
-    }
 }
 
 /// Which way the claim expects `strategy`'s metric to lie from `against`'s.

@@ -9,10 +9,9 @@ use freezeframe_model::text::fnv1a;
 use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
 use freezeframe_train::trainer::build_model;
 use freezeframe_train::{Run, RunConfig, TrainError, TrainOptions, plans, train};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
-use crate::config::{AblationConfig, EvalSection, label};
+use crate::config::{AblationConfig, label};
+use crate::done::{self, Done};
 use crate::error::{LabError, io};
 use crate::explain;
 use crate::image::ImageWeights;
@@ -34,43 +33,6 @@ impl Cell {
     pub fn rel(&self) -> String {
         format!("runs/{}", self.cfg.name)
     }
-}
-
-/// The marker of a finished run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Done {
-    pub strategy: String,
-    pub seed: u64,
-    /// Seconds of this run's last attempt (training, evaluation and measurements).
-    pub attempt_seconds: f64,
-    pub drift: std::collections::BTreeMap<String, f64>,
-    pub cka: Vec<f64>,
-    /// The commit of the binary that finished the run (absent in markers of older builds).
-    #[serde(default)]
-    pub commit: Option<String>,
-}
-
-pub fn done_path(run: &Run) -> PathBuf {
-    run.dir.join("ablate.json")
-}
-
-/// Finished: marked done, and evaluated with the study's current `[eval]` settings (a changed
-/// `[eval]` re-evaluates the run; it does not retrain it).
-pub fn is_done(run: &Run, eval: &EvalSection) -> bool {
-    if !done_path(run).is_file() {
-        return false;
-    }
-    let Ok(text) = std::fs::read_to_string(run.dir.join("eval.json")) else {
-        return false;
-    };
-    let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
-    let o = &v["options"];
-    o["n"].as_u64() == Some(eval.n as u64)
-        && o["steps"].as_u64() == Some(eval.steps as u64)
-        && o["cfg"].as_f64().map(|x| x as f32) == Some(eval.cfg)
-        && o["seed"].as_u64() == Some(eval.seed)
 }
 
 /// A strategy's validated plan.
@@ -213,7 +175,7 @@ pub fn run_cell(
     opts: &CellOptions,
 ) -> Result<CellOutcome, LabError> {
     let run = cell.run();
-    if is_done(&run, &ab.eval) {
+    if done::is_done(&run, &ab.eval) {
         return Ok(CellOutcome::AlreadyDone);
     }
     std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
@@ -242,16 +204,13 @@ pub fn run_cell(
     evaluate_run(
         &run,
         &EvalOptions {
-            n: ab.eval.n,
-            steps: ab.eval.steps,
-            cfg: ab.eval.cfg,
-            seed: ab.eval.seed,
+            settings: ab.eval,
             progress: opts.progress,
             backend: None,
         },
     )
     .map_err(wrap)?;
-    let done = Done {
+    let marker = Done {
         strategy: cell.strategy.clone(),
         seed: cell.seed,
         attempt_seconds: started.elapsed().as_secs_f64(),
@@ -259,20 +218,6 @@ pub fn run_cell(
         cka: explain::cka(&run, &image.path)?,
         commit: opts.commit.clone(),
     };
-    write_json_atomic(&done_path(&run), &json!(done))?;
+    done::write(&run, &marker)?;
     Ok(CellOutcome::Finished)
-}
-
-/// Writes `value` to `path` through a temporary file and a rename, so a reader never sees a
-/// half-written file.
-pub fn write_json_atomic(path: &Path, value: &serde_json::Value) -> Result<(), LabError> {
-    let text = serde_json::to_string_pretty(value).map_err(|e| LabError::Results {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_atomic(path, text.as_bytes())
-}
-
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabError> {
-    Ok(freezeframe_train::run::write_atomic(path, bytes)?)
 }

@@ -6,8 +6,10 @@
 pub mod charts;
 pub mod config;
 pub mod demo;
+pub mod done;
 pub mod error;
 pub mod explain;
+pub mod files;
 pub mod grid;
 pub mod image;
 pub mod marker;

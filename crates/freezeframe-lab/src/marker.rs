@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AblationConfig, Claim};
 use crate::error::{LabError, io};
-use crate::grid::write_json_atomic;
+use crate::files::write_json_atomic;
 
 const FORMAT: u32 = 1;
 const FILE: &str = "study.json";
@@ -108,8 +108,7 @@ pub fn claim(ab: &AblationConfig, out: &Path) -> Result<(), LabError> {
         claims: ab.claims.clone(),
         recorded,
     };
-    let value = serde_json::to_value(&m).map_err(|e| err(out, e.to_string()))?;
-    write_json_atomic(&out.join(FILE), &value)
+    write_json_atomic(&out.join(FILE), &m)
 }
 
 pub fn preregistration(ab: &AblationConfig, out: &Path) -> Result<Preregistration, LabError> {

@@ -4,9 +4,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use freezeframe_eval::Alignment;
+use freezeframe_train::Run;
+use freezeframe_train::evaluate::{EvalReport, read_report};
+use freezeframe_train::metrics::Record;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
+use crate::done::Done;
 use crate::error::LabError;
 
 /// Whether a smaller or a larger value is better; `Neither` for figures with a target (motion
@@ -18,73 +22,185 @@ pub enum Better {
     Neither,
 }
 
-/// A results-table column.
+/// Which results table a metric is shown in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Motion,
+    /// Text following and appearance (the text-use probes follow these columns).
+    Text,
+    /// Quality and cost.
+    Quality,
+}
+
+/// What a metric is read from: a run's evaluation and its training log.
+pub struct Sources<'a> {
+    pub eval: &'a EvalReport,
+    pub train: &'a TrainFacts,
+}
+
+/// A study metric: where it comes from, how the report shows it, and what "better" means. The
+/// one list of them ([`METRICS`]) drives collection, claim validation and the report's tables.
 pub struct Metric {
     pub key: &'static str,
     pub label: &'static str,
     pub better: Better,
     /// Shown as a percentage.
     pub percent: bool,
+    pub section: Section,
+    /// The figure, when the run has it (non-finite figures are dropped by the caller).
+    pub get: fn(&Sources) -> Option<f64>,
 }
 
-const fn m(key: &'static str, label: &'static str, better: Better, percent: bool) -> Metric {
+const fn m(
+    key: &'static str,
+    label: &'static str,
+    better: Better,
+    percent: bool,
+    section: Section,
+    get: fn(&Sources) -> Option<f64>,
+) -> Metric {
     Metric {
         key,
         label,
         better,
         percent,
+        section,
+        get,
     }
 }
 
-/// The table's columns, in order (text-use probes `probe_<class>` follow them).
+fn align(s: &Sources, f: fn(&Alignment) -> f32) -> Option<f64> {
+    s.eval.comparison.alignment.as_ref().map(|a| f(a) as f64)
+}
+
+use Section::{Motion, Quality, Text};
+
+/// Every metric, in table order within each section (text-use probes `probe_<class>` are read
+/// from the evaluation's probes and follow the text section).
 pub const METRICS: [Metric; 16] = [
-    m("val_loss", "val loss", Better::Lower, false),
     m(
         "tracked_motion_ratio",
         "motion ratio (tracked, gen/real)",
         Better::Neither,
         false,
+        Motion,
+        |s| Some(s.eval.comparison.tracked_motion_ratio as f64),
     ),
     m(
         "dynamic_degree",
         "dynamic degree (trajectories)",
         Better::Neither,
         true,
+        Motion,
+        |s| Some(s.eval.comparison.generated.robust_dynamic_degree as f64),
     ),
     m(
         "static_rate",
         "static rate (tracked, moving prompts)",
         Better::Lower,
         true,
+        Motion,
+        |s| align(s, |a| a.tracked_static_rate),
     ),
-    m("direction", "direction accuracy", Better::Higher, true),
-    m("colour", "colour accuracy", Better::Higher, true),
-    m("shape", "shape accuracy", Better::Higher, true),
-    m("one_object", "one-object frames", Better::Higher, true),
-    m("fvd_lite", "FVD-lite", Better::Lower, false),
-    m("flicker", "flickering score", Better::Higher, false),
     m(
         "vbench_motion_ratio",
         "VBench flow motion ratio",
         Better::Neither,
         false,
+        Motion,
+        |s| Some(s.eval.comparison.motion_ratio as f64),
     ),
+    m(
+        "flicker",
+        "flickering score",
+        Better::Higher,
+        false,
+        Motion,
+        |s| Some(s.eval.comparison.generated.flicker as f64),
+    ),
+    m(
+        "direction",
+        "direction accuracy",
+        Better::Higher,
+        true,
+        Text,
+        |s| align(s, |a| a.direction_moving),
+    ),
+    m(
+        "colour",
+        "colour accuracy",
+        Better::Higher,
+        true,
+        Text,
+        |s| align(s, |a| a.colour),
+    ),
+    m("shape", "shape accuracy", Better::Higher, true, Text, |s| {
+        align(s, |a| a.shape)
+    }),
+    m(
+        "one_object",
+        "one-object frames",
+        Better::Higher,
+        true,
+        Text,
+        |s| align(s, |a| a.one_object),
+    ),
+    m("val_loss", "val loss", Better::Lower, false, Quality, |s| {
+        Some(s.eval.val_loss as f64)
+    }),
+    m("fvd_lite", "FVD-lite", Better::Lower, false, Quality, |s| {
+        Some(s.eval.comparison.fvd_lite)
+    }),
     m(
         "trainable_params",
         "trainable parameters",
         Better::Neither,
         false,
+        Quality,
+        |s| s.train.trainable_params,
     ),
-    m("adam_bytes", "AdamW state (bytes)", Better::Neither, false),
-    m("step_seconds", "step time (s)", Better::Lower, false),
-    m("peak_rss_mib", "peak memory (MiB)", Better::Lower, false),
+    m(
+        "adam_bytes",
+        "AdamW state (bytes)",
+        Better::Neither,
+        false,
+        Quality,
+        |s| s.train.adam_bytes,
+    ),
+    m(
+        "step_seconds",
+        "step time (s)",
+        Better::Lower,
+        false,
+        Quality,
+        |s| s.train.step_seconds,
+    ),
+    m(
+        "peak_rss_mib",
+        "peak memory (MiB)",
+        Better::Lower,
+        false,
+        Quality,
+        |s| s.train.peak_rss_mib,
+    ),
     m(
         "train_seconds",
         "training wall time (s)",
         Better::Lower,
         false,
+        Quality,
+        |s| s.train.train_seconds,
     ),
 ];
+
+/// The keys of one section, in table order.
+pub fn keys_of(section: Section) -> Vec<&'static str> {
+    METRICS
+        .iter()
+        .filter(|m| m.section == section)
+        .map(|m| m.key)
+        .collect()
+}
 
 /// Everything the report needs of one run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -107,23 +223,6 @@ pub struct RunResult {
     pub cka: Vec<f64>,
 }
 
-fn at(v: &Value, pointer: &str) -> Option<f64> {
-    v.pointer(pointer)
-        .and_then(Value::as_f64)
-        .filter(|x| x.is_finite())
-}
-
-fn read_json(path: &Path) -> Result<Value, LabError> {
-    let text = std::fs::read_to_string(path).map_err(|e| LabError::Results {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    serde_json::from_str(&text).map_err(|e| LabError::Results {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })
-}
-
 /// Reads one finished run folder (`eval.json`, `metrics.jsonl`, `ablate.json`); also returns
 /// its done marker, parsed once here.
 pub fn collect(
@@ -131,49 +230,28 @@ pub fn collect(
     rel: &str,
     strategy: &str,
     seed: u64,
-) -> Result<(RunResult, crate::grid::Done), LabError> {
-    let dir = out.join(rel);
-    let eval = read_json(&dir.join("eval.json"))?;
-    let marker = dir.join("ablate.json");
-    let done: crate::grid::Done =
-        serde_json::from_value(read_json(&marker)?).map_err(|e| LabError::Results {
-            path: marker.clone(),
-            message: e.to_string(),
-        })?;
-    let records = freezeframe_train::metrics::read(&dir.join("metrics.jsonl"))?;
-    let mut values = BTreeMap::new();
-    let mut put = |k: &str, v: Option<f64>| {
-        if let Some(v) = v {
-            values.insert(k.to_string(), v);
-        }
+) -> Result<(RunResult, Done), LabError> {
+    let run = Run::new(out.join(rel));
+    let eval = read_report(&run)?;
+    let done = crate::done::read(&run)?;
+    let records = freezeframe_train::metrics::read(&run.metrics_path())?;
+    let train = train_facts(&records);
+    let sources = Sources {
+        eval: &eval,
+        train: &train,
     };
-    put("val_loss", at(&eval, "/val_loss"));
-    put("tracked_motion_ratio", at(&eval, "/tracked_motion_ratio"));
-    put("vbench_motion_ratio", at(&eval, "/motion_ratio"));
-    put(
-        "dynamic_degree",
-        at(&eval, "/generated/robust_dynamic_degree"),
-    );
-    put("static_rate", at(&eval, "/alignment/tracked_static_rate"));
-    put("direction", at(&eval, "/alignment/direction_moving"));
-    put("colour", at(&eval, "/alignment/colour"));
-    put("shape", at(&eval, "/alignment/shape"));
-    put("one_object", at(&eval, "/alignment/one_object"));
-    put("fvd_lite", at(&eval, "/fvd_lite"));
-    put("flicker", at(&eval, "/generated/flicker"));
-    if let Some(probes) = eval.get("probes").and_then(Value::as_array) {
-        for p in probes {
-            if let Some(class) = p.get("class").and_then(Value::as_str) {
-                put(&format!("probe_{class}"), at(p, "/mean"));
-            }
+    let finite = |v: Option<f64>| v.filter(|x| x.is_finite());
+    let mut values = BTreeMap::new();
+    for metric in &METRICS {
+        if let Some(v) = finite((metric.get)(&sources)) {
+            values.insert(metric.key.to_string(), v);
         }
     }
-    let train = train_facts(&records);
-    put("trainable_params", train.trainable_params);
-    put("adam_bytes", train.adam_bytes);
-    put("peak_rss_mib", train.peak_rss_mib);
-    put("step_seconds", train.step_seconds);
-    put("train_seconds", train.train_seconds);
+    for p in &eval.probes {
+        if let Some(v) = finite(Some(p.mean as f64)) {
+            values.insert(format!("probe_{}", p.class.key()), v);
+        }
+    }
     Ok((
         RunResult {
             strategy: strategy.to_string(),
@@ -190,60 +268,62 @@ pub fn collect(
     ))
 }
 
-#[derive(Default)]
-struct TrainFacts {
-    trainable_params: Option<f64>,
-    adam_bytes: Option<f64>,
-    peak_rss_mib: Option<f64>,
-    step_seconds: Option<f64>,
-    train_seconds: Option<f64>,
-    val_curve: Vec<(usize, f64)>,
-    grad_norms: BTreeMap<String, Vec<(usize, f64)>>,
-    frozen: BTreeMap<String, Vec<(usize, f64)>>,
+/// What a run's training log says, beyond its curves' points.
+#[derive(Debug, Default)]
+pub struct TrainFacts {
+    pub trainable_params: Option<f64>,
+    pub adam_bytes: Option<f64>,
+    pub peak_rss_mib: Option<f64>,
+    pub step_seconds: Option<f64>,
+    pub train_seconds: Option<f64>,
+    pub val_curve: Vec<(usize, f64)>,
+    pub grad_norms: BTreeMap<String, Vec<(usize, f64)>>,
+    pub frozen: BTreeMap<String, Vec<(usize, f64)>>,
 }
 
-fn max_opt(a: Option<f64>, b: Option<f64>) -> Option<f64> {
-    match (a, b) {
-        (Some(x), Some(y)) => Some(x.max(y)),
-        (x, None) => x,
-        (None, y) => y,
+fn max_opt(a: Option<f64>, b: f64) -> Option<f64> {
+    if !b.is_finite() {
+        return a;
     }
+    Some(a.map_or(b, |x| x.max(b)))
 }
 
 /// Training figures from `metrics.jsonl`: the largest trainable set and optimiser state of any
 /// phase, the peak memory of any phase, and the wall time of the logged steps (Σ steps/it_s;
 /// a resumed run's lost steps are re-logged, so this counts each step once).
-fn train_facts(records: &[Value]) -> TrainFacts {
+pub fn train_facts(records: &[Record]) -> TrainFacts {
     let mut f = TrainFacts::default();
     let (mut secs, mut steps, mut last_step) = (0.0, 0usize, 0usize);
     for r in records {
-        let step = r.get("step").and_then(Value::as_u64).unwrap_or(0) as usize;
-        match r.get("event").and_then(Value::as_str) {
-            Some("phase_start") => {
-                f.trainable_params = max_opt(f.trainable_params, at(r, "/trainable_params"));
-                f.adam_bytes = max_opt(f.adam_bytes, at(r, "/adam_state_bytes"));
+        match r {
+            Record::PhaseStart(p) => {
+                f.trainable_params = max_opt(f.trainable_params, p.trainable_params as f64);
+                f.adam_bytes = max_opt(f.adam_bytes, p.adam_state_bytes as f64);
             }
-            Some("phase_end") => f.peak_rss_mib = max_opt(f.peak_rss_mib, at(r, "/peak_rss_mib")),
+            Record::PhaseEnd(p) => f.peak_rss_mib = max_opt(f.peak_rss_mib, p.peak_rss_mib),
+            Record::Val(v) if v.val_loss.is_finite() => {
+                f.val_curve.push((v.step, v.val_loss as f64));
+            }
+            Record::Loss(l) if l.it_s.is_finite() && l.it_s > 0.0 => {
+                let n = l.step.saturating_sub(last_step);
+                secs += n as f64 / l.it_s;
+                steps += n;
+                last_step = l.step;
+            }
+            Record::Groups(g) => {
+                for (name, row) in &g.groups {
+                    if let Some(v) = row.grad_norm.filter(|x| x.is_finite()) {
+                        f.grad_norms
+                            .entry(name.clone())
+                            .or_default()
+                            .push((g.step, v));
+                    }
+                    if let Some(v) = row.frozen_grad_norm.filter(|x| x.is_finite()) {
+                        f.frozen.entry(name.clone()).or_default().push((g.step, v));
+                    }
+                }
+            }
             _ => {}
-        }
-        if let Some(v) = at(r, "/val_loss") {
-            f.val_curve.push((step, v));
-        }
-        if let Some(it_s) = at(r, "/it_s").filter(|x| *x > 0.0) {
-            let n = step.saturating_sub(last_step);
-            secs += n as f64 / it_s;
-            steps += n;
-            last_step = step;
-        }
-        if let Some(groups) = r.get("groups").and_then(Value::as_object) {
-            for (g, row) in groups {
-                if let Some(v) = at(row, "/grad_norm") {
-                    f.grad_norms.entry(g.clone()).or_default().push((step, v));
-                }
-                if let Some(v) = at(row, "/frozen_grad_norm") {
-                    f.frozen.entry(g.clone()).or_default().push((step, v));
-                }
-            }
         }
     }
     if steps > 0 {
@@ -256,18 +336,27 @@ fn train_facts(records: &[Value]) -> TrainFacts {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+
+    fn rec(line: &str) -> Record {
+        serde_json::from_str(line).unwrap()
+    }
 
     #[test]
     fn train_facts_count_each_logged_step_once() {
         let records = vec![
-            json!({"step": 0, "event": "phase_start", "trainable_params": 10, "adam_state_bytes": 80}),
-            json!({"step": 50, "it_s": 10.0, "loss": 1.0}),
-            json!({"step": 50, "groups": {"temporal": {"grad_norm": 0.5}, "rest": {"frozen_grad_norm": 2.0}}}),
-            json!({"step": 100, "it_s": 5.0, "loss": 1.0}),
-            json!({"step": 100, "val_loss": 0.25}),
-            json!({"step": 50, "event": "phase_start", "trainable_params": 30, "adam_state_bytes": 240}),
-            json!({"step": 100, "event": "phase_end", "peak_rss_mib": 12.5}),
+            rec(
+                r#"{"step":0,"event":"phase_start","phase":"a","trainable_tensors":1,"trainable_params":10,"adam_state_bytes":80}"#,
+            ),
+            rec(r#"{"step":50,"it_s":10.0,"loss":1.0,"lr":0.1,"grad_norm":1.0,"phase":"a"}"#),
+            rec(
+                r#"{"step":50,"phase":"a","groups":{"temporal":{"grad_norm":0.5},"rest":{"frozen_grad_norm":2.0}}}"#,
+            ),
+            rec(r#"{"step":100,"it_s":5.0,"loss":1.0,"lr":0.1,"grad_norm":1.0,"phase":"a"}"#),
+            rec(r#"{"step":100,"val_loss":0.25,"val_loss_by_t":[]}"#),
+            rec(
+                r#"{"step":50,"event":"phase_start","phase":"b","trainable_tensors":3,"trainable_params":30,"adam_state_bytes":240}"#,
+            ),
+            rec(r#"{"step":100,"event":"phase_end","phase":"b","peak_rss_mib":12.5}"#),
         ];
         let f = train_facts(&records);
         assert_eq!(f.trainable_params, Some(30.0));
@@ -278,5 +367,26 @@ mod tests {
         assert_eq!(f.val_curve, vec![(100, 0.25)]);
         assert_eq!(f.grad_norms["temporal"], vec![(50, 0.5)]);
         assert_eq!(f.frozen["rest"], vec![(50, 2.0)]);
+    }
+
+    #[test]
+    fn every_section_has_its_table_order() {
+        assert_eq!(
+            keys_of(Section::Motion),
+            [
+                "tracked_motion_ratio",
+                "dynamic_degree",
+                "static_rate",
+                "vbench_motion_ratio",
+                "flicker"
+            ]
+        );
+        assert_eq!(
+            keys_of(Section::Text),
+            ["direction", "colour", "shape", "one_object"]
+        );
+        assert_eq!(keys_of(Section::Quality)[0], "val_loss");
+        let keys: std::collections::BTreeSet<_> = METRICS.iter().map(|m| m.key).collect();
+        assert_eq!(keys.len(), METRICS.len(), "a key is listed twice");
     }
 }

@@ -11,8 +11,8 @@ use crate::charts::{Line, across_seeds, line_chart};
 use crate::config::Expect;
 use crate::error::{LabError, io};
 use crate::explain::{IDENTITY_TOLERANCE, Identity};
-use crate::grid::write_atomic;
-use crate::metrics::{Better, METRICS, RunResult};
+use crate::files::write_atomic;
+use crate::metrics::{Better, METRICS, RunResult, Section, keys_of};
 use crate::stats::Summary;
 use crate::study::{Results, write_results};
 use crate::verdict::{Outcome, Verdict};
@@ -398,18 +398,9 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         "Results (mean ± 95 % confidence interval across seeds)".into(),
     ));
     b.push(Heading(3, "Motion".into()));
-    b.push(table_of(
-        r,
-        &[
-            "tracked_motion_ratio",
-            "dynamic_degree",
-            "static_rate",
-            "vbench_motion_ratio",
-            "flicker",
-        ],
-    ));
+    b.push(table_of(r, &keys_of(Section::Motion)));
     b.push(Heading(3, "Text following and appearance".into()));
-    let mut text_keys = vec!["direction", "colour", "shape", "one_object"];
+    let mut text_keys = keys_of(Section::Text);
     let probes: std::collections::BTreeSet<&str> = r
         .runs
         .iter()
@@ -420,18 +411,7 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     text_keys.extend(probes);
     b.push(table_of(r, &text_keys));
     b.push(Heading(3, "Quality and cost".into()));
-    b.push(table_of(
-        r,
-        &[
-            "val_loss",
-            "fvd_lite",
-            "trainable_params",
-            "adam_bytes",
-            "step_seconds",
-            "peak_rss_mib",
-            "train_seconds",
-        ],
-    ));
+    b.push(table_of(r, &keys_of(Section::Quality)));
     b.push(Heading(2, "Samples (same prompts, same noise)".into()));
     b.push(gifs(r, out)?);
     b.push(Heading(2, "Curves".into()));

@@ -8,11 +8,11 @@ use freezeframe_train::RunConfig;
 use serde::Serialize;
 
 use crate::config::{AblationConfig, label};
+use crate::done::is_done;
 use crate::error::LabError;
 use crate::explain::{Identity, InflationCheck, inflation_check};
-use crate::grid::{
-    Cell, CellOptions, CellOutcome, cells, is_done, run_cell, validate_plans, write_json_atomic,
-};
+use crate::files::write_json_atomic;
+use crate::grid::{Cell, CellOptions, CellOutcome, cells, run_cell, validate_plans};
 use crate::image::{ImageWeights, image_weights};
 use crate::metrics::{RunResult, collect};
 use crate::stats::{Summary, summarise};
@@ -352,11 +352,7 @@ pub fn results(
 
 /// Writes `results` as JSON.
 pub fn write_results(results: &Results, path: &Path) -> Result<(), LabError> {
-    let value = serde_json::to_value(results).map_err(|e| LabError::Results {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    write_json_atomic(path, &value)
+    write_json_atomic(path, results)
 }
 
 fn setting(base: &RunConfig) -> String {

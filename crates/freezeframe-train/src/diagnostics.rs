@@ -2,12 +2,12 @@
 //! every group, the gradient norm frozen groups *would* receive (an extra backward with every
 //! parameter unfrozen — the "gradient propagation" of Open-Sora #279 made visible), and the
 //! process's peak memory per phase.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use crate::metrics::GroupRow;
 use burn::module::{Module, ParamId};
 use burn::optim::GradientsParams;
 use freezeframe_model::Stdit;
-use serde_json::{Map, Value, json};
 
 use crate::batch::{Batch, batch_loss};
 use crate::grads::squared_norms;
@@ -87,21 +87,26 @@ pub fn would_be_grad_norms(model: &Stdit, batch: Batch, bound: &BoundPlan) -> Ve
     group_norms(bound, &squared_norms(&probe, &grads))
 }
 
-/// A JSON object `{group: {key: value, …}, …}` from per-group columns (absent values omitted).
-pub fn by_group(bound: &BoundPlan, columns: &[(&str, &[Option<f64>])]) -> Value {
-    let mut out = Map::new();
+/// Per-group rows from per-group columns (absent values omitted; groups without any left out).
+pub fn by_group(
+    bound: &BoundPlan,
+    grad_norm: &[Option<f64>],
+    update_ratio: &[Option<f64>],
+    frozen_grad_norm: &[Option<f64>],
+) -> BTreeMap<String, GroupRow> {
+    let at = |col: &[Option<f64>], g: usize| col.get(g).copied().flatten();
+    let mut out = BTreeMap::new();
     for (g, name) in bound.plan.groups.iter().enumerate() {
-        let mut row = Map::new();
-        for (key, col) in columns {
-            if let Some(Some(v)) = col.get(g) {
-                row.insert((*key).to_string(), json!(v));
-            }
-        }
-        if !row.is_empty() {
-            out.insert(name.clone(), Value::Object(row));
+        let row = GroupRow {
+            grad_norm: at(grad_norm, g),
+            update_ratio: at(update_ratio, g),
+            frozen_grad_norm: at(frozen_grad_norm, g),
+        };
+        if row != GroupRow::default() {
+            out.insert(name.clone(), row);
         }
     }
-    Value::Object(out)
+    out
 }
 
 /// The process's peak resident memory in MiB since start or since the last [`reset_peak_rss`]

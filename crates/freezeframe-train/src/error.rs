@@ -17,6 +17,9 @@ pub enum TrainError {
         context: String,
         source: std::io::Error,
     },
+    /// A run folder's record (`eval.json`, `metrics.jsonl`) that this build cannot read.
+    #[error("{path}: {message}")]
+    RunFile { path: PathBuf, message: String },
     #[error("checkpoint {path}: {message}")]
     Checkpoint { path: PathBuf, message: String },
     #[error(

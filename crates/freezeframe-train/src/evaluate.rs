@@ -10,7 +10,7 @@ use freezeframe_data::{Split, Video, WorldConfig};
 use freezeframe_eval::{
     Alignment, Comparison, SetSummary, Target, compare, read_videos, score_videos,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::dataset::Dataset;
 use crate::error::{TrainError, io};
@@ -29,42 +29,52 @@ const BATCH: usize = 16;
 const PROBE_CLIPS: usize = 64;
 const PROBE_DRAWS: usize = 3;
 
-#[derive(Debug, Clone, Serialize)]
-pub struct EvalOptions {
+/// What an evaluation samples: equal settings give the same prompts and the same noise, so
+/// runs evaluated with them are compared on identical inputs. Recorded in `eval.json`
+/// (`options`) and set by a study's `[eval]`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalSettings {
+    /// Held-out prompts sampled.
     pub n: usize,
     pub steps: usize,
     pub cfg: f32,
     pub seed: u64,
-    #[serde(skip)]
-    pub progress: bool,
-    /// Where to sample; `None`: the backend the run was trained on.
-    #[serde(skip)]
-    pub backend: Option<crate::runtime::Backend>,
 }
 
-impl Default for EvalOptions {
+impl Default for EvalSettings {
     fn default() -> Self {
         Self {
-            n: 256,
+            n: 64,
             steps: 30,
             cfg: 4.0,
             seed: 0,
-            progress: true,
-            backend: None,
         }
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default)]
+pub struct EvalOptions {
+    pub settings: EvalSettings,
+    pub progress: bool,
+    /// Where to sample; `None`: the backend the run was trained on.
+    pub backend: Option<crate::runtime::Backend>,
+}
+
+/// `eval.json`: written by [`evaluate_run`], read back by [`read_report`] (the study's tables
+/// come from it, so a field renamed on one side fails the read instead of reading `n/a`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub run: PathBuf,
     /// Step of the checkpoint whose EMA weights were sampled.
     pub checkpoint_step: usize,
-    pub options: EvalOptions,
+    pub options: EvalSettings,
     #[serde(flatten)]
     pub comparison: Comparison,
     /// Rectified-flow loss of the EMA weights on held-out clips, mean and per timestep.
+    #[serde(deserialize_with = "freezeframe_eval::nan::f32")]
     pub val_loss: f32,
+    #[serde(deserialize_with = "freezeframe_eval::nan::pairs_f32")]
     pub val_loss_by_t: Vec<(f32, f32)>,
     /// Single frames (an image model): motion figures do not apply.
     pub image_mode: bool,
@@ -120,8 +130,19 @@ fn clip_fps(data: &Dataset) -> f32 {
     }
 }
 
+/// Reads a run's `eval.json`; an error names the file and the field.
+pub fn read_report(run: &Run) -> Result<EvalReport, TrainError> {
+    let path = run.eval_path();
+    let text = std::fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
+    serde_json::from_str(&text).map_err(|e| TrainError::RunFile {
+        path,
+        message: format!("not an eval report of this build: {e}"),
+    })
+}
+
 pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainError> {
-    if opts.n == 0 || opts.steps == 0 {
+    let settings = opts.settings;
+    if settings.n == 0 || settings.steps == 0 {
         return Err(TrainError::Config {
             path: "eval".into(),
             message: "--n and --steps must be at least 1".into(),
@@ -132,13 +153,13 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let (model, encoder, cfg) = (&loaded.model, &loaded.encoder, &loaded.config);
     let mut wcfg = cfg.data.clone();
     // Clip i of the held-out split does not depend on how many there are.
-    wcfg.val_clips = wcfg.val_clips.max(opts.n);
+    wcfg.val_clips = wcfg.val_clips.max(settings.n);
     let data = Dataset::open(&wcfg)?;
     let PromptSet {
         prompts,
         real,
         truth,
-    } = prompt_set(&data, opts.n);
+    } = prompt_set(&data, settings.n);
     let fps = clip_fps(&data);
 
     let bar = crate::progress::bar(
@@ -146,7 +167,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         opts.progress,
         "eval [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
     );
-    let spec = loaded.spec(opts.steps, opts.cfg, opts.seed);
+    let spec = loaded.spec(settings.steps, settings.cfg, settings.seed);
     let t0 = Instant::now();
     let mut generated = Vec::with_capacity(prompts.len());
     for (k, chunk) in prompts.chunks(BATCH).enumerate() {
@@ -185,7 +206,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     bar.set_message("text-use probes");
     let probes = match data.world() {
         Some(w) => {
-            let n = opts.n.min(PROBE_CLIPS);
+            let n = settings.n.min(PROBE_CLIPS);
             text_probes(model, w, encoder, n, PROBE_DRAWS, &device)?
         }
         None => Vec::new(),
@@ -194,7 +215,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let report = EvalReport {
         run: run.dir.clone(),
         checkpoint_step: loaded.step,
-        options: opts.clone(),
+        options: settings,
         comparison,
         val_loss: v.mean,
         val_loss_by_t: v.by_t,
@@ -204,10 +225,10 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         scoring_seconds,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| TrainError::Config {
-        path: run.dir.join("eval.json"),
+        path: run.eval_path(),
         message: e.to_string(),
     })?;
-    std::fs::write(run.dir.join("eval.json"), json).map_err(io("write eval.json"))?;
+    std::fs::write(run.eval_path(), json).map_err(io("write eval.json"))?;
     std::fs::write(run.dir.join("eval.md"), markdown(&report)).map_err(io("write eval.md"))?;
     Ok(report)
 }

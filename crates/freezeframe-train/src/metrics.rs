@@ -1,11 +1,126 @@
 //! `metrics.jsonl`: one JSON object per line, flushed as written so a crash loses nothing.
+//! Every line is a [`Record`], the one schema the trainer writes and the lab reads.
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 
+use freezeframe_eval::nan;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{TrainError, io};
+
+/// One line of `metrics.jsonl`. The kinds are told apart by their fields (each kind refuses
+/// fields it does not know), so the file stays plain JSON lines.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Record {
+    PhaseStart(PhaseStart),
+    PhaseEnd(PhaseEnd),
+    Loss(LossRecord),
+    Val(ValRecord),
+    Groups(GroupsRecord),
+}
+
+impl Record {
+    pub fn step(&self) -> usize {
+        match self {
+            Record::PhaseStart(r) => r.step,
+            Record::PhaseEnd(r) => r.step,
+            Record::Loss(r) => r.step,
+            Record::Val(r) => r.step,
+            Record::Groups(r) => r.step,
+        }
+    }
+}
+
+/// `"event": "phase_start"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartTag {
+    #[serde(rename = "phase_start")]
+    PhaseStart,
+}
+
+/// `"event": "phase_end"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EndTag {
+    #[serde(rename = "phase_end")]
+    PhaseEnd,
+}
+
+/// A phase begins (and at step 0): what trains in it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseStart {
+    pub step: usize,
+    pub event: StartTag,
+    pub phase: String,
+    pub trainable_tensors: usize,
+    pub trainable_params: usize,
+    pub adam_state_bytes: usize,
+}
+
+/// A phase ends: its peak resident memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseEnd {
+    pub step: usize,
+    pub event: EndTag,
+    pub phase: String,
+    #[serde(deserialize_with = "nan::f64")]
+    pub peak_rss_mib: f64,
+}
+
+/// Means over the steps since the previous loss record, and their speed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LossRecord {
+    pub step: usize,
+    #[serde(deserialize_with = "nan::f32")]
+    pub loss: f32,
+    #[serde(deserialize_with = "nan::f64")]
+    pub lr: f64,
+    #[serde(deserialize_with = "nan::f32")]
+    pub grad_norm: f32,
+    #[serde(deserialize_with = "nan::f64")]
+    pub it_s: f64,
+    pub phase: String,
+}
+
+/// Validation loss of the training weights, mean and per timestep.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ValRecord {
+    pub step: usize,
+    #[serde(deserialize_with = "nan::f32")]
+    pub val_loss: f32,
+    #[serde(deserialize_with = "nan::pairs_f32")]
+    pub val_loss_by_t: Vec<(f32, f32)>,
+}
+
+/// Per plan group diagnostics of one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupsRecord {
+    pub step: usize,
+    pub phase: String,
+    pub groups: BTreeMap<String, GroupRow>,
+}
+
+/// One group's figures; a figure not measured this step is absent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupRow {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_norm: Option<f64>,
+    /// ‖Δw‖ / ‖w‖ of the step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_ratio: Option<f64>,
+    /// The gradient norm the group would get if it were not frozen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frozen_grad_norm: Option<f64>,
+}
 
 pub struct MetricsLog {
     path: PathBuf,
@@ -25,9 +140,13 @@ impl MetricsLog {
         })
     }
 
-    pub fn write(&mut self, record: &Value) -> Result<(), TrainError> {
+    pub fn write(&mut self, record: &Record) -> Result<(), TrainError> {
         let ctx = || format!("write {}", self.path.display());
-        writeln!(self.file, "{record}").map_err(io(ctx()))?;
+        let line = serde_json::to_string(record).map_err(|e| TrainError::RunFile {
+            path: self.path.clone(),
+            message: format!("unwritable metrics record: {e}"),
+        })?;
+        writeln!(self.file, "{line}").map_err(io(ctx()))?;
         self.file.flush().map_err(io(ctx()))
     }
 
@@ -61,31 +180,89 @@ fn read_lines(path: &Path) -> Result<Vec<String>, TrainError> {
         .map_err(io(format!("read {}", path.display())))
 }
 
-/// All records of a metrics file (lines that are not JSON are skipped).
-pub fn read(path: &Path) -> Result<Vec<Value>, TrainError> {
-    Ok(read_lines(path)?
-        .iter()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect())
+/// All records of a metrics file. A line that is not JSON (the torn last line of a killed run)
+/// is skipped; a JSON line that is no [`Record`] is an error naming the file and line, so a
+/// renamed field is never read as a missing figure.
+pub fn read(path: &Path) -> Result<Vec<Record>, TrainError> {
+    let mut out = Vec::new();
+    for (i, line) in read_lines(path)?.iter().enumerate() {
+        let Ok(value) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        let record = serde_json::from_value(value).map_err(|e| TrainError::RunFile {
+            path: path.to_path_buf(),
+            message: format!(
+                "line {}: not a metrics record of this build ({e}): {line}",
+                i + 1
+            ),
+        })?;
+        out.push(record);
+    }
+    Ok(out)
 }
 
 /// Writes the training-loss records as CSV (step, loss, lr, grad_norm, it_s) beside the JSONL.
 pub fn write_csv(jsonl: &Path, csv: &Path) -> Result<(), TrainError> {
     let mut out = String::from("step,loss,lr,grad_norm,it_s\n");
     for r in read(jsonl)? {
-        if r.get("loss").is_none() {
-            continue;
+        if let Record::Loss(r) = r {
+            out.push_str(&format!(
+                "{},{},{},{},{}\n",
+                r.step,
+                json_number(r.loss as f64),
+                json_number(r.lr),
+                json_number(r.grad_norm as f64),
+                json_number(r.it_s)
+            ));
         }
-        // A key a record does not carry is an empty cell.
-        let f = |k: &str| r.get(k).map_or_else(String::new, |v| v.to_string());
-        out.push_str(&format!(
-            "{},{},{},{},{}\n",
-            f("step"),
-            f("loss"),
-            f("lr"),
-            f("grad_norm"),
-            f("it_s")
-        ));
     }
     std::fs::write(csv, out).map_err(io(format!("write {}", csv.display())))
+}
+
+/// A float as the JSONL has it (shortest round-trip text; non-finite as an empty cell).
+fn json_number(x: f64) -> String {
+    if x.is_finite() {
+        serde_json::Value::from(x).to_string()
+    } else {
+        String::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loss_line() -> &'static str {
+        r#"{"step":50,"loss":0.5,"lr":0.001,"grad_norm":0.25,"it_s":4.0,"phase":"all"}"#
+    }
+
+    #[test]
+    fn each_kind_reads_back_as_written() {
+        let lines = [
+            r#"{"step":0,"event":"phase_start","phase":"all","trainable_tensors":3,"trainable_params":10,"adam_state_bytes":80}"#,
+            loss_line(),
+            r#"{"step":50,"phase":"all","groups":{"rest":{"frozen_grad_norm":2.0},"temporal":{"grad_norm":0.5}}}"#,
+            r#"{"step":100,"val_loss":0.25,"val_loss_by_t":[[0.5,0.25]]}"#,
+            r#"{"step":100,"event":"phase_end","phase":"all","peak_rss_mib":12.5}"#,
+        ];
+        for line in lines {
+            let r: Record = serde_json::from_str(line).unwrap();
+            assert_eq!(serde_json::to_string(&r).unwrap(), line);
+        }
+    }
+
+    #[test]
+    fn a_renamed_field_fails_the_read_naming_the_line() {
+        let dir = std::env::temp_dir().join(format!("ff-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let renamed = loss_line().replace("\"loss\"", "\"train_loss\"");
+        std::fs::write(&path, format!("{}\n{renamed}\n{{\"step\":7", loss_line())).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("line 2") && e.contains("train_loss"), "{e}");
+        // Without the renamed line, the torn last line is skipped.
+        std::fs::write(&path, format!("{}\n{{\"step\":7", loss_line())).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

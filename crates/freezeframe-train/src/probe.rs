@@ -7,13 +7,13 @@ use burn::prelude::*;
 use freezeframe_data::world::{Motion, ObjectTruth, caption};
 use freezeframe_data::{Split, Video, World};
 use freezeframe_model::{Stdit, TextEncoder};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::TrainError;
 use crate::validate::{ValLoss, loss_on};
 
 /// The word classes a probe can swap.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WordClass {
     /// Moving clips only: the opposite direction (left ↔ right, up ↔ down).
@@ -93,16 +93,21 @@ pub fn swapped_caption(world: &World, objects: &[ObjectTruth], class: WordClass)
 }
 
 /// One probe: the loss gap per noise draw, its mean and spread.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Probe {
     pub class: WordClass,
     /// Swapped-caption loss minus true-caption loss, one per noise draw.
+    #[serde(deserialize_with = "freezeframe_eval::nan::vec_f32")]
     pub gaps: Vec<f32>,
+    #[serde(deserialize_with = "freezeframe_eval::nan::f32")]
     pub mean: f32,
     /// Sample standard deviation of `gaps` (0 with a single draw).
+    #[serde(deserialize_with = "freezeframe_eval::nan::f32")]
     pub spread: f32,
     /// (t, gap) per validation timestep, averaged over the draws: where in the denoising the
     /// model uses the word (layout and motion are decided at high t).
+    #[serde(deserialize_with = "freezeframe_eval::nan::pairs_f32")]
     pub by_t: Vec<(f32, f32)>,
 }
 

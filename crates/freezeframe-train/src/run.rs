@@ -31,6 +31,10 @@ impl Run {
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
     }
+    /// The evaluation's figures ([`crate::evaluate::EvalReport`]).
+    pub fn eval_path(&self) -> PathBuf {
+        self.dir.join("eval.json")
+    }
     pub fn metrics_csv_path(&self) -> PathBuf {
         self.dir.join("metrics.csv")
     }

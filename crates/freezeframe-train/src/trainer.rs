@@ -11,14 +11,15 @@ use burn::prelude::*;
 use freezeframe_model::init::initialize;
 use freezeframe_model::paths::map_values;
 use freezeframe_model::{StdiTConfig, Stdit};
-use serde_json::json;
 
 use crate::batch::{BatchSpec, train_batch};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, FORMAT_VERSION};
 use crate::config::RunConfig;
 use crate::error::{TrainError, io};
 use crate::lr::lr_at;
-use crate::metrics::MetricsLog;
+use crate::metrics::{
+    EndTag, GroupsRecord, LossRecord, MetricsLog, PhaseEnd, PhaseStart, Record, StartTag, ValRecord,
+};
 use crate::plans::{BoundPlan, set_trainable};
 use crate::run::{Run, write_atomic};
 use crate::sample::{SampleSpec, encoder_for, write_prompt_gifs};
@@ -514,8 +515,11 @@ impl Session<'_> {
     /// Peak memory since the phase began (the mark is reset at every phase start).
     fn phase_end(log: &mut MetricsLog, phase: &str, step: usize) -> Result<(), TrainError> {
         match diagnostics::peak_rss_mib() {
-            Some(mib) => log.write(&json!({
-                "step": step, "event": "phase_end", "phase": phase, "peak_rss_mib": mib,
+            Some(mib) => log.write(&Record::PhaseEnd(PhaseEnd {
+                step,
+                event: EndTag::PhaseEnd,
+                phase: phase.to_string(),
+                peak_rss_mib: mib,
             })),
             None => Ok(()),
         }
@@ -550,13 +554,13 @@ impl Session<'_> {
         }
         if plan.is_switch(step) || step == 0 {
             let totals = freezeframe_plan::phase_totals(plan);
-            self.log.write(&json!({
-                "step": step,
-                "event": "phase_start",
-                "phase": plan.phases[ph].name,
-                "trainable_tensors": totals[ph].tensors,
-                "trainable_params": totals[ph].params,
-                "adam_state_bytes": totals[ph].optimizer_bytes,
+            self.log.write(&Record::PhaseStart(PhaseStart {
+                step,
+                event: StartTag::PhaseStart,
+                phase: plan.phases[ph].name.clone(),
+                trainable_tensors: totals[ph].tensors,
+                trainable_params: totals[ph].params,
+                adam_state_bytes: totals[ph].optimizer_bytes,
             }))?;
         }
         diagnostics::reset_peak_rss();
@@ -588,18 +592,11 @@ impl Session<'_> {
             // No probe this step: no frozen norms to log.
             None => Vec::new(),
         };
-        let groups = diagnostics::by_group(
-            &self.bound,
-            &[
-                ("grad_norm", &norms),
-                ("update_ratio", &ratios),
-                ("frozen_grad_norm", &frozen),
-            ],
-        );
-        self.log.write(&json!({
-            "step": done,
-            "phase": self.bound.plan.phases[ph].name,
-            "groups": groups,
+        let groups = diagnostics::by_group(&self.bound, &norms, &ratios, &frozen);
+        self.log.write(&Record::Groups(GroupsRecord {
+            step: done,
+            phase: self.bound.plan.phases[ph].name.clone(),
+            groups,
         }))
     }
 
@@ -679,13 +676,13 @@ impl Session<'_> {
         let n = st.window.len() as f32;
         let since = st.window_start.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let it_s = st.window.len() as f64 / since.max(1e-9);
-        self.log.write(&json!({
-            "step": done,
-            "loss": st.window.iter().map(|w| w.0).sum::<f32>() / n,
-            "lr": lr,
-            "grad_norm": st.window.iter().map(|w| w.1).sum::<f32>() / n,
-            "it_s": it_s,
-            "phase": self.bound.plan.phases[ph].name,
+        self.log.write(&Record::Loss(LossRecord {
+            step: done,
+            loss: st.window.iter().map(|w| w.0).sum::<f32>() / n,
+            lr,
+            grad_norm: st.window.iter().map(|w| w.1).sum::<f32>() / n,
+            it_s,
+            phase: self.bound.plan.phases[ph].name.clone(),
         }))?;
         st.window.clear();
         st.window_start = Some(Instant::now());
@@ -711,8 +708,11 @@ impl Session<'_> {
                 log_cfg.val_clips,
                 &self.plain,
             )?;
-            self.log
-                .write(&json!({ "step": done, "val_loss": v.mean, "val_loss_by_t": v.by_t }))?;
+            self.log.write(&Record::Val(ValRecord {
+                step: done,
+                val_loss: v.mean,
+                val_loss_by_t: v.by_t,
+            }))?;
             bar.println(format!("step {done}: val loss {:.4}", v.mean));
             st.final_val = Some(v.mean);
         }

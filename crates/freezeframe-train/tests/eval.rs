@@ -6,7 +6,7 @@ use common::{quiet, tmp};
 use std::path::Path;
 
 use burn::prelude::*;
-use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
+use freezeframe_train::evaluate::{EvalOptions, EvalSettings, evaluate_run, read_report};
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::{generate, generate_from, load_run};
 use freezeframe_train::{RunConfig, train};
@@ -41,9 +41,11 @@ fn eval_writes_its_report_and_reads_real_videos_correctly() {
     let out = tmp("run");
     let run = tiny_run(&out);
     let opts = EvalOptions {
-        n: 20,
-        steps: 2,
-        progress: false,
+        settings: EvalSettings {
+            n: 20,
+            steps: 2,
+            ..EvalSettings::default()
+        },
         ..EvalOptions::default()
     };
     let r = evaluate_run(&run, &opts).unwrap();
@@ -71,6 +73,28 @@ fn eval_writes_its_report_and_reads_real_videos_correctly() {
     assert!(r.comparison.real.dynamic_degree > 0.5);
     let md = std::fs::read_to_string(run.dir.join("eval.md")).unwrap();
     assert!(md.contains("motion ratio") && md.contains("dynamic degree"));
+
+    // eval.json reads back as the report that was written (NaN figures included) ...
+    let back = read_report(&run).unwrap();
+    assert_eq!(
+        serde_json::to_value(&back).unwrap(),
+        serde_json::to_value(&r).unwrap()
+    );
+    // ... and a field renamed on the writing side fails the read, naming the field, instead
+    // of reading as a missing figure.
+    for (old, new) in [
+        ("\"tracked_motion_ratio\"", "\"tracked_motion\""),
+        ("\"direction_moving\"", "\"direction_of_moving\""),
+    ] {
+        let text = std::fs::read_to_string(run.eval_path()).unwrap();
+        std::fs::write(run.eval_path(), text.replacen(old, new, 1)).unwrap();
+        let e = read_report(&run).unwrap_err().to_string();
+        assert!(
+            e.contains("eval.json") && e.contains(old.trim_matches('"')),
+            "{e}"
+        );
+        std::fs::write(run.eval_path(), text).unwrap();
+    }
 }
 
 #[test]

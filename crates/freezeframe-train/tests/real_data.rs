@@ -10,7 +10,7 @@ use freezeframe_data::real::cache::{
     CACHE_FORMAT, CacheEntry, CacheIndex, PrepareSettings, write_shard,
 };
 use freezeframe_data::{Split, World, WorldConfig};
-use freezeframe_train::evaluate::{EvalOptions, evaluate_run};
+use freezeframe_train::evaluate::{EvalOptions, EvalSettings, evaluate_run};
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
 
 /// A cache of `videos` × 3 clips of 4×16×16, captions "clip number k".
@@ -105,9 +105,11 @@ fn a_run_trains_and_evaluates_on_a_clip_cache() {
     let r = evaluate_run(
         &s.run,
         &EvalOptions {
-            n: 8,
-            steps: 2,
-            progress: false,
+            settings: EvalSettings {
+                n: 8,
+                steps: 2,
+                ..EvalSettings::default()
+            },
             ..EvalOptions::default()
         },
     )

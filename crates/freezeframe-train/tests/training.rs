@@ -9,6 +9,7 @@ use burn::prelude::*;
 use freezeframe_model::Stdit;
 use freezeframe_train::batch::{BatchSpec, train_batch};
 use freezeframe_train::checkpoint::{load_model, save_model};
+use freezeframe_train::metrics::Record;
 use freezeframe_train::plans;
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::encoder_for;
@@ -151,8 +152,10 @@ fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
         freezeframe_train::metrics::read(&Run::new(out.join("split")).metrics_path())
             .unwrap()
             .iter()
-            .filter(|r| r.get("loss").is_some())
-            .filter_map(|r| r["step"].as_u64())
+            .filter_map(|r| match r {
+                Record::Loss(l) => Some(l.step as u64),
+                _ => None,
+            })
             .collect();
     assert_eq!(steps, (1..=10).collect::<Vec<u64>>());
     let dev = Device::flex();
@@ -327,9 +330,12 @@ fn a_finished_run_writes_its_folder_and_samples() {
     let recs = freezeframe_train::metrics::read(&run.metrics_path()).unwrap();
     let val = recs
         .iter()
-        .find(|r| r.get("val_loss").is_some())
+        .find_map(|r| match r {
+            Record::Val(v) => Some(v),
+            _ => None,
+        })
         .expect("final validation record");
-    assert_eq!(val["val_loss_by_t"].as_array().unwrap().len(), 10);
+    assert_eq!(val.val_loss_by_t.len(), 10);
 }
 
 #[test]

@@ -4,8 +4,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use freezeframe_lab::AblationConfig;
 use freezeframe_lab::study::{Meta, StudyOptions, StudyOutcome, prepare, run_study};
-use freezeframe_lab::{AblationConfig, grid};
 use freezeframe_train::RunConfig;
 
 /// `ablate --config FILE [--out DIR] [--jobs N | --report-only]`; `shard` is set in `--jobs`
@@ -164,7 +164,7 @@ fn run_workers(
         let done = prepared
             .cells
             .iter()
-            .filter(|c| grid::is_done(&c.run(), &ab.eval))
+            .filter(|c| freezeframe_lab::done::is_done(&c.run(), &ab.eval))
             .count();
         bar.set_position(done as u64);
         let mut still = Vec::new();

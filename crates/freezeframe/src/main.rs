@@ -312,10 +312,12 @@ fn eval_run(run: &Path, n: usize, sampling: Sampling) -> Result<()> {
         backend,
     } = sampling;
     let opts = freezeframe_train::evaluate::EvalOptions {
-        n,
-        steps,
-        cfg,
-        seed,
+        settings: freezeframe_train::evaluate::EvalSettings {
+            n,
+            steps,
+            cfg,
+            seed,
+        },
         progress: true,
         backend,
     };

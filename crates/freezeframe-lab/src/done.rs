@@ -1,0 +1,48 @@
+//! A finished run's marker, `ablate.json`: written last (atomically) by the grid, read by the
+//! report. A run without it is resumed; a run with it is finished once its evaluation used the
+//! study's current `[eval]` settings.
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use freezeframe_train::Run;
+use freezeframe_train::evaluate::{EvalSettings, read_report};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{LabError, io};
+use crate::files::write_json_atomic;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Done {
+    pub strategy: String,
+    pub seed: u64,
+    /// Seconds of this run's last attempt (training, evaluation and measurements).
+    pub attempt_seconds: f64,
+    pub drift: BTreeMap<String, f64>,
+    pub cka: Vec<f64>,
+    /// The commit of the binary that finished the run (absent in markers of older builds).
+    #[serde(default)]
+    pub commit: Option<String>,
+}
+
+pub fn path(run: &Run) -> PathBuf {
+    run.dir.join("ablate.json")
+}
+
+pub fn read(run: &Run) -> Result<Done, LabError> {
+    let p = path(run);
+    let text = std::fs::read_to_string(&p).map_err(io(format!("read {}", p.display())))?;
+    serde_json::from_str(&text).map_err(|e| LabError::Results {
+        path: p,
+        message: e.to_string(),
+    })
+}
+
+pub fn write(run: &Run, done: &Done) -> Result<(), LabError> {
+    write_json_atomic(&path(run), done)
+}
+
+/// Finished: marked done, and evaluated with `eval` (a changed `[eval]` re-evaluates the run;
+/// it does not retrain it). An evaluation this build cannot read counts as not evaluated.
+pub fn is_done(run: &Run, eval: &EvalSettings) -> bool {
+    path(run).is_file() && read_report(run).is_ok_and(|r| r.options == *eval)
+}
