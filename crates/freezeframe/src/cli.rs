@@ -1,7 +1,7 @@
 //! Flag definitions (clap), apart from dispatch (`main.rs`) and command bodies.
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use freezeframe_train::limits;
 use freezeframe_train::runtime::Backend;
 
@@ -38,119 +38,34 @@ pub enum Command {
     /// A small version of the study in under 15 minutes: `full` and `temporal-only`, two seeds
     /// each, from the shipped image model on the calibrated world, evaluated, with an HTML
     /// report and a verdict on claim 1 (temporal-only gives too-static videos).
-    Demo {
-        /// Parent folder of the study folder (`demo/`, or `demo-quick/`); a re-run resumes it.
-        #[arg(long, default_value = "runs")]
-        out_dir: PathBuf,
-        /// Every stage at the smallest size, in about a minute: a smoke test whose numbers
-        /// mean nothing.
-        #[arg(long)]
-        quick: bool,
-    },
+    Demo(DemoArgs),
     /// Run an ablation study: strategies × seeds on one budget, evaluated, with verdicts and an
     /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones.
-    Ablate {
-        #[arg(long)]
-        config: PathBuf,
-        /// Study folder (default: runs/<name>).
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Worker processes (each gets its share of the cores).
-        #[arg(long, default_value_t = 1, value_parser = count)]
-        jobs: usize,
-        /// Train nothing: write the report from the runs finished so far (the missing ones are
-        /// named in it, and claims that need them are not tested).
-        #[arg(long, conflicts_with = "jobs")]
-        report_only: bool,
-        /// Internal: run the grid cells i mod n only (a `--jobs` worker).
-        #[arg(long, hide = true)]
-        shard: Option<String>,
-    },
+    Ablate(AblateArgs),
     /// Inspect models.
-    Model {
-        #[command(subcommand)]
-        command: ModelCommand,
-    },
+    #[command(subcommand)]
+    Model(ModelCommand),
     /// Synthetic data.
-    Data {
-        #[command(subcommand)]
-        command: DataCommand,
-    },
+    #[command(subcommand)]
+    Data(DataCommand),
     /// Train from a TOML config.
-    Train {
-        #[arg(long)]
-        config: PathBuf,
-        /// Continue from the newest complete checkpoint of the run folder.
-        #[arg(long)]
-        resume: bool,
-        /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's
-        /// `[runtime] backend`, else flex]
-        #[arg(long)]
-        backend: Option<Backend>,
-    },
+    Train(TrainArgs),
     /// Sample videos from a trained run (its newest checkpoint's EMA weights).
-    Sample {
-        #[arg(long)]
-        run: PathBuf,
-        #[arg(long)]
-        prompt: String,
-        /// Videos in the GIF grid (at most 64).
-        #[arg(long, default_value_t = 4, value_parser = grid_videos)]
-        n: usize,
-        /// The GIF to write (never replaced: an existing file is an error).
-        #[arg(long, default_value = "out.gif")]
-        out: PathBuf,
-        #[command(flatten)]
-        sampling: Sampling,
-    },
+    Sample(SampleArgs),
     /// Score videos: a run's samples against real videos of the same prompts (`--run`), or
     /// existing GIFs with the metrics that need no prompt (`--videos`).
-    #[command(group(clap::ArgGroup::new("what").required(true).args(["run", "videos"])))]
-    Eval {
-        /// Run folder: samples a fixed prompt set with fixed noise from its newest EMA weights;
-        /// writes eval.json and eval.md into it.
-        #[arg(long)]
-        run: Option<PathBuf>,
-        /// A GIF, a folder of GIFs (each file one video), or a clip cache folder.
-        #[arg(long)]
-        videos: Option<PathBuf>,
-        /// Prompts sampled and scored with `--run` (at most 4096).
-        #[arg(long, default_value_t = 256, value_parser = videos)]
-        n: usize,
-        #[command(flatten)]
-        sampling: Sampling,
-        /// Frame rate of `--videos` (sets VBench's dynamic-degree threshold).
-        #[arg(long, default_value_t = 8.0, value_parser = positive_f32)]
-        fps: f32,
-    },
+    Eval(EvalArgs),
     /// Training plans: which parameters learn, when, and how fast.
-    Plan {
-        #[command(subcommand)]
-        command: PlanCommand,
-    },
+    #[command(subcommand)]
+    Plan(PlanCommand),
     /// Benchmarks.
-    Bench {
-        #[command(subcommand)]
-        command: BenchCommand,
-    },
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Bring image weights in from another layout.
-    Import {
-        #[command(subcommand)]
-        command: ImportCommand,
-    },
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Write a run's model in another layout.
-    Export {
-        /// Run folder (its newest checkpoint's EMA weights).
-        #[arg(long)]
-        run: PathBuf,
-        /// `diffusers-pixart`: the spatial part as a diffusers `PixArtTransformer2DModel`
-        /// folder (`diffusion_pytorch_model.safetensors` + `config.json`).
-        #[arg(long)]
-        format: ExportFormat,
-        /// Output folder (created; files in it are never replaced).
-        #[arg(long)]
-        out: PathBuf,
-    },
+    Export(ExportArgs),
 }
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -163,24 +78,7 @@ pub enum ImportCommand {
     /// A diffusers PixArt-α transformer (`PixArtTransformer2DModel`) as a freezeframe image
     /// checkpoint under Open-Sora keys, for `[init] from`; prints the `[model]` section that
     /// builds it.
-    Pixart {
-        /// The transformer's safetensors (f32, f16 or bf16).
-        #[arg(long)]
-        from: PathBuf,
-        /// Its `config.json` [default: beside --from].
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Output file (never replaced).
-        #[arg(long)]
-        out: PathBuf,
-        /// Caption tokens per prompt (`[model] text_len`): the shape of the null caption,
-        /// which diffusers does not store and the import initialises.
-        #[arg(long, default_value_t = 12, value_parser = count)]
-        text_len: usize,
-        /// Seed of the null caption's initial values.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-    },
+    Pixart(PixartArgs),
 }
 
 #[derive(Subcommand)]
@@ -189,112 +87,244 @@ pub enum PlanCommand {
     List,
     /// Validate a plan against a model and print its table: groups, phases, learning rates,
     /// optimiser state. Exits non-zero with the validation message on an invalid plan.
-    Explain {
-        /// A preset name or a plan file.
-        #[arg(long)]
-        plan: String,
-        /// Model preset whose parameter paths the plan is resolved against.
-        #[arg(long, default_value = "base")]
-        model: String,
-        /// Length of the run (fractions in the plan are fractions of this).
-        #[arg(long, default_value_t = 1000, value_parser = count)]
-        steps: usize,
-        /// Peak learning rate shown in the table.
-        #[arg(long, default_value_t = 5e-4, value_parser = positive_f64)]
-        lr: f64,
-    },
+    Explain(ExplainArgs),
 }
 
 #[derive(Subcommand)]
 pub enum ModelCommand {
     /// One line per parameter (Open-Sora path, shape, count) and totals.
-    Params {
-        #[arg(long, default_value = "base")]
-        preset: String,
-    },
+    Params(ParamsArgs),
 }
 
 #[derive(Subcommand)]
 pub enum DataCommand {
     /// A GIF grid of synthetic videos; captions are printed and written beside it.
-    Preview {
-        /// Clips in the grid (at most 4096).
-        #[arg(long, default_value_t = 16, value_parser = videos)]
-        n: usize,
-        /// The GIF to write (never replaced: an existing file is an error).
-        #[arg(long, default_value = "preview.gif")]
-        out: PathBuf,
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Take the world settings from this run config's [data] section.
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Preview clips of a prepared cache instead of the synthetic world.
-        #[arg(long, conflicts_with = "config")]
-        cache: Option<PathBuf>,
-    },
+    Preview(PreviewArgs),
     /// Decode the videos of an Open-Sora-style CSV (`path,text[,num_frames,height,width,fps]`)
     /// into a clip cache with FFmpeg; re-runs only decode new or changed files.
-    Prepare {
-        #[arg(long)]
-        csv: PathBuf,
-        #[arg(long)]
-        out: PathBuf,
-        /// Frames a clip (at most 512).
-        #[arg(long, default_value_t = 8, value_parser = clip_frames)]
-        frames: usize,
-        /// Frame side in pixels (at most 1024).
-        #[arg(long, default_value_t = 32, value_parser = frame_size)]
-        size: usize,
-        /// Resample to this frame rate first (otherwise the source's frames, see --stride).
-        #[arg(long, value_parser = positive_f32)]
-        fps: Option<f32>,
-        /// Keep every k-th source frame (without --fps).
-        #[arg(long, default_value_t = 1, conflicts_with = "fps", value_parser = count)]
-        stride: usize,
-        #[arg(long, default_value_t = 1, value_parser = count)]
-        clips_per_video: usize,
-    },
+    Prepare(PrepareArgs),
 }
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Seconds to score a set of synthetic 8×32×32 videos with every evaluation metric.
-    Eval {
-        /// Videos scored (at most 4096).
-        #[arg(long, default_value_t = 256, value_parser = videos)]
-        n: usize,
-    },
+    Eval(BenchEvalArgs),
     /// Median milliseconds of a full training step.
-    TrainStep {
-        /// Time the step this run config takes (its model, world, batch size and plan) instead
-        /// of a preset's.
-        #[arg(long, conflicts_with_all = ["preset", "plan"])]
-        config: Option<PathBuf>,
-        #[arg(long, default_value = "base")]
-        preset: String,
-        /// Freeze as this plan does (preset or file) …
-        #[arg(long, default_value = "full")]
-        plan: String,
-        /// … in this phase (0-based).
-        #[arg(long, default_value_t = 0)]
-        phase: usize,
-        #[arg(long, default_value_t = 20, value_parser = count)]
-        steps: usize,
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Batch size [default: the config's, or 8 for a preset].
-        #[arg(long, value_parser = count)]
-        batch: Option<usize>,
-        /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's, or flex]
-        #[arg(long)]
-        backend: Option<Backend>,
-    },
+    TrainStep(TrainStepArgs),
 }
 
 /// clap value parsers: what no command can use — a count of zero, a number that is not finite
 /// or out of range — is refused at the boundary with the flag named, instead of panicking or
 /// producing a silent wrong result later.
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Parent folder of the study folder (`demo/`, or `demo-quick/`); a re-run resumes it.
+    /// (`--out-dir`, the name of earlier builds, is still accepted.)
+    #[arg(long, default_value = "runs", alias = "out-dir")]
+    pub out: PathBuf,
+    /// Every stage at the smallest size, in about a minute: a smoke test whose numbers
+    /// mean nothing.
+    #[arg(long)]
+    pub quick: bool,
+}
+
+#[derive(Args)]
+pub struct AblateArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Study folder (default: runs/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Worker processes (each gets its share of the cores).
+    #[arg(long, default_value_t = 1, value_parser = count)]
+    pub jobs: usize,
+    /// Train nothing: write the report from the runs finished so far (the missing ones are
+    /// named in it, and claims that need them are not tested).
+    #[arg(long, conflicts_with = "jobs")]
+    pub report_only: bool,
+    /// Internal: run the grid cells i mod n only (a `--jobs` worker).
+    #[arg(long, hide = true)]
+    pub shard: Option<String>,
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Continue from the newest complete checkpoint of the run folder.
+    #[arg(long)]
+    pub resume: bool,
+    /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's
+    /// `[runtime] backend`, else flex]
+    #[arg(long)]
+    pub backend: Option<Backend>,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    #[arg(long)]
+    pub run: PathBuf,
+    #[arg(long)]
+    pub prompt: String,
+    /// Videos in the GIF grid (at most 64).
+    #[arg(long, default_value_t = 4, value_parser = grid_videos)]
+    pub n: usize,
+    /// The GIF to write (never replaced: an existing file is an error).
+    #[arg(long, default_value = "out.gif")]
+    pub out: PathBuf,
+    #[command(flatten)]
+    pub sampling: Sampling,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["run", "videos"])))]
+pub struct EvalArgs {
+    /// Run folder: samples a fixed prompt set with fixed noise from its newest EMA weights;
+    /// writes eval.json and eval.md into it.
+    #[arg(long)]
+    pub run: Option<PathBuf>,
+    /// A GIF, a folder of GIFs (each file one video), or a clip cache folder.
+    #[arg(long)]
+    pub videos: Option<PathBuf>,
+    /// Prompts sampled and scored with `--run` (at most 4096).
+    #[arg(long, default_value_t = 256, value_parser = videos)]
+    pub n: usize,
+    #[command(flatten)]
+    pub sampling: Sampling,
+    /// Frame rate of `--videos` (sets VBench's dynamic-degree threshold).
+    #[arg(long, default_value_t = 8.0, value_parser = positive_f32)]
+    pub fps: f32,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Run folder (its newest checkpoint's EMA weights).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// `diffusers-pixart`: the spatial part as a diffusers `PixArtTransformer2DModel`
+    /// folder (`diffusion_pytorch_model.safetensors` + `config.json`).
+    #[arg(long)]
+    pub format: ExportFormat,
+    /// Output folder (created; files in it are never replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct PixartArgs {
+    /// The transformer's safetensors (f32, f16 or bf16).
+    #[arg(long)]
+    pub from: PathBuf,
+    /// Its `config.json` [default: beside --from].
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Output file (never replaced).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Caption tokens per prompt (`[model] text_len`): the shape of the null caption,
+    /// which diffusers does not store and the import initialises.
+    #[arg(long, default_value_t = 12, value_parser = count)]
+    pub text_len: usize,
+    /// Seed of the null caption's initial values.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct ExplainArgs {
+    /// A preset name or a plan file.
+    #[arg(long)]
+    pub plan: String,
+    /// Model preset whose parameter paths the plan is resolved against.
+    #[arg(long, default_value = "base")]
+    pub model: String,
+    /// Length of the run (fractions in the plan are fractions of this).
+    #[arg(long, default_value_t = 1000, value_parser = count)]
+    pub steps: usize,
+    /// Peak learning rate shown in the table.
+    #[arg(long, default_value_t = 5e-4, value_parser = positive_f64)]
+    pub lr: f64,
+}
+
+#[derive(Args)]
+pub struct ParamsArgs {
+    #[arg(long, default_value = "base")]
+    pub preset: String,
+}
+
+#[derive(Args)]
+pub struct PreviewArgs {
+    /// Clips in the grid (at most 4096).
+    #[arg(long, default_value_t = 16, value_parser = videos)]
+    pub n: usize,
+    /// The GIF to write (never replaced: an existing file is an error).
+    #[arg(long, default_value = "preview.gif")]
+    pub out: PathBuf,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Take the world settings from this run config's [data] section.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Preview clips of a prepared cache instead of the synthetic world.
+    #[arg(long, conflicts_with = "config")]
+    pub cache: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct PrepareArgs {
+    #[arg(long)]
+    pub csv: PathBuf,
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Frames a clip (at most 512).
+    #[arg(long, default_value_t = 8, value_parser = clip_frames)]
+    pub frames: usize,
+    /// Frame side in pixels (at most 1024).
+    #[arg(long, default_value_t = 32, value_parser = frame_size)]
+    pub size: usize,
+    /// Resample to this frame rate first (otherwise the source's frames, see --stride).
+    #[arg(long, value_parser = positive_f32)]
+    pub fps: Option<f32>,
+    /// Keep every k-th source frame (without --fps).
+    #[arg(long, default_value_t = 1, conflicts_with = "fps", value_parser = count)]
+    pub stride: usize,
+    #[arg(long, default_value_t = 1, value_parser = count)]
+    pub clips_per_video: usize,
+}
+
+#[derive(Args)]
+pub struct BenchEvalArgs {
+    /// Videos scored (at most 4096).
+    #[arg(long, default_value_t = 256, value_parser = videos)]
+    pub n: usize,
+}
+
+#[derive(Args)]
+pub struct TrainStepArgs {
+    /// Time the step this run config takes (its model, world, batch size and plan) instead
+    /// of a preset's.
+    #[arg(long, conflicts_with_all = ["preset", "plan"])]
+    pub config: Option<PathBuf>,
+    #[arg(long, default_value = "base")]
+    pub preset: String,
+    /// Freeze as this plan does (preset or file) …
+    #[arg(long, default_value = "full")]
+    pub plan: String,
+    /// … in this phase (0-based).
+    #[arg(long, default_value_t = 0)]
+    pub phase: usize,
+    #[arg(long, default_value_t = 20, value_parser = count)]
+    pub steps: usize,
+    #[arg(long, default_value_t = 3)]
+    pub warmup: usize,
+    /// Batch size [default: the config's, or 8 for a preset].
+    #[arg(long, value_parser = count)]
+    pub batch: Option<usize>,
+    /// flex (CPU) or wgpu (a build with `--features gpu`) [default: the config's, or flex]
+    #[arg(long)]
+    pub backend: Option<Backend>,
+}
+
 fn count(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),

@@ -1,23 +1,40 @@
 //! `freezeframe import pixart` and `freezeframe export`: thin wrappers over
 //! `freezeframe-interop`.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use freezeframe_interop::{ImportOptions, export_pixart as export, import_pixart as import};
+use freezeframe_interop::ImportOptions;
 use freezeframe_train::run::Run;
 
-pub fn import_pixart(
-    from: &Path,
-    config: Option<PathBuf>,
-    out: &Path,
-    text_len: usize,
-    seed: u64,
-) -> Result<()> {
+use crate::cli::{ExportArgs, ExportFormat, ImportCommand, PixartArgs};
+
+pub fn import(c: ImportCommand) -> Result<()> {
+    match c {
+        ImportCommand::Pixart(a) => import_pixart(a),
+    }
+}
+
+pub fn export(a: ExportArgs) -> Result<()> {
+    match a.format {
+        ExportFormat::DiffusersPixart => export_pixart(&a.run, &a.out),
+    }
+}
+
+fn import_pixart(a: PixartArgs) -> Result<()> {
+    let PixartArgs {
+        from,
+        config,
+        out,
+        text_len,
+        seed,
+    } = a;
+    let (from, out) = (from.as_path(), out.as_path());
     let config = match config {
         Some(c) => c,
         None => from.with_file_name("config.json"),
     };
-    let imp = import(from, &config, out, ImportOptions { text_len, seed })?;
+    let imp =
+        freezeframe_interop::import_pixart(from, &config, out, ImportOptions { text_len, seed })?;
     println!(
         "wrote {} ({} tensors under Open-Sora STDiT keys; image model, temporal attention left for the inflation)",
         out.display(),
@@ -42,17 +59,16 @@ pub fn import_pixart(
     Ok(())
 }
 
-pub fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
+fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     let run = Run::new(run_dir);
     let cfg = run.load_config()?;
     let model = cfg
-        .model_config()
-        .map_err(anyhow::Error::msg)
-        .with_context(|| format!("{}: [model]", run.config_path().display()))?;
+        .model()
+        .with_context(|| run.config_path().display().to_string())?;
     let (step, dir) = run
         .latest_checkpoint()
         .with_context(|| format!("{} holds no complete checkpoint", run.dir.display()))?;
-    let ex = export(&model, &dir.join("ema.safetensors"), out)?;
+    let ex = freezeframe_interop::export_pixart(&model, &dir.join("ema.safetensors"), out)?;
     println!(
         "wrote {} and {} from step {step} (EMA weights); left out {} tensors with no diffusers place (temporal attention, null caption)",
         ex.weights.display(),

@@ -8,21 +8,25 @@ use freezeframe_lab::AblationConfig;
 use freezeframe_lab::study::{Meta, StudyOptions, StudyOutcome, prepare, run_study};
 use freezeframe_train::RunConfig;
 
+use crate::cli::{AblateArgs, DemoArgs};
+
 /// `ablate --config FILE [--out DIR] [--jobs N | --report-only]`; `shard` is set in `--jobs`
 /// worker processes.
-pub fn ablate(
-    config: &Path,
-    out: Option<PathBuf>,
-    jobs: usize,
-    report_only: bool,
-    shard: Option<&str>,
-) -> Result<()> {
+pub fn ablate(a: AblateArgs) -> Result<()> {
+    let AblateArgs {
+        config,
+        out,
+        jobs,
+        report_only,
+        shard,
+    } = a;
+    let config = config.as_path();
     let ab = AblationConfig::load(config)?;
     let base = ab.base_config()?;
     let out = out.unwrap_or_else(|| PathBuf::from("runs").join(&ab.name));
     let meta = meta(false, Vec::new(), jobs);
     if let Some(s) = shard {
-        let shard = parse_shard(s)?;
+        let shard = parse_shard(&s)?;
         die_with_parent();
         let opts = StudyOptions {
             progress: false,
@@ -54,14 +58,15 @@ pub fn ablate(
     finish(run_study(&ab, base, &out, &opts)?)
 }
 
-/// The small study (`demo`) or the smoke test (`demo --quick`) into `out_dir/demo[-quick]`;
-/// a re-run resumes it.
-pub fn demo(out_dir: &Path, quick: bool) -> Result<()> {
+/// The small study (`demo`) or the smoke test (`demo --quick`) into `OUT/demo[-quick]`; a
+/// re-run resumes it.
+pub fn demo(a: DemoArgs) -> Result<()> {
+    let DemoArgs { out: parent, quick } = a;
     let (ab, base, left_out) = freezeframe_lab::demo::demo_config(quick)?;
     if quick {
         eprintln!("demo --quick: every stage at the smallest size; its numbers mean nothing");
     }
-    let out = out_dir.join(&ab.name);
+    let out = parent.join(&ab.name);
     eprintln!(
         "demo: {} × seeds {:?}, {} steps each, from the shipped image model, into {}",
         ab.strategies.join(", "),

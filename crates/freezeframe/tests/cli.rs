@@ -229,7 +229,7 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let out_dir = dir.to_str().unwrap();
-    let (ok, out, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
+    let (ok, out, err) = ff(&["demo", "--quick", "--out", out_dir]);
     assert!(ok, "{out}{err}");
     let study = dir.join("demo-quick");
     for f in ["report.html", "report.md", "results.json"] {
@@ -263,6 +263,7 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
         .unwrap()
         .path();
     let before = stamp(&first.join("ablate.json"));
+    // `--out-dir`, the flag's name in earlier builds, still works.
     let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
     assert!(ok, "{err}");
     assert_eq!(
@@ -277,7 +278,7 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
         .find(|p| p.to_string_lossy().contains("shipped-image-model-"))
         .unwrap();
     std::fs::write(&path, b"my notes").unwrap();
-    let (ok, _, err) = ff(&["demo", "--quick", "--out-dir", out_dir]);
+    let (ok, _, err) = ff(&["demo", "--quick", "--out", out_dir]);
     assert!(!ok && err.contains("not the shipped image model"), "{err}");
     assert_eq!(std::fs::read(&path).unwrap(), b"my notes");
     let _ = std::fs::remove_dir_all(&dir);

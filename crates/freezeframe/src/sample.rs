@@ -1,0 +1,52 @@
+//! `freezeframe sample`: a GIF grid of one prompt from a run's EMA weights.
+use std::path::Path;
+
+use anyhow::Result;
+use freezeframe_data::gif_out::{grid_size, write_grid};
+use freezeframe_train::run::Run;
+use freezeframe_train::sample::{SAMPLE_GIF_SCALE, generate, load_run};
+
+use crate::cli::{SampleArgs, Sampling};
+use crate::files::refuse_existing;
+
+pub fn run(a: SampleArgs) -> Result<()> {
+    sample(&a.run, &a.prompt, a.n, &a.out, a.sampling)
+}
+
+fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) -> Result<()> {
+    let Sampling {
+        steps,
+        cfg,
+        seed,
+        backend,
+    } = sampling;
+    refuse_existing(&[out])?;
+    let run = Run::new(run);
+    let device = run.backend(backend)?.device()?;
+    let loaded = load_run(&run, &device)?;
+    let m = &loaded.model_config;
+    grid_size(n, n, (m.height, m.width), SAMPLE_GIF_SCALE)?;
+    let spec = loaded.spec(steps, cfg, seed);
+    let bar = freezeframe_train::progress::bar(
+        steps as u64,
+        true,
+        "sample [{elapsed_precise}] {wide_bar} {pos}/{len} steps",
+    );
+    let prompts = vec![prompt.to_string(); n.max(1)];
+    let videos = generate(
+        &loaded.model,
+        &loaded.encoder,
+        &prompts,
+        spec,
+        &device,
+        |i| bar.set_position(i as u64),
+    )?;
+    bar.finish_and_clear();
+    write_grid(out, &videos, n.max(1), SAMPLE_GIF_SCALE, 15)?;
+    println!(
+        "wrote {} ({} videos of {prompt:?}, {steps} steps, cfg {cfg})",
+        out.display(),
+        videos.len()
+    );
+    Ok(())
+}
