@@ -11,8 +11,8 @@ use freezeframe_model::{Stdit, TemporalPos, TextEncoder};
 use freezeframe_train::batch::{normal_tensor, videos_to_tensor};
 use freezeframe_train::dataset::Dataset;
 use freezeframe_train::sample::{encoder_for, load_run};
-use freezeframe_train::trainer::{build_model, init_weights_file, initial_model};
-use freezeframe_train::{Run, RunConfig, TrainError, checkpoint, plans};
+use freezeframe_train::trainer::{first_step_model, init_weights_file};
+use freezeframe_train::{Run, RunConfig, TrainError, checkpoint};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -53,10 +53,7 @@ fn inflated(base: &RunConfig, image: &Path, device: &Device) -> Result<Stdit, Tr
     let mut cfg = base.clone();
     cfg.plan = "full".into();
     cfg.init.from = Some(image.to_path_buf());
-    let mcfg = cfg.model()?;
-    let model = build_model(&mcfg, cfg.seed, device);
-    let bound = plans::bind(&cfg, &model, mcfg.depth)?;
-    initial_model(model, &cfg, &bound)
+    first_step_model(&cfg, device)
 }
 
 /// Velocity of `x` [B, T, C, H, W] as one video, and frame by frame as B·T images, frame f at
@@ -207,14 +204,11 @@ fn values_by_path(model: &Stdit) -> BTreeMap<String, Vec<f32>> {
 pub fn drift(run: &Run) -> Result<BTreeMap<String, f64>, LabError> {
     let device = Device::flex();
     let cfg = run.load_config()?;
-    let mcfg = cfg.model()?;
-    let model = build_model(&mcfg, cfg.seed, &device);
-    let bound = plans::bind(&cfg, &model, mcfg.depth)?;
-    let start = initial_model(model.clone(), &cfg, &bound)?;
+    let start = first_step_model(&cfg, &device)?;
     let (_, dir) = run
         .latest_checkpoint()
         .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
-    let end = checkpoint::load_model(model, &dir.join("model.safetensors"))?;
+    let end = checkpoint::load_model(start.clone(), &dir.join("model.safetensors"))?;
     let (a, b) = (values_by_path(&start), values_by_path(&end));
     let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (path, w0) in &a {

@@ -15,10 +15,12 @@ pub mod image;
 pub mod marker;
 pub mod metrics;
 pub mod report;
+pub mod results;
 pub mod stats;
 pub mod study;
 pub mod verdict;
 
 pub use config::AblationConfig;
 pub use error::LabError;
-pub use study::{Meta, StudyOptions, StudyOutcome, run_study};
+pub use results::{Meta, Results};
+pub use study::{StudyOptions, StudyOutcome, run_study};

@@ -13,8 +13,8 @@ use crate::error::{LabError, io};
 use crate::explain::{IDENTITY_TOLERANCE, Identity};
 use crate::files::write_atomic;
 use crate::metrics::{Better, METRICS, RunResult, Section, keys_of};
+use crate::results::{Results, write_results};
 use crate::stats::Summary;
-use crate::study::{Results, write_results};
 use crate::verdict::{Outcome, Verdict};
 
 /// "1 strategy", "6 strategies".

@@ -23,7 +23,7 @@ fn opts() -> StudyOptions {
     StudyOptions::default()
 }
 
-fn complete(o: StudyOutcome) -> freezeframe_lab::study::Results {
+fn complete(o: StudyOutcome) -> freezeframe_lab::Results {
     match o {
         StudyOutcome::Complete { results, .. } => *results,
         StudyOutcome::Partial { done, total, .. } => panic!("only {done} of {total} runs finished"),
@@ -34,7 +34,7 @@ fn complete(o: StudyOutcome) -> freezeframe_lab::study::Results {
 /// (strategy, seed, its figures by metric) for every run of a study.
 type Figures = Vec<(String, u64, Vec<(String, f64)>)>;
 
-fn figures(r: &freezeframe_lab::study::Results) -> Figures {
+fn figures(r: &freezeframe_lab::Results) -> Figures {
     let timing = ["step_seconds", "train_seconds", "peak_rss_mib"];
     r.runs
         .iter()

@@ -271,6 +271,31 @@ pub fn resolve_path(dir: &Path, p: &Path) -> PathBuf {
     out
 }
 
+/// The smallest runnable config: the tiny model on 4 frames of 16×16, a record every step, no
+/// validation or checkpoint between steps, 3 steps ([`RunConfig::tiny`]).
+pub const TINY: &str = r#"
+name = "tiny"
+[model]
+preset = "tiny"
+[data]
+frames = 4
+size = 16
+speeds = { slow = 0.5, fast = 1.0 }
+object_size = [2.0, 3.0]
+train_clips = 64
+val_clips = 8
+[train]
+batch_size = 2
+steps = 3
+lr = 1e-3
+warmup = 1
+[log]
+every = 1
+val_every = 0
+checkpoint_every = 0
+val_clips = 2
+"#;
+
 impl RunConfig {
     /// Reads and validates a config file. Every path in it (`out_dir`, `plan` files,
     /// `[init] from`, `[data] cache` and `csv`) is relative to the file's folder, as in Cargo —
@@ -319,6 +344,21 @@ impl RunConfig {
             message,
         })?;
         Ok(cfg)
+    }
+
+    /// The smallest runnable config ([`TINY`]) named `name` under `out_dir`: tests and smoke
+    /// checks start from it and change what they vary, then call [`RunConfig::checked`].
+    pub fn tiny(name: &str, out_dir: &Path) -> Result<Self, TrainError> {
+        let mut cfg = Self::parse(TINY, Path::new("RunConfig::tiny"))?;
+        cfg.name = name.to_string();
+        cfg.out_dir = out_dir.to_path_buf();
+        cfg.checked()
+    }
+
+    /// The config validated again as a whole after fields were set in code (a flag, a test):
+    /// a value set in code meets the same checks as one read from a file.
+    pub fn checked(self) -> Result<Self, TrainError> {
+        Self::parse(&self.to_toml(), Path::new("config set in code"))
     }
 
     /// The fully resolved TOML written into the run folder.

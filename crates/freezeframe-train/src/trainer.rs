@@ -147,6 +147,16 @@ pub fn init_weights_file(from: &std::path::Path) -> Result<std::path::PathBuf, T
     Ok(dir.join("ema.safetensors"))
 }
 
+/// A run's weights at its first step, rebuilt from its config alone: the seeded
+/// initialisation bound to the run's plan, with image weights where the plan asks for them
+/// (the study's inflation check and weight drift start from it).
+pub fn first_step_model(cfg: &RunConfig, device: &Device) -> Result<Stdit, TrainError> {
+    let mcfg = cfg.model()?;
+    let model = build_model(&mcfg, cfg.seed, device);
+    let bound = plans::bind(cfg, &model, mcfg.depth)?;
+    initial_model(model, cfg, &bound)
+}
+
 /// Weights for a run's first step: `model` (the seeded initialisation) as it is, or — for plans
 /// that start from image weights — with every non-fresh parameter loaded from `[init] from`.
 pub fn initial_model(

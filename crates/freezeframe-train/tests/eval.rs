@@ -6,34 +6,20 @@ use common::{quiet, tmp};
 use std::path::Path;
 
 use burn::prelude::*;
+use freezeframe_data::world::Speeds;
 use freezeframe_train::evaluate::{EvalOptions, EvalSettings, evaluate_run, read_report};
 use freezeframe_train::run::Run;
 use freezeframe_train::sample::{generate, generate_from, load_run};
 use freezeframe_train::{RunConfig, train};
 
 fn tiny_run(out: &Path) -> Run {
-    let text = format!(
-        r#"
-name = "e"
-out_dir = "{}"
-[model]
-preset = "tiny"
-[data]
-frames = 4
-size = 16
-speeds = {{ slow = 0.75, fast = 1.5 }}
-object_size = [2.5, 3.0]
-[train]
-batch_size = 2
-steps = 3
-warmup = 1
-[log]
-val_clips = 2
-"#,
-        out.display()
-    );
-    let cfg = RunConfig::parse(&text, Path::new("t.toml")).unwrap();
-    train(&cfg, &quiet()).unwrap().run
+    let mut c = RunConfig::tiny("e", out).unwrap();
+    c.data.speeds = Speeds {
+        slow: 0.75,
+        fast: 1.5,
+    };
+    c.data.object_size = [2.5, 3.0];
+    train(&c.checked().unwrap(), &quiet()).unwrap().run
 }
 
 #[test]

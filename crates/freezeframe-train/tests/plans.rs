@@ -16,42 +16,15 @@ use freezeframe_train::trainer::build_model;
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
 
 fn config(name: &str, out: &Path, steps: usize, plan: &str, init: Option<&Path>) -> RunConfig {
-    let init = init
-        .map(|p| format!("[init]\nfrom = \"{}\"\n", p.display()))
-        .unwrap_or_default();
-    let text = format!(
-        r#"
-name = "{name}"
-out_dir = "{out}"
-seed = 5
-plan = "{plan}"
-{init}
-[model]
-preset = "tiny"
-[data]
-frames = 4
-size = 16
-speeds = {{ slow = 0.5, fast = 1.0 }}
-object_size = [2.0, 3.0]
-train_clips = 64
-val_clips = 8
-[train]
-batch_size = 2
-steps = {steps}
-lr = 1e-3
-warmup = 1
-weight_decay = 0.01
-[log]
-every = 1
-val_every = 0
-checkpoint_every = 0
-val_clips = 2
-diag_every = 2
-frozen_grad_every = 2
-"#,
-        out = out.display()
-    );
-    RunConfig::parse(&text, Path::new("test.toml")).unwrap()
+    let mut c = RunConfig::tiny(name, out).unwrap();
+    c.seed = 5;
+    c.plan = plan.to_string();
+    c.init.from = init.map(Path::to_path_buf);
+    c.train.steps = steps;
+    c.train.weight_decay = 0.01;
+    c.log.diag_every = 2;
+    c.log.frozen_grad_every = 2;
+    c.checked().unwrap()
 }
 
 /// An "image checkpoint": a tiny model with seed-9 weights and a non-zero temporal projection

@@ -80,12 +80,10 @@ fn make_cache(dir: &Path, videos: usize) {
 }
 
 fn config(out: &Path, cache: &Path, frames: usize) -> RunConfig {
-    let text = format!(
-        "name = \"real\"\nout_dir = \"{}\"\n[model]\npreset = \"tiny\"\n[data]\nframes = {frames}\nsize = 16\nspeeds = {{ slow = 0.5, fast = 1.0 }}\nobject_size = [2.0, 3.0]\ncache = \"{}\"\n[train]\nbatch_size = 2\nsteps = 3\nwarmup = 1\n[log]\nval_clips = 2\n",
-        out.display(),
-        cache.display()
-    );
-    RunConfig::parse(&text, Path::new("t.toml")).unwrap()
+    let mut c = RunConfig::tiny("real", out).unwrap();
+    c.data.cache = Some(cache.to_path_buf());
+    c.data.frames = frames;
+    c.checked().unwrap()
 }
 
 #[test]

@@ -17,40 +17,17 @@ use freezeframe_train::trainer::{build_model, train_step};
 use freezeframe_train::{RunConfig, TrainError, TrainOptions, train};
 
 fn tiny_config(name: &str, out: &Path, steps: usize) -> RunConfig {
-    let text = format!(
-        r#"
-name = "{name}"
-out_dir = "{out}"
-seed = 3
-[model]
-preset = "tiny"
-[data]
-frames = 4
-size = 16
-speeds = {{ slow = 0.5, fast = 1.0 }}
-object_size = [2.0, 3.0]
-train_clips = 64
-val_clips = 8
-[train]
-batch_size = 4
-steps = {steps}
-lr = 1e-3
-warmup = {warmup}
-[log]
-every = 1
-val_every = 0
-checkpoint_every = 0
-val_clips = 4
-[sample]
-prompts = ["a red circle moves left quickly"]
-n = 2
-steps = 3
-"#,
-        out = out.display(),
-        // A warm-up no longer than the run (a longer one is refused).
-        warmup = steps.min(2)
-    );
-    RunConfig::parse(&text, Path::new("test.toml")).unwrap()
+    let mut c = RunConfig::tiny(name, out).unwrap();
+    c.seed = 3;
+    c.train.batch_size = 4;
+    c.train.steps = steps;
+    // A warm-up no longer than the run (a longer one is refused).
+    c.train.warmup = steps.min(2);
+    c.log.val_clips = 4;
+    c.sample.prompts = vec!["a red circle moves left quickly".into()];
+    c.sample.n = 2;
+    c.sample.steps = 3;
+    c.checked().unwrap()
 }
 
 struct Flatten(Vec<f32>);

@@ -16,41 +16,14 @@ use freezeframe_train::trainer::build_model;
 use freezeframe_train::{RunConfig, train};
 
 fn config(name: &str, out: &Path, init: &Path, backend: Backend) -> RunConfig {
-    let text = format!(
-        r#"
-name = "{name}"
-out_dir = "{out}"
-seed = 5
-plan = "temporal-only"
-[init]
-from = "{init}"
-[model]
-preset = "tiny"
-[data]
-frames = 4
-size = 16
-speeds = {{ slow = 0.5, fast = 1.0 }}
-object_size = [2.0, 3.0]
-train_clips = 64
-val_clips = 8
-[train]
-batch_size = 2
-steps = 4
-lr = 1e-3
-warmup = 1
-[log]
-every = 1
-val_every = 0
-checkpoint_every = 0
-val_clips = 2
-diag_every = 0
-[runtime]
-backend = "{backend}"
-"#,
-        out = out.display(),
-        init = init.display(),
-    );
-    RunConfig::parse(&text, Path::new("wgpu-test.toml")).unwrap()
+    let mut c = RunConfig::tiny(name, out).unwrap();
+    c.seed = 5;
+    c.plan = "temporal-only".into();
+    c.init.from = Some(init.to_path_buf());
+    c.train.steps = 4;
+    c.log.diag_every = 0;
+    c.runtime.backend = backend;
+    c.checked().unwrap()
 }
 
 /// Image weights: a seeded tiny model, perturbed so that loaded values differ from any init.

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use freezeframe_lab::AblationConfig;
-use freezeframe_lab::study::{Meta, StudyOptions, StudyOutcome, prepare, run_study};
+use freezeframe_lab::Meta;
+use freezeframe_lab::study::{StudyOptions, StudyOutcome, prepare, run_study};
 use freezeframe_train::RunConfig;
 
 use crate::cli::{AblateArgs, DemoArgs};
