@@ -105,7 +105,7 @@ pub enum Identity {
 impl InflationCheck {
     pub fn identity(&self) -> Identity {
         if self.max_abs_diff < IDENTITY_TOLERANCE {
-            if self.frame_slots > 0 && self.image_frame_slots.unwrap_or(0) < self.frames {
+            if self.frame_slots > 0 && self.image_frame_slots.is_none_or(|n| n < self.frames) {
                 Identity::SlotsUnseen
             } else {
                 Identity::Holds

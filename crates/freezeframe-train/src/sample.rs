@@ -45,6 +45,9 @@ pub struct SampleSpec {
     pub seed: u64,
     /// (T, C, H, W) of the videos.
     pub shape: [usize; 4],
+    /// The `stream` frame slot of every sample's first frame (0 for videos; an image model
+    /// with frame slots can be sampled at any of its slots).
+    pub slot: usize,
 }
 
 /// One video per prompt. Video i's noise depends only on (seed, i), so the same prompt list and
@@ -86,6 +89,11 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
     let noise = Tensor::cat(noise, 0);
     let cond = encoder.encode_batch(prompts, device)?;
     let guided = spec.cfg != 1.0;
+    // No slots: every sample at slot 0, as `forward`.
+    let slots = match spec.slot {
+        0 => Vec::new(),
+        slot => vec![slot; if guided { 2 * b } else { b }],
+    };
     let both = if guided {
         cat_captions(&cond, &cond.to_null())
     } else {
@@ -102,7 +110,7 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
                 x.clone()
             };
             let tt = Tensor::<1>::full([b * reps], time, device);
-            let v = model.forward(xs, tt, &both);
+            let v = model.forward_at(xs, tt, &both, &slots);
             if guided {
                 let vc = v.clone().narrow(0, 0, b);
                 let vu = v.narrow(0, b, b);
@@ -157,6 +165,7 @@ impl LoadedRun {
             cfg,
             seed,
             shape: [m.frames, m.channels, m.height, m.width],
+            slot: 0,
         }
     }
 }

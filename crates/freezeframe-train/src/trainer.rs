@@ -449,6 +449,7 @@ fn open_or_resume<'a>(
         cfg: cfg.sample.cfg,
         seed: cfg.sample.seed,
         shape,
+        slot: 0,
     };
     let session = Session {
         cfg,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use burn::prelude::*;
 use freezeframe_data::world::{Colour, Shape};
 use freezeframe_eval::read_video;
-use freezeframe_model::{Stdit, TextEncoder};
+use freezeframe_model::Stdit;
 use freezeframe_train::RunConfig;
 use freezeframe_train::checkpoint::load_model;
 use freezeframe_train::sample::{SampleSpec, encoder_for, generate};
@@ -46,37 +46,9 @@ fn draw_at(file: &str, config: &str, slot: usize) -> Vec<(String, bool, bool)> {
         cfg: 4.0,
         seed: 0,
         shape: [1, 3, mcfg.height, mcfg.width],
+        slot,
     };
-    let videos = if slot == 0 {
-        generate(&model, &encoder, &prompts, spec, &dev, |_| {}).unwrap()
-    } else {
-        // `generate` samples at slot 0; at another slot, its Euler sampler and guidance with
-        // `forward_at`.
-        let n = prompts.len();
-        let slots = vec![slot; n];
-        let cond = encoder.encode_batch(&prompts, &dev).unwrap();
-        let null = cond.to_null();
-        let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-        let noise = freezeframe_train::batch::normal_tensor(
-            &mut rng,
-            [n, 1, 3, mcfg.height, mcfg.width],
-            &dev,
-        );
-        let x = freezeframe_diffusion::euler_sample(
-            noise,
-            spec.steps,
-            |x, t| {
-                let tt = Tensor::<1>::full([n], t, &dev);
-                freezeframe_diffusion::cfg_combine(
-                    model.forward_at(x.clone(), tt.clone(), &cond, &slots),
-                    model.forward_at(x.clone(), tt, &null, &slots),
-                    spec.cfg,
-                )
-            },
-            |_| {},
-        );
-        freezeframe_train::batch::tensor_to_videos(x).unwrap()
-    };
+    let videos = generate(&model, &encoder, &prompts, spec, &dev, |_| {}).unwrap();
     videos
         .iter()
         .enumerate()
