@@ -17,7 +17,7 @@ use crate::explain;
 use crate::image::ImageWeights;
 
 /// One run of the grid.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Cell {
     /// Row name (preset name or plan file stem).
     pub strategy: String,

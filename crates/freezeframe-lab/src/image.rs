@@ -16,11 +16,12 @@ pub const SHIPPED_IMAGE_MODEL: &[u8] =
     include_bytes!("../../../assets/image-model-slots.safetensors");
 
 /// Image weights ready for `[init] from`, and the hash that identifies their content.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ImageWeights {
     pub path: PathBuf,
     pub hash: u64,
     /// A pre-training run found finished in the cache (not trained by this call).
+    #[serde(skip)]
     pub cached: bool,
 }
 

@@ -4,6 +4,7 @@
 //! study's explanations (weight drift, CKA, would-be gradients), applies each claim's decision
 //! rule and writes `report.md`, `report.html` and `results.json`.
 pub mod charts;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod done;

@@ -111,6 +111,11 @@ pub fn claim(ab: &AblationConfig, out: &Path) -> Result<(), LabError> {
     write_json_atomic(&out.join(FILE), &m)
 }
 
+/// The name of the study that claimed `out`.
+pub fn study_name(out: &Path) -> Result<String, LabError> {
+    Ok(read(out)?.name)
+}
+
 pub fn preregistration(ab: &AblationConfig, out: &Path) -> Result<Preregistration, LabError> {
     let m = read(out)?;
     Ok(Preregistration {

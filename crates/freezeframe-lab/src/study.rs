@@ -163,7 +163,7 @@ pub fn run_study(
 
 /// The report of the cells finished so far; the others are named in it as not finished, and
 /// the claims that need them are not tested.
-fn report_finished(
+pub(crate) fn report_finished(
     ab: &AblationConfig,
     base: &RunConfig,
     cells: &[Cell],

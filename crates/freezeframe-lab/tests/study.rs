@@ -1,54 +1,13 @@
 //! The lab end to end at the smallest size: resume after a run killed mid-grid, the image
 //! pre-training cache, and the report's contents.
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use common::{complete, figures, opts, quick, temp};
+use freezeframe_lab::demo::demo_config;
 use freezeframe_lab::study::{StudyOptions, StudyOutcome, run_study};
 use freezeframe_lab::verdict::Outcome;
-use freezeframe_lab::{AblationConfig, demo::demo_config};
-use freezeframe_train::RunConfig;
-
-fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-lab-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
-}
-
-fn quick() -> (AblationConfig, RunConfig) {
-    let (mut ab, base, _) = demo_config(true).expect("embedded demo config");
-    ab.strategies = vec!["full".into(), "temporal-only".into()];
-    (ab, base)
-}
-
-fn opts() -> StudyOptions {
-    StudyOptions::default()
-}
-
-fn complete(o: StudyOutcome) -> freezeframe_lab::Results {
-    match o {
-        StudyOutcome::Complete { results, .. } => *results,
-        StudyOutcome::Partial { done, total, .. } => panic!("only {done} of {total} runs finished"),
-    }
-}
-
-/// Figures that must not depend on interruptions (wall-clock figures excluded).
-/// (strategy, seed, its figures by metric) for every run of a study.
-type Figures = Vec<(String, u64, Vec<(String, f64)>)>;
-
-fn figures(r: &freezeframe_lab::Results) -> Figures {
-    let timing = ["step_seconds", "train_seconds", "peak_rss_mib"];
-    r.runs
-        .iter()
-        .map(|x| {
-            let v = x
-                .values
-                .iter()
-                .filter(|(k, _)| !timing.contains(&k.as_str()))
-                .map(|(k, v)| (k.clone(), *v))
-                .collect();
-            (x.strategy.clone(), x.seed, v)
-        })
-        .collect()
-}
 
 #[test]
 fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {

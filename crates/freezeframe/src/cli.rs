@@ -40,7 +40,9 @@ pub enum Command {
     /// report and a verdict on claim 1 (temporal-only gives too-static videos).
     Demo(DemoArgs),
     /// Run an ablation study: strategies × seeds on one budget, evaluated, with verdicts and an
-    /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones.
+    /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones. On a
+    /// cluster: `ablate plan`, then `ablate run-cell` per task, then `ablate report` (or
+    /// `ablate slurm` for the sbatch scripts).
     Ablate(AblateArgs),
     /// Inspect models.
     #[command(subcommand)]
@@ -129,9 +131,12 @@ pub struct DemoArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct AblateArgs {
-    #[arg(long)]
-    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<AblateCommand>,
+    #[arg(long, required = true)]
+    pub config: Option<PathBuf>,
     /// Study folder (default: runs/<name>).
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -145,6 +150,75 @@ pub struct AblateArgs {
     /// Internal: run the grid cells i mod n only (a `--jobs` worker).
     #[arg(long, hide = true)]
     pub shard: Option<String>,
+}
+
+/// The study grid on a cluster engine, by one index contract.
+#[derive(Subcommand)]
+pub enum AblateCommand {
+    /// Claim the study folder, make the image weights and write `manifest.json` (the cells,
+    /// strategy × seed); prints how many cells there are.
+    Plan(PlanStudyArgs),
+    /// Run the cells of one task index (from --index, else SLURM_ARRAY_TASK_ID, else
+    /// JOB_COMPLETION_INDEX). Idempotent: a finished cell is skipped, an interrupted one resumed
+    /// from its checkpoint; a cell another task is running is refused.
+    RunCell(RunCellArgs),
+    /// Write the report from the finished cells (the missing ones named in it).
+    Report(StudyFolderArgs),
+    /// Plan the study and write sbatch scripts: an array of run-cell tasks and the report job
+    /// after them (`--dependency=afterok`); `slurm/submit.sh` submits both.
+    Slurm(SlurmArgs),
+}
+
+#[derive(Args)]
+pub struct PlanStudyArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Study folder (default: runs/<name>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct StudyFolderArgs {
+    /// The study folder `ablate plan` wrote.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RunCellArgs {
+    /// The study folder `ablate plan` wrote.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Task index [default: $SLURM_ARRAY_TASK_ID, else $JOB_COMPLETION_INDEX].
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Cells each task runs, one after another (task i: cells i·K .. i·K+K−1).
+    #[arg(long, default_value_t = 1, value_parser = count)]
+    pub cells_per_task: usize,
+}
+
+#[derive(Args)]
+pub struct SlurmArgs {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Study folder (default: runs/<name>); it must be on storage every node sees.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    #[arg(long)]
+    pub partition: Option<String>,
+    #[arg(long, value_parser = count)]
+    pub gpus_per_task: Option<usize>,
+    #[arg(long, value_parser = count)]
+    pub cpus_per_task: Option<usize>,
+    /// At most this many array tasks at once (`--array=0-N%K`).
+    #[arg(long, value_parser = count)]
+    pub max_parallel: Option<usize>,
+    #[arg(long, default_value_t = 1, value_parser = count)]
+    pub cells_per_task: usize,
+    /// Time limit of each array task, in SLURM's format (e.g. 04:00:00).
+    #[arg(long)]
+    pub time: Option<String>,
 }
 
 #[derive(Args)]

@@ -15,12 +15,17 @@ use crate::cli::{AblateArgs, DemoArgs};
 /// worker processes.
 pub fn ablate(a: AblateArgs) -> Result<()> {
     let AblateArgs {
+        command,
         config,
         out,
         jobs,
         report_only,
         shard,
     } = a;
+    if let Some(c) = command {
+        return crate::cluster::run(c);
+    }
+    let config = config.context("--config is required")?;
     let config = config.as_path();
     let ab = AblationConfig::load(config)?;
     let base = ab.base_config()?;
@@ -83,7 +88,7 @@ pub fn demo(a: DemoArgs) -> Result<()> {
     finish(run_study(&ab, base, &out, &opts)?)
 }
 
-fn finish(outcome: StudyOutcome) -> Result<()> {
+pub fn finish(outcome: StudyOutcome) -> Result<()> {
     match outcome {
         StudyOutcome::Complete {
             report, results, ..
@@ -201,7 +206,7 @@ fn run_workers(
 }
 
 /// The command, commit and machine, for the report.
-fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
+pub fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

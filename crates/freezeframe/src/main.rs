@@ -3,6 +3,7 @@ use std::process::ExitCode;
 
 mod bench;
 mod cli;
+mod cluster;
 mod data;
 mod eval;
 mod files;

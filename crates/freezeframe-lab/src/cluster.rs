@@ -1,0 +1,310 @@
+//! The study grid on a cluster engine, by one index contract. `plan` claims the study folder,
+//! makes the image weights and writes `manifest.json`: every cell (strategy × seed, its full run
+//! config, content-addressed as with `ablate`). A task — a SLURM array task
+//! (`SLURM_ARRAY_TASK_ID`), a Kubernetes Indexed Job pod (`JOB_COMPLETION_INDEX`) or a shell
+//! loop — runs the cells of its index ([`run_task`]); a requeued or preempted task resumes its
+//! cell from the newest checkpoint, and a second task on a running cell is refused by the
+//! cell's lock. `report` merges the finished cells into the same report as `ablate`, naming the
+//! missing ones. [`slurm_scripts`] writes the sbatch array and its report job.
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use freezeframe_train::RunConfig;
+use serde::{Deserialize, Serialize};
+
+use crate::config::AblationConfig;
+use crate::error::{LabError, io};
+use crate::explain::inflation_check;
+use crate::files::{write_atomic, write_json_atomic};
+use crate::grid::{Cell, CellOptions, CellOutcome, run_cell};
+use crate::image::ImageWeights;
+use crate::results::Meta;
+use crate::study::{StudyOutcome, prepare, report_finished};
+
+const FILE: &str = "manifest.json";
+const FORMAT: u32 = 1;
+
+/// `manifest.json`: all a task needs, so tasks depend on the study folder alone (not on the
+/// config files or the checkout they came from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub format: u32,
+    /// The study's name, as in the folder's `study.json`.
+    pub study: String,
+    pub ablation: AblationConfig,
+    /// The shared run config, budget applied.
+    pub base: RunConfig,
+    pub image: ImageWeights,
+    /// The grid in `ablate`'s order (strategy-major); a cell's index is its place here.
+    pub cells: Vec<Cell>,
+}
+
+fn err(path: &Path, message: String) -> LabError {
+    LabError::Config {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+pub fn manifest_path(out: &Path) -> PathBuf {
+    out.join(FILE)
+}
+
+/// `out` made absolute: a task runs wherever the cluster starts it, so every path in the
+/// manifest must not depend on the working directory.
+fn absolute(out: &Path) -> Result<PathBuf, LabError> {
+    std::path::absolute(out).map_err(io(format!("resolve {}", out.display())))
+}
+
+/// Claims `out` for the study (as `ablate` does), makes the image weights and writes the
+/// manifest. Planning again rewrites the manifest from the current config: finished cells keep
+/// their folders (content-addressed), new ones are added.
+pub fn plan(
+    ab: &AblationConfig,
+    base: RunConfig,
+    out: &Path,
+    progress: bool,
+) -> Result<Manifest, LabError> {
+    let out = &absolute(out)?;
+    let prepared = prepare(ab, base, out, progress)?;
+    let m = Manifest {
+        format: FORMAT,
+        study: ab.name.clone(),
+        ablation: ab.clone(),
+        base: prepared.base,
+        image: prepared.image,
+        cells: prepared.cells,
+    };
+    write_json_atomic(&manifest_path(out), &m)?;
+    Ok(m)
+}
+
+/// Reads the manifest of the study folder `out`, checking that it belongs to the study that
+/// claimed the folder.
+pub fn read_manifest(out: &Path) -> Result<Manifest, LabError> {
+    let out = &absolute(out)?;
+    let path = manifest_path(out);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(err(
+                &path,
+                "no manifest: plan the study first (`freezeframe ablate plan --config C --out DIR`)"
+                    .into(),
+            ));
+        }
+        Err(e) => return Err(io(format!("read {}", path.display()))(e)),
+    };
+    let m: Manifest = serde_json::from_str(&text)
+        .map_err(|e| err(&path, format!("not a manifest of this build: {e}")))?;
+    if m.format != FORMAT {
+        return Err(err(
+            &path,
+            format!("manifest format {} (this build reads {FORMAT})", m.format),
+        ));
+    }
+    let owner = crate::marker::study_name(out)?;
+    if owner != m.study {
+        return Err(err(
+            &path,
+            format!(
+                "is the manifest of study `{}`, but {} is study `{owner}`'s folder: plan this study again into it, or point --out at the other study's folder",
+                m.study,
+                out.display()
+            ),
+        ));
+    }
+    if m.cells.iter().any(|c| c.cfg.out_dir != out.join("runs")) {
+        return Err(err(
+            &path,
+            format!(
+                "its cells live outside {}: the manifest was copied from another study folder; plan the study again into this one",
+                out.display()
+            ),
+        ));
+    }
+    Ok(m)
+}
+
+/// The cells of task `index` when each task runs `per_task` consecutive cells.
+pub fn task_range(cells: usize, index: usize, per_task: usize) -> Result<Range<usize>, String> {
+    if per_task == 0 {
+        return Err("--cells-per-task must be at least 1".into());
+    }
+    let tasks = cells.div_ceil(per_task);
+    if index >= tasks {
+        return Err(format!(
+            "task index {index} is out of range: the study has {cells} cells in {tasks} task(s) of {per_task} (indices 0..={})",
+            tasks.saturating_sub(1)
+        ));
+    }
+    Ok(index * per_task..((index + 1) * per_task).min(cells))
+}
+
+/// Number of tasks for `cells` cells at `per_task` a task.
+pub fn task_count(cells: usize, per_task: usize) -> usize {
+    cells.div_ceil(per_task.max(1))
+}
+
+/// Runs (or resumes, or finds finished) the cells of task `index`. Each cell is what `ablate`
+/// would run: the same folder, lock, checkpoints and done marker.
+pub fn run_task(
+    out: &Path,
+    index: usize,
+    per_task: usize,
+    opts: &CellOptions,
+) -> Result<Vec<(Cell, CellOutcome)>, LabError> {
+    let m = read_manifest(out)?;
+    let range = task_range(m.cells.len(), index, per_task).map_err(|e| err(out, e))?;
+    let mut done = Vec::new();
+    for cell in &m.cells[range] {
+        let outcome = run_cell(cell, &m.ablation, &m.image, opts)?;
+        done.push((cell.clone(), outcome));
+        if outcome == CellOutcome::Interrupted {
+            break;
+        }
+    }
+    Ok(done)
+}
+
+/// The report of the finished cells (the missing ones named, the claims that need them not
+/// tested) — with every cell finished, the same report as `ablate`.
+pub fn report(out: &Path, meta: &Meta) -> Result<StudyOutcome, LabError> {
+    let m = read_manifest(out)?;
+    let inflation = inflation_check(&m.base, &m.image.path)?;
+    report_finished(
+        &m.ablation,
+        &m.base,
+        &m.cells,
+        out,
+        (inflation, m.image),
+        meta,
+    )
+}
+
+/// How the generated sbatch scripts ask for resources.
+#[derive(Debug, Clone, Default)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub gpus_per_task: Option<usize>,
+    pub cpus_per_task: Option<usize>,
+    /// At most this many array tasks at once (`--array=0-N%K`).
+    pub max_parallel: Option<usize>,
+    pub cells_per_task: usize,
+    /// `--time` of each array task (SLURM's format, e.g. `04:00:00`).
+    pub time: Option<String>,
+    /// The freezeframe binary the tasks run (absolute).
+    pub binary: PathBuf,
+}
+
+/// The files [`slurm_scripts`] wrote.
+pub struct SlurmScripts {
+    pub array: PathBuf,
+    pub report: PathBuf,
+    pub submit: PathBuf,
+    pub tasks: usize,
+}
+
+/// A word safe inside single quotes in a shell script.
+fn quoted(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
+}
+
+/// Writes `slurm/array.sbatch` (one array task per `cells_per_task` cells, requeued on
+/// preemption), `slurm/report.sbatch` and `slurm/submit.sh`, which submits the array and the
+/// report with `--dependency=afterok` on it.
+pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<SlurmScripts, LabError> {
+    let dir = out.join("slurm");
+    std::fs::create_dir_all(dir.join("logs")).map_err(io(format!("create {}", dir.display())))?;
+    let tasks = task_count(m.cells.len(), o.cells_per_task);
+    let mut common = String::new();
+    if let Some(p) = &o.partition {
+        common += &format!("#SBATCH --partition={p}\n");
+    }
+    if let Some(c) = o.cpus_per_task {
+        common += &format!("#SBATCH --cpus-per-task={c}\n");
+    }
+    let throttle = o.max_parallel.map_or(String::new(), |k| format!("%{k}"));
+    let mut array = format!(
+        "#!/bin/bash\n# freezeframe study `{}`: {} cells, {} per task. Written by `freezeframe ablate slurm`.\n#SBATCH --job-name=ff-{}\n#SBATCH --array=0-{}{throttle}\n#SBATCH --output={}/cell-%a.out\n#SBATCH --requeue\n{common}",
+        m.study,
+        m.cells.len(),
+        o.cells_per_task,
+        m.study,
+        tasks - 1,
+        dir.join("logs").display(),
+    );
+    if let Some(g) = o.gpus_per_task {
+        array += &format!("#SBATCH --gpus-per-task={g}\n");
+    }
+    if let Some(t) = &o.time {
+        array += &format!("#SBATCH --time={t}\n");
+    }
+    array += &format!(
+        "set -eu\n# The task index comes from SLURM_ARRAY_TASK_ID; a requeued task resumes its cell.\nexec {} ablate run-cell --out {} --cells-per-task {}\n",
+        quoted(&o.binary),
+        quoted(out),
+        o.cells_per_task
+    );
+    let report = format!(
+        "#!/bin/bash\n# The report of study `{}`, after every array task succeeded.\n#SBATCH --job-name=ff-{}-report\n#SBATCH --output={}/report.out\n{common}set -eu\nexec {} ablate report --out {}\n",
+        m.study,
+        m.study,
+        dir.join("logs").display(),
+        quoted(&o.binary),
+        quoted(out)
+    );
+    let (a, r, s) = (
+        dir.join("array.sbatch"),
+        dir.join("report.sbatch"),
+        dir.join("submit.sh"),
+    );
+    let submit = format!(
+        "#!/bin/bash\n# Submits the array, then the report once every task has succeeded.\nset -eu\narray=$(sbatch --parsable {})\narray=${{array%%;*}}\nreport=$(sbatch --parsable --dependency=afterok:$array {})\necho \"array job $array ({tasks} tasks), report job ${{report%%;*}}\"\n",
+        quoted(&a),
+        quoted(&r)
+    );
+    write_atomic(&a, array.as_bytes())?;
+    write_atomic(&r, report.as_bytes())?;
+    write_atomic(&s, submit.as_bytes())?;
+    make_executable(&s)?;
+    Ok(SlurmScripts {
+        array: a,
+        report: r,
+        submit: s,
+        tasks,
+    })
+}
+
+fn make_executable(path: &Path) -> Result<(), LabError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .map_err(io(format!("chmod {}", path.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tasks_split_the_cells_and_refuse_indices_past_them() {
+        assert_eq!(task_range(18, 0, 1).unwrap(), 0..1);
+        assert_eq!(task_range(18, 17, 1).unwrap(), 17..18);
+        assert_eq!(task_range(18, 4, 4).unwrap(), 16..18);
+        assert_eq!(task_count(18, 4), 5);
+        let e = task_range(18, 5, 4).unwrap_err();
+        assert!(e.contains("out of range") && e.contains("0..=4"), "{e}");
+        assert!(task_range(18, 18, 1).is_err());
+        assert!(task_range(3, 0, 0).is_err());
+    }
+
+    #[test]
+    fn shell_words_survive_quotes() {
+        assert_eq!(quoted(Path::new("/a b/it's")), r"'/a b/it'\''s'");
+    }
+}

@@ -1,0 +1,50 @@
+//! Helpers shared by the lab's integration tests: the smallest study and its figures.
+#![allow(dead_code)]
+use std::path::PathBuf;
+
+use freezeframe_lab::study::{StudyOptions, StudyOutcome};
+use freezeframe_lab::{AblationConfig, demo::demo_config};
+use freezeframe_train::RunConfig;
+
+pub fn temp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ff-lab-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+pub fn quick() -> (AblationConfig, RunConfig) {
+    let (mut ab, base, _) = demo_config(true).expect("embedded demo config");
+    ab.strategies = vec!["full".into(), "temporal-only".into()];
+    (ab, base)
+}
+
+pub fn opts() -> StudyOptions {
+    StudyOptions::default()
+}
+
+pub fn complete(o: StudyOutcome) -> freezeframe_lab::Results {
+    match o {
+        StudyOutcome::Complete { results, .. } => *results,
+        StudyOutcome::Partial { done, total, .. } => panic!("only {done} of {total} runs finished"),
+    }
+}
+
+/// Figures that must not depend on interruptions (wall-clock figures excluded).
+/// (strategy, seed, its figures by metric) for every run of a study.
+pub type Figures = Vec<(String, u64, Vec<(String, f64)>)>;
+
+pub fn figures(r: &freezeframe_lab::Results) -> Figures {
+    let timing = ["step_seconds", "train_seconds", "peak_rss_mib"];
+    r.runs
+        .iter()
+        .map(|x| {
+            let v = x
+                .values
+                .iter()
+                .filter(|(k, _)| !timing.contains(&k.as_str()))
+                .map(|(k, v)| (k.clone(), *v))
+                .collect();
+            (x.strategy.clone(), x.seed, v)
+        })
+        .collect()
+}
