@@ -754,3 +754,39 @@ fn sample_and_preview_never_replace_a_users_file() {
     assert_eq!(std::fs::read(&txt).unwrap(), b"notes");
     assert!(!dir.join("p.gif").exists());
 }
+
+#[test]
+fn run_cell_takes_its_index_from_the_cluster_or_says_what_is_missing() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-cell-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let out = dir.to_str().unwrap();
+    let run_cell = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_freezeframe"));
+        cmd.args(["ablate", "run-cell", "--out", out])
+            .env_remove("SLURM_ARRAY_TASK_ID")
+            .env_remove("JOB_COMPLETION_INDEX");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        outcome(&mut cmd)
+    };
+    let (ok, _, err) = run_cell(&[]);
+    assert!(!ok && err.contains("no task index"), "{err}");
+    let (ok, _, err) = run_cell(&[("SLURM_ARRAY_TASK_ID", "x")]);
+    assert!(
+        !ok && err.contains("SLURM_ARRAY_TASK_ID") && err.contains("not a task index"),
+        "{err}"
+    );
+    // An index from either engine reaches the study folder, which has no manifest yet.
+    for var in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX"] {
+        let (ok, _, err) = run_cell(&[(var, "0")]);
+        assert!(!ok && err.contains("no manifest"), "{var}: {err}");
+    }
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "run-cell wrote into the folder"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
