@@ -2,6 +2,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
+use freezeframe_train::evaluate::{EvalOptions, EvalSettings, evaluate_run, markdown};
 use freezeframe_train::run::Run;
 
 use crate::cli::{EvalArgs, Sampling};
@@ -14,29 +15,24 @@ pub fn run(a: EvalArgs) -> Result<()> {
     }
 }
 
-fn eval_run(run: &Path, n: usize, sampling: Sampling) -> Result<()> {
-    let Sampling {
-        steps,
-        cfg,
-        seed,
-        backend,
-    } = sampling;
-    let opts = freezeframe_train::evaluate::EvalOptions {
-        settings: freezeframe_train::evaluate::EvalSettings {
+fn eval_run(run: &Path, n: usize, s: Sampling) -> Result<()> {
+    let opts = EvalOptions {
+        settings: EvalSettings {
             n,
-            steps,
-            cfg,
-            seed,
+            steps: s.steps,
+            cfg: s.cfg,
+            seed: s.seed,
         },
         progress: true,
-        backend,
+        backend: s.backend,
     };
-    let report = freezeframe_train::evaluate::evaluate_run(&Run::new(run), &opts)?;
-    print!("{}", freezeframe_train::evaluate::markdown(&report));
+    let run = Run::new(run);
+    let report = evaluate_run(&run, &opts)?;
+    print!("{}", markdown(&report));
     println!(
         "wrote {} and {}",
-        run.join("eval.json").display(),
-        run.join("eval.md").display()
+        run.eval_path().display(),
+        run.dir.join("eval.md").display()
     );
     Ok(())
 }

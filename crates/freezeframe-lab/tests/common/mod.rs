@@ -48,3 +48,13 @@ pub fn figures(r: &freezeframe_lab::Results) -> Figures {
         })
         .collect()
 }
+
+/// No claim of a partial grid is decided.
+pub fn assert_untested(r: &freezeframe_lab::Results) {
+    assert!(
+        r.verdicts
+            .iter()
+            .all(|v| v.outcome == freezeframe_lab::verdict::Outcome::Untested),
+        "a claim was decided on a partial grid"
+    );
+}
