@@ -65,7 +65,7 @@ EOF
 stop() {
   [ -f "$WORK/slurmd.pid" ] && kill "$(cat "$WORK/slurmd.pid")" 2>/dev/null || true
   [ -f "$WORK/slurmctld.pid" ] && kill "$(cat "$WORK/slurmctld.pid")" 2>/dev/null || true
-  [ "$started_munge" = yes ] && pkill -x munged || true
+  [ "$started_munge" = yes ] && [ -f /run/munge/munged.pid ] && kill "$(cat /run/munge/munged.pid)" 2>/dev/null || true
 }
 trap stop EXIT
 slurmctld -f "$SLURM_CONF"
@@ -109,7 +109,14 @@ start=$(date +%s)
 "$ff" ablate slurm --config "$WORK/tiny-study.toml" --out "$WORK/on-slurm" --partition debug \
   --cpus-per-task "$cpus" --max-parallel 1 --time 00:30:00
 bash "$WORK/on-slurm/slurm/submit.sh"
-while [ -n "$(squeue -h -o %i)" ]; do sleep 2; done
+waited=0
+while [ -n "$(squeue -h -o %i)" ]; do
+  sleep 2
+  waited=$((waited + 2))
+  if [ "$waited" -gt 1800 ]; then
+    squeue; echo "slurm-local: jobs still queued after 30 min" >&2; exit 1
+  fi
+done
 echo "slurm-local: array and report jobs left the queue after $(( $(date +%s) - start )) s"
 for f in "$WORK"/on-slurm/slurm/logs/*.out; do echo "== $f"; tail -n 3 "$f"; done
 test -f "$WORK/on-slurm/report.html" || { echo "slurm-local: no report: the report job did not run" >&2; exit 1; }

@@ -113,8 +113,12 @@ pub struct Comparison {
     /// Fréchet distance over the hand-made features (lower is closer to real).
     #[serde(deserialize_with = "crate::nan::f64")]
     pub fvd_lite: f64,
-    /// Text alignment of generated videos, and of the real ones as the reader's ceiling.
+    /// Text alignment of generated videos, and of the real ones as the reader's ceiling
+    /// (`null` without ground truth). Required when read back: a renamed key is an error, not
+    /// a missing alignment.
+    #[serde(deserialize_with = "Option::deserialize")]
     pub alignment: Option<Alignment>,
+    #[serde(deserialize_with = "Option::deserialize")]
     pub alignment_real: Option<Alignment>,
 }
 

@@ -9,7 +9,8 @@
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use freezeframe_train::RunConfig;
+use freezeframe_model::text::fnv1a;
+use freezeframe_train::{RunConfig, TrainError};
 use serde::{Deserialize, Serialize};
 
 use crate::config::AblationConfig;
@@ -38,6 +39,16 @@ pub struct Manifest {
     pub image: ImageWeights,
     /// The grid in `ablate`'s order (strategy-major); a cell's index is its place here.
     pub cells: Vec<Cell>,
+}
+
+impl Manifest {
+    /// The grid's identity: its cells' names (each a content hash) in order. A task submitted
+    /// for one grid refuses to run on another (a study planned again after it was submitted
+    /// may have moved cells to other indices).
+    pub fn fingerprint(&self) -> String {
+        let names: Vec<&str> = self.cells.iter().map(|c| c.cfg.name.as_str()).collect();
+        format!("{:016x}", fnv1a(0, names.join("\n").as_bytes()))
+    }
 }
 
 fn err(path: &Path, message: String) -> LabError {
@@ -115,12 +126,13 @@ pub fn read_manifest(out: &Path) -> Result<Manifest, LabError> {
             ),
         ));
     }
-    if m.cells.iter().any(|c| c.cfg.out_dir != out.join("runs")) {
+    if let Some(c) = m.cells.iter().find(|c| c.cfg.out_dir != out.join("runs")) {
         return Err(err(
             &path,
             format!(
-                "its cells live outside {}: the manifest was copied from another study folder; plan the study again into this one",
-                out.display()
+                "its cells live under {}, not {}: the manifest was copied from another study folder, or the folder is reached by another path than when it was planned (every node must see it at the same path)",
+                c.cfg.out_dir.display(),
+                out.join("runs").display()
             ),
         ));
     }
@@ -147,25 +159,82 @@ pub fn task_count(cells: usize, per_task: usize) -> usize {
     cells.div_ceil(per_task.max(1))
 }
 
-/// Runs (or resumes, or finds finished) the cells of task `index`. Each cell is what `ablate`
-/// would run: the same folder, lock, checkpoints and done marker.
+/// What a task was given: its index, the cells a task runs, and the manifest it was submitted
+/// for (its [`Manifest::fingerprint`]; `None`: any).
+#[derive(Debug, Clone, Default)]
+pub struct Task {
+    pub index: usize,
+    pub cells_per_task: usize,
+    pub manifest: Option<String>,
+}
+
+/// Runs (or resumes, or finds finished) the cells of a task. Each cell is what `ablate` would
+/// run: the same folder, lock, checkpoints and done marker. A cell another process holds is
+/// left to it and the task goes on with its next cell, then fails naming the busy ones.
 pub fn run_task(
     out: &Path,
-    index: usize,
-    per_task: usize,
+    task: &Task,
     opts: &CellOptions,
 ) -> Result<Vec<(Cell, CellOutcome)>, LabError> {
     let m = read_manifest(out)?;
-    let range = task_range(m.cells.len(), index, per_task).map_err(|e| err(out, e))?;
-    let mut done = Vec::new();
+    if let Some(want) = &task.manifest
+        && *want != m.fingerprint()
+    {
+        return Err(err(
+            &manifest_path(out),
+            format!(
+                "the grid changed since this task was submitted (manifest {want}, now {}): the study was planned again; submit its tasks again",
+                m.fingerprint()
+            ),
+        ));
+    }
+    check_image(&m)?;
+    let range =
+        task_range(m.cells.len(), task.index, task.cells_per_task).map_err(|e| err(out, e))?;
+    let (mut done, mut busy) = (Vec::new(), Vec::new());
     for cell in &m.cells[range] {
-        let outcome = run_cell(cell, &m.ablation, &m.image, opts)?;
+        let outcome = match run_cell(cell, &m.ablation, &m.image, opts) {
+            Ok(o) => o,
+            Err(LabError::Train(TrainError::Locked { pid, .. })) => {
+                busy.push(format!("{} (pid {pid})", cell.cfg.name));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         done.push((cell.clone(), outcome));
         if outcome == CellOutcome::Interrupted {
             break;
         }
     }
+    if !busy.is_empty() {
+        return Err(err(
+            out,
+            format!(
+                "cells held by another process, left to it: {}",
+                busy.join(", ")
+            ),
+        ));
+    }
     Ok(done)
+}
+
+/// Image weights named by path (not copied into the study folder) must still be the bytes the
+/// grid was planned with: a task started later must not train from other weights.
+fn check_image(m: &Manifest) -> Result<(), LabError> {
+    let bytes = std::fs::read(&m.image.path).map_err(io(format!(
+        "read the image weights {}",
+        m.image.path.display()
+    )))?;
+    if fnv1a(0, &bytes) != m.image.hash {
+        return Err(err(
+            &m.image.path,
+            format!(
+                "changed since the study was planned (content hash {:016x} then): restore it, or plan the study again",
+                m.image.hash
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The report of the finished cells (the missing ones named, the claims that need them not
@@ -180,6 +249,7 @@ pub fn report(out: &Path, meta: &Meta) -> Result<StudyOutcome, LabError> {
         out,
         (inflation, m.image),
         meta,
+        "run their tasks (`ablate run-cell`), then `ablate report` again",
     )
 }
 
@@ -211,14 +281,51 @@ fn quoted(p: &Path) -> String {
     format!("'{}'", p.display().to_string().replace('\'', r"'\''"))
 }
 
+/// `#SBATCH` lines are not shell: a value there is taken up to the first space, and `%` in a
+/// path is a pattern. Values that would be cut or expanded are refused, not written.
+fn sbatch_value(what: &str, v: &str) -> Result<(), String> {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "/_.,:=+@-".contains(c);
+    if v.is_empty() || !v.chars().all(ok) {
+        return Err(format!(
+            "{what} {v:?} cannot go into an #SBATCH line (only letters, digits and /_.,:=+@- are kept whole there)"
+        ));
+    }
+    Ok(())
+}
+
+/// The study's name as a job name: what SLURM keeps whole.
+fn job_name(study: &str) -> String {
+    let name: String = study
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("ff-{name}")
+}
+
 /// Writes `slurm/array.sbatch` (one array task per `cells_per_task` cells, requeued on
-/// preemption), `slurm/report.sbatch` and `slurm/submit.sh`, which submits the array and the
-/// report with `--dependency=afterok` on it.
+/// preemption, bound to this manifest), `slurm/report.sbatch` and `slurm/submit.sh`, which
+/// submits the array and then the report with `--dependency=afterany` on it (the report names
+/// the cells of failed tasks rather than waiting forever for them).
 pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<SlurmScripts, LabError> {
     let dir = out.join("slurm");
-    std::fs::create_dir_all(dir.join("logs")).map_err(io(format!("create {}", dir.display())))?;
+    let logs = dir.join("logs");
+    let bad = |e: String| err(out, e);
+    sbatch_value("the study folder", &logs.display().to_string()).map_err(bad)?;
+    for (what, v) in [("--partition", &o.partition), ("--time", &o.time)] {
+        if let Some(v) = v {
+            sbatch_value(what, v).map_err(bad)?;
+        }
+    }
+    std::fs::create_dir_all(&logs).map_err(io(format!("create {}", logs.display())))?;
     let tasks = task_count(m.cells.len(), o.cells_per_task);
-    let mut common = String::new();
+    let name = job_name(&m.study);
+    let mut common = String::from("#SBATCH --ntasks=1\n");
     if let Some(p) = &o.partition {
         common += &format!("#SBATCH --partition={p}\n");
     }
@@ -227,13 +334,11 @@ pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<Slurm
     }
     let throttle = o.max_parallel.map_or(String::new(), |k| format!("%{k}"));
     let mut array = format!(
-        "#!/bin/bash\n# freezeframe study `{}`: {} cells, {} per task. Written by `freezeframe ablate slurm`.\n#SBATCH --job-name=ff-{}\n#SBATCH --array=0-{}{throttle}\n#SBATCH --output={}/cell-%a.out\n#SBATCH --requeue\n{common}",
-        m.study,
+        "#!/bin/bash\n# {} cells of study {name}, {} per task; written by `freezeframe ablate slurm`.\n#SBATCH --job-name={name}\n#SBATCH --array=0-{}{throttle}\n#SBATCH --output={}/cell-%a.out\n#SBATCH --requeue\n{common}",
         m.cells.len(),
         o.cells_per_task,
-        m.study,
         tasks - 1,
-        dir.join("logs").display(),
+        logs.display(),
     );
     if let Some(g) = o.gpus_per_task {
         array += &format!("#SBATCH --gpus-per-task={g}\n");
@@ -242,16 +347,15 @@ pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<Slurm
         array += &format!("#SBATCH --time={t}\n");
     }
     array += &format!(
-        "set -eu\n# The task index comes from SLURM_ARRAY_TASK_ID; a requeued task resumes its cell.\nexec {} ablate run-cell --out {} --cells-per-task {}\n",
+        "set -eu\n# The task index comes from SLURM_ARRAY_TASK_ID; a requeued task resumes its cell.\nexec {} ablate run-cell --out {} --cells-per-task {} --manifest {}\n",
         quoted(&o.binary),
         quoted(out),
-        o.cells_per_task
+        o.cells_per_task,
+        m.fingerprint()
     );
     let report = format!(
-        "#!/bin/bash\n# The report of study `{}`, after every array task succeeded.\n#SBATCH --job-name=ff-{}-report\n#SBATCH --output={}/report.out\n{common}set -eu\nexec {} ablate report --out {}\n",
-        m.study,
-        m.study,
-        dir.join("logs").display(),
+        "#!/bin/bash\n# The report of study {name}, after the array's tasks ended.\n#SBATCH --job-name={name}-report\n#SBATCH --output={}/report.out\n{common}set -eu\nexec {} ablate report --out {}\n",
+        logs.display(),
         quoted(&o.binary),
         quoted(out)
     );
@@ -261,7 +365,7 @@ pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<Slurm
         dir.join("submit.sh"),
     );
     let submit = format!(
-        "#!/bin/bash\n# Submits the array, then the report once every task has succeeded.\nset -eu\narray=$(sbatch --parsable {})\narray=${{array%%;*}}\nreport=$(sbatch --parsable --dependency=afterok:$array {})\necho \"array job $array ({tasks} tasks), report job ${{report%%;*}}\"\n",
+        "#!/bin/bash\n# Submits the array, then the report once every task has ended (the report names\n# the cells of failed tasks; run them again with `ablate run-cell`, then the report).\nset -eu\narray=$(sbatch --parsable {})\narray=${{array%%;*}}\nreport=$(sbatch --parsable --dependency=afterany:$array --kill-on-invalid-dep=yes {})\necho \"array job $array ({tasks} tasks), report job ${{report%%;*}}\"\n",
         quoted(&a),
         quoted(&r)
     );
@@ -306,5 +410,15 @@ mod tests {
     #[test]
     fn shell_words_survive_quotes() {
         assert_eq!(quoted(Path::new("/a b/it's")), r"'/a b/it'\''s'");
+    }
+
+    #[test]
+    fn sbatch_lines_take_only_what_slurm_keeps_whole() {
+        assert!(sbatch_value("--time", "04:00:00").is_ok());
+        assert!(sbatch_value("--partition", "gpu-a100").is_ok());
+        for bad in ["a b", "x%y", "a\nb", "", "it's"] {
+            assert!(sbatch_value("v", bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(job_name("open sora\n#x"), "ff-open_sora__x");
     }
 }

@@ -42,7 +42,12 @@ pub fn write(run: &Run, done: &Done) -> Result<(), LabError> {
 }
 
 /// Finished: marked done, and evaluated with `eval` (a changed `[eval]` re-evaluates the run;
-/// it does not retrain it). An evaluation this build cannot read counts as not evaluated.
-pub fn is_done(run: &Run, eval: &EvalSettings) -> bool {
-    path(run).is_file() && read_report(run).is_ok_and(|r| r.options == *eval)
+/// it does not retrain it). A marked run without `eval.json` is not finished (it is evaluated
+/// again); an `eval.json` this build cannot read is an error naming it, never "not finished"
+/// (which would re-evaluate, or leave out of the report, a run whose file needs a look).
+pub fn is_done(run: &Run, eval: &EvalSettings) -> Result<bool, LabError> {
+    if !path(run).is_file() || !run.eval_path().is_file() {
+        return Ok(false);
+    }
+    Ok(read_report(run)?.options == *eval)
 }

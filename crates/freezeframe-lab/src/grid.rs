@@ -175,11 +175,15 @@ pub fn run_cell(
     opts: &CellOptions,
 ) -> Result<CellOutcome, LabError> {
     let run = cell.run();
-    if done::is_done(&run, &ab.eval) {
+    if done::is_done(&run, &ab.eval)? {
         return Ok(CellOutcome::AlreadyDone);
     }
     std::fs::create_dir_all(&run.dir).map_err(io(format!("create {}", run.dir.display())))?;
     let _lock = freezeframe_train::run::lock_file(&run.dir.join("ablate.lock"), &run.dir)?;
+    // Again under the lock: another process may have finished the run since the first look.
+    if done::is_done(&run, &ab.eval)? {
+        return Ok(CellOutcome::AlreadyDone);
+    }
     let wrap = |e: TrainError| LabError::Run {
         run: run.dir.clone(),
         source: Box::new(e),

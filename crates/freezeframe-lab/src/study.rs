@@ -66,6 +66,18 @@ pub fn prepare(
     Ok(Prepared { image, base, cells })
 }
 
+/// How many of `cells` are finished (see [`is_done`]).
+fn finished<'a>(
+    cells: impl Iterator<Item = &'a Cell>,
+    ab: &AblationConfig,
+) -> Result<usize, LabError> {
+    let mut n = 0;
+    for c in cells {
+        n += usize::from(is_done(&c.run(), &ab.eval)?);
+    }
+    Ok(n)
+}
+
 /// Runs (or resumes) the study into `out`.
 pub fn run_study(
     ab: &AblationConfig,
@@ -99,9 +111,16 @@ pub fn run_study(
             "the inflated model is not its image model, {why}"
         );
     }
-    let finished = |c: &Cell| is_done(&c.run(), &ab.eval);
     if opts.report_only {
-        return report_finished(ab, &base, &cells, out, (inflation, image), &opts.meta);
+        return report_finished(
+            ab,
+            &base,
+            &cells,
+            out,
+            (inflation, image),
+            &opts.meta,
+            "the same command without `--report-only` trains them and rewrites this report from every run",
+        );
     }
     let mine: Vec<&Cell> = cells
         .iter()
@@ -121,8 +140,8 @@ pub fn run_study(
     };
     let mut trained = 0;
     for cell in &mine {
-        grid.set_position(mine.iter().filter(|c| finished(c)).count() as u64);
-        if finished(cell) {
+        grid.set_position(finished(mine.iter().copied(), ab)? as u64);
+        if is_done(&cell.run(), &ab.eval)? {
             continue;
         }
         if opts.max_cells.is_some_and(|m| trained >= m) {
@@ -134,8 +153,8 @@ pub fn run_study(
             break;
         }
     }
-    let done = cells.iter().filter(|c| finished(c)).count();
-    grid.set_position(mine.iter().filter(|c| finished(c)).count() as u64);
+    let done = finished(cells.iter(), ab)?;
+    grid.set_position(finished(mine.iter().copied(), ab)? as u64);
     freezeframe_train::progress::finish(&grid);
     if done < cells.len() || opts.shard.is_some() {
         return Ok(StudyOutcome::Partial {
@@ -170,18 +189,20 @@ pub(crate) fn report_finished(
     out: &Path,
     (inflation, image): (InflationCheck, ImageWeights),
     meta: &Meta,
+    to_finish: &str,
 ) -> Result<StudyOutcome, LabError> {
-    let (finished, missing): (Vec<Cell>, Vec<Cell>) = cells
-        .iter()
-        .cloned()
-        .partition(|c| is_done(&c.run(), &ab.eval));
+    let (mut finished, mut missing) = (Vec::new(), Vec::new());
+    for c in cells {
+        if is_done(&c.run(), &ab.eval)? {
+            finished.push(c.clone());
+        } else {
+            missing.push(c.clone());
+        }
+    }
     if finished.is_empty() {
         return Err(LabError::Results {
             path: out.to_path_buf(),
-            message: format!(
-                "--report-only: none of the study's {} runs has finished yet",
-                cells.len()
-            ),
+            message: format!("none of the study's {} runs has finished yet", cells.len()),
         });
     }
     let mut meta = meta.clone();
@@ -191,7 +212,7 @@ pub(crate) fn report_finished(
             .map(|c| format!("{} seed {}", c.strategy, c.seed))
             .collect();
         meta.left_out.push(format!(
-            "{} of the study's {} runs had not finished when this report was written (`--report-only`): {}. Claims that need them are not tested here; the same command without `--report-only` trains them and rewrites this report from every run.",
+            "{} of the study's {} runs had not finished when this report was written: {}. Claims that need them are not tested here; {to_finish}.",
             missing.len(),
             cells.len(),
             names.join(", ")

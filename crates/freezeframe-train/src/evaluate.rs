@@ -228,7 +228,8 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         path: run.eval_path(),
         message: e.to_string(),
     })?;
-    std::fs::write(run.eval_path(), json).map_err(io("write eval.json"))?;
+    // Written whole or not at all: the study reads it back to decide whether a run is done.
+    crate::run::write_atomic(&run.eval_path(), json.as_bytes())?;
     std::fs::write(run.dir.join("eval.md"), markdown(&report)).map_err(io("write eval.md"))?;
     Ok(report)
 }

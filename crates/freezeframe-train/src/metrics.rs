@@ -24,6 +24,39 @@ pub enum Record {
 }
 
 impl Record {
+    /// The record of one line: its kind told by its keys (`event`, `loss`, `val_loss`,
+    /// `groups`), then read with that kind's fields, so that an error names the field.
+    pub fn from_value(v: Value) -> Result<Self, String> {
+        let has = |k: &str| v.get(k).is_some();
+        let kind = match v.get("event") {
+            Some(e) => match e.as_str() {
+                Some("phase_start") => "phase_start",
+                Some("phase_end") => "phase_end",
+                _ => return Err(format!("unknown event {e}")),
+            },
+            None if has("loss") => "loss",
+            None if has("val_loss") => "val_loss",
+            None if has("groups") => "groups",
+            None => {
+                let keys: Vec<&String> = v
+                    .as_object()
+                    .map(|o| o.keys().collect())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "no record kind has the keys {keys:?} (each has `event`, `loss`, `val_loss` or `groups`)"
+                ));
+            }
+        };
+        let r = match kind {
+            "phase_start" => serde_json::from_value(v).map(Record::PhaseStart),
+            "phase_end" => serde_json::from_value(v).map(Record::PhaseEnd),
+            "loss" => serde_json::from_value(v).map(Record::Loss),
+            "val_loss" => serde_json::from_value(v).map(Record::Val),
+            _ => serde_json::from_value(v).map(Record::Groups),
+        };
+        r.map_err(|e| format!("a `{kind}` record: {e}"))
+    }
+
     pub fn step(&self) -> usize {
         match self {
             Record::PhaseStart(r) => r.step,
@@ -85,6 +118,8 @@ pub struct LossRecord {
     pub grad_norm: f32,
     #[serde(deserialize_with = "nan::f64")]
     pub it_s: f64,
+    /// Absent in the loss lines of early builds.
+    #[serde(default)]
     pub phase: String,
 }
 
@@ -104,6 +139,7 @@ pub struct ValRecord {
 #[serde(deny_unknown_fields)]
 pub struct GroupsRecord {
     pub step: usize,
+    #[serde(default)]
     pub phase: String,
     pub groups: BTreeMap<String, GroupRow>,
 }
@@ -219,7 +255,8 @@ pub fn write_csv(jsonl: &Path, csv: &Path) -> Result<(), TrainError> {
     std::fs::write(csv, out).map_err(io(format!("write {}", csv.display())))
 }
 
-/// A float as the JSONL has it (shortest round-trip text; non-finite as an empty cell).
+/// A float as JSON writes an f64 (an f32 widened: 0.1 reads 0.10000000149011612, as in the
+/// CSVs of earlier builds); non-finite as an empty cell.
 fn json_number(x: f64) -> String {
     if x.is_finite() {
         serde_json::Value::from(x).to_string()
@@ -246,7 +283,7 @@ mod tests {
             r#"{"step":100,"event":"phase_end","phase":"all","peak_rss_mib":12.5}"#,
         ];
         for line in lines {
-            let r: Record = serde_json::from_str(line).unwrap();
+            let r = Record::from_value(serde_json::from_str(line).unwrap()).unwrap();
             assert_eq!(serde_json::to_string(&r).unwrap(), line);
         }
     }
@@ -260,6 +297,10 @@ mod tests {
         std::fs::write(&path, format!("{}\n{renamed}\n{{\"step\":7", loss_line())).unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("train_loss"), "{e}");
+        // A field renamed inside a known kind is named by the error itself.
+        let renamed = loss_line().replace("\"lr\"", "\"rate\"");
+        let e = Record::from_value(serde_json::from_str(&renamed).unwrap()).unwrap_err();
+        assert!(e.contains("`loss` record") && e.contains("rate"), "{e}");
         // Without the renamed line, the torn last line is skipped.
         std::fs::write(&path, format!("{}\n{{\"step\":7", loss_line())).unwrap();
         assert_eq!(read(&path).unwrap().len(), 1);

@@ -143,12 +143,24 @@ pub fn lock_file(
     })
 }
 
-/// Writes `bytes` to `path` through `path.tmp` and a rename, so that a reader (or a process
+/// Writes `bytes` to `path` through a temporary file and a rename, so that a reader (or a process
 /// killed mid-write) never leaves or sees half a file.
 pub fn write_atomic(path: &std::path::Path, bytes: &[u8]) -> Result<(), TrainError> {
+    // A temporary name of this process and call: two writers of the same file (two `plan`s,
+    // two tasks) never rename each other's half-written file into place.
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    tmp.push(format!(".{}-{n}.tmp", std::process::id()));
     let tmp = std::path::PathBuf::from(tmp);
-    std::fs::write(&tmp, bytes).map_err(crate::error::io(format!("write {}", tmp.display())))?;
-    std::fs::rename(&tmp, path).map_err(crate::error::io(format!("rename to {}", path.display())))
+    let written = std::fs::write(&tmp, bytes)
+        .map_err(crate::error::io(format!("write {}", tmp.display())))
+        .and_then(|()| {
+            std::fs::rename(&tmp, path)
+                .map_err(crate::error::io(format!("rename to {}", path.display())))
+        });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }

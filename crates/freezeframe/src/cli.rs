@@ -115,9 +115,6 @@ pub enum BenchCommand {
     TrainStep(TrainStepArgs),
 }
 
-/// clap value parsers: what no command can use — a count of zero, a number that is not finite
-/// or out of range — is refused at the boundary with the flag named, instead of panicking or
-/// producing a silent wrong result later.
 #[derive(Args)]
 pub struct DemoArgs {
     /// Parent folder of the study folder (`demo/`, or `demo-quick/`); a re-run resumes it.
@@ -165,7 +162,7 @@ pub enum AblateCommand {
     /// Write the report from the finished cells (the missing ones named in it).
     Report(StudyFolderArgs),
     /// Plan the study and write sbatch scripts: an array of run-cell tasks and the report job
-    /// after them (`--dependency=afterok`); `slurm/submit.sh` submits both.
+    /// after them (`--dependency=afterany`); `slurm/submit.sh` submits both.
     Slurm(SlurmArgs),
 }
 
@@ -196,6 +193,10 @@ pub struct RunCellArgs {
     /// Cells each task runs, one after another (task i: cells i·K .. i·K+K−1).
     #[arg(long, default_value_t = 1, value_parser = count)]
     pub cells_per_task: usize,
+    /// The grid this task was submitted for (`ablate plan` prints it): refused if the study was
+    /// planned again since, which may have moved cells to other indices.
+    #[arg(long)]
+    pub manifest: Option<String>,
 }
 
 #[derive(Args)]
@@ -399,6 +400,9 @@ pub struct TrainStepArgs {
     pub backend: Option<Backend>,
 }
 
+/// clap value parsers: what no command can use — a count of zero, a number that is not finite
+/// or out of range — is refused at the boundary with the flag named, instead of panicking or
+/// producing a silent wrong result later.
 fn count(s: &str) -> Result<usize, String> {
     match s.parse::<usize>() {
         Ok(0) => Err("must be at least 1".into()),

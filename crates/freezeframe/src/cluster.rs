@@ -30,10 +30,15 @@ fn planned(config: &Path, out: Option<PathBuf>) -> Result<(cluster::Manifest, Pa
 fn plan(a: PlanStudyArgs) -> Result<()> {
     let (m, out) = planned(&a.config, a.out)?;
     let n = m.cells.len();
-    println!("{n} cells planned in {}", out.display());
     println!(
-        "run each: freezeframe ablate run-cell --out {} --index I   (I = 0..={})",
+        "{n} cells planned in {} (manifest {})",
         out.display(),
+        m.fingerprint()
+    );
+    println!(
+        "run each: freezeframe ablate run-cell --out {} --manifest {} --index I   (I = 0..={})",
+        out.display(),
+        m.fingerprint(),
         n - 1
     );
     println!(
@@ -68,7 +73,12 @@ fn run_cell(a: RunCellArgs) -> Result<()> {
         commit: Some(meta(false, Vec::new(), 1).commit),
         ..CellOptions::default()
     };
-    for (cell, outcome) in cluster::run_task(&a.out, index, a.cells_per_task, &opts)? {
+    let task = cluster::Task {
+        index,
+        cells_per_task: a.cells_per_task,
+        manifest: a.manifest,
+    };
+    for (cell, outcome) in cluster::run_task(&a.out, &task, &opts)? {
         let what = match outcome {
             CellOutcome::AlreadyDone => "already finished",
             CellOutcome::Finished => "finished",
@@ -105,7 +115,7 @@ fn slurm(a: SlurmArgs) -> Result<()> {
         s.array.display()
     );
     println!(
-        "report job (after every task succeeded): {}",
+        "report job (after every array task ended): {}",
         s.report.display()
     );
     println!("submit both: {}", s.submit.display());

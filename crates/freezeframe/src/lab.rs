@@ -172,10 +172,11 @@ fn run_workers(
     bar.set_message(format!("{jobs} workers × {threads} threads"));
     let mut failed = Vec::new();
     while !children.is_empty() {
+        // Display only: an unreadable evaluation is reported by the worker or the report.
         let done = prepared
             .cells
             .iter()
-            .filter(|c| freezeframe_lab::done::is_done(&c.run(), &ab.eval))
+            .filter(|c| matches!(freezeframe_lab::done::is_done(&c.run(), &ab.eval), Ok(true)))
             .count();
         bar.set_position(done as u64);
         let mut still = Vec::new();
