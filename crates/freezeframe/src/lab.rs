@@ -208,24 +208,8 @@ fn run_workers(
 
 /// The command, commit and machine, for the report.
 pub fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-    };
-    let commit = match git(&["rev-parse", "--short", "HEAD"]) {
-        Some(c)
-            if git(&["status", "--porcelain", "--untracked-files=no"])
-                .is_some_and(|s| !s.is_empty()) =>
-        {
-            format!("{c} (with uncommitted changes)")
-        }
-        Some(c) => c,
-        None => "unknown (not run from a git checkout)".into(),
-    };
+    // The commit the binary was built from (build.rs), not that of the working directory.
+    let commit = env!("FREEZEFRAME_COMMIT").to_string();
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
