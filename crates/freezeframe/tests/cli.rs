@@ -229,7 +229,8 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let out_dir = dir.to_str().unwrap();
-    let (ok, out, err) = ff(&["demo", "--quick", "--out", out_dir]);
+    // Run from outside the checkout: the report still names the commit the binary was built from.
+    let (ok, out, err) = ff_in(&dir, &["demo", "--quick", "--out", out_dir]);
     assert!(ok, "{out}{err}");
     let study = dir.join("demo-quick");
     for f in ["report.html", "report.md", "results.json"] {
@@ -244,6 +245,8 @@ fn demo_quick_runs_the_study_end_to_end_resumes_and_never_writes_over_a_users_fi
         md.starts_with("# ") && md.contains("QUICK SMOKE TEST"),
         "{md}"
     );
+    let commit = format!("report written by commit `{}`", env!("FREEZEFRAME_COMMIT"));
+    assert!(md.contains(&commit), "{commit} not in {md}");
     let runs: Vec<_> = std::fs::read_dir(study.join("runs")).unwrap().collect();
     assert_eq!(runs.len(), 4, "2 strategies × 2 seeds");
     check_in_browser(&study.join("report.html"), 10);
