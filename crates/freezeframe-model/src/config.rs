@@ -115,6 +115,15 @@ pub struct StdiTConfig {
     /// images without a position (the image model of `stream` then never saw one).
     #[config(default = 0)]
     pub frame_slots: usize,
+    /// Each block's temporal attention also reads the caption: the mean of the caption tokens,
+    /// through `blocks.{i}.attn_temp.y_cond` (a zero-initialised Linear D → D), is added to the
+    /// temporal attention's input. Under `attn_temp`, so every plan that trains the temporal
+    /// attention trains it, and an inflated model starts as its image model (the temporal
+    /// output projection starts at zero). A calibration hypothesis (docs/calibration.md): that
+    /// the direction word is slow to learn because the temporal branch sees the caption only
+    /// through tokens the spatial path has already mixed.
+    #[config(default = false)]
+    pub caption_to_temporal: bool,
 }
 
 impl StdiTConfig {

@@ -1,8 +1,8 @@
 //! All weight initialisation in one place, keyed by Open-Sora path (its `initialize_weights`):
 //! Linear weights Xavier-uniform with zero bias; the timestep and caption MLPs N(0, 0.02);
 //! `scale_shift_table`s N(0, 1)/√D; the null caption N(0, 1)/√text_dim; and zero for
-//! `attn_temp.proj` and `attn_temp.pos_gate` (an inflated model starts as its image model),
-//! `cross_attn.proj` and `final_layer.linear`. Parameter ids are set to their traversal index so
+//! `attn_temp.proj`, `attn_temp.pos_gate` and `attn_temp.y_cond` (an inflated model starts as
+//! its image model), `cross_attn.proj` and `final_layer.linear`. Parameter ids are set to their traversal index so
 //! that a model rebuilt from the same config has the same ids, which Burn's optimizer state is
 //! keyed by.
 use burn::module::Module;
@@ -26,6 +26,7 @@ pub fn rule(path: &str, shape: &[usize]) -> Init {
     let zero_init = [
         "attn_temp.proj.",
         "attn_temp.pos_gate",
+        "attn_temp.y_cond.",
         "cross_attn.proj.",
         "final_layer.linear.",
     ];
@@ -96,6 +97,10 @@ mod tests {
         );
         assert_eq!(rule("final_layer.linear.weight", &[8, 48]), Init::Zeros);
         assert_eq!(rule("blocks.1.attn_temp.pos_gate", &[8]), Init::Zeros);
+        assert_eq!(
+            rule("blocks.1.attn_temp.y_cond.weight", &[8, 8]),
+            Init::Zeros
+        );
         assert_eq!(
             rule("t_embedder.mlp.0.weight", &[256, 8]),
             Init::Normal(0.02)

@@ -102,6 +102,8 @@ pub struct ModelSection {
     /// (`data.image_mode`) draws a slot per image in [0, frame_slots) and adds its position,
     /// so a video model inflated from it starts as that image model at each frame's slot.
     pub frame_slots: Option<usize>,
+    /// The temporal attention also reads the pooled caption (`attn_temp.y_cond`, zero-init).
+    pub caption_to_temporal: Option<bool>,
 }
 
 fn default_preset() -> String {
@@ -125,6 +127,7 @@ impl Default for ModelSection {
             pos_scale: None,
             pos_base: None,
             frame_slots: None,
+            caption_to_temporal: None,
         }
     }
 }
@@ -424,6 +427,9 @@ impl RunConfig {
         }
         if let Some(v) = m.frame_slots {
             c.frame_slots = v;
+        }
+        if let Some(v) = m.caption_to_temporal {
+            c.caption_to_temporal = v;
         }
         c.validate()?;
         Ok(c)

@@ -22,6 +22,9 @@ pub struct SelfAttention {
     /// position embedding the block adds to its stream (see `TemporalPos::Gated`), applied as
     /// `POS_GATE_GAIN · pos_gate`.
     pub pos_gate: Option<Param<Tensor<1>>>,
+    /// Temporal attention with `caption_to_temporal` only: pooled caption [B, D] → a bias on
+    /// the attention's input (zero until trained).
+    pub y_cond: Option<Linear>,
     pub heads: usize,
 }
 
@@ -31,6 +34,7 @@ impl SelfAttention {
             qkv: LinearConfig::new(hidden, 3 * hidden).init(device),
             proj: LinearConfig::new(hidden, hidden).init(device),
             pos_gate: None,
+            y_cond: None,
             heads,
         }
     }
@@ -41,6 +45,16 @@ impl SelfAttention {
         let hidden = self.proj.weight.dims()[1];
         Self {
             pos_gate: Some(Param::from_tensor(Tensor::zeros([hidden], device))),
+            ..self
+        }
+    }
+
+    /// The same attention reading the pooled caption (`y_cond`, zeroed by
+    /// [`crate::init::initialize`]).
+    pub fn with_caption_cond(self, device: &Device) -> Self {
+        let hidden = self.proj.weight.dims()[1];
+        Self {
+            y_cond: Some(LinearConfig::new(hidden, hidden).init(device)),
             ..self
         }
     }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use super::attention::{CrossAttention, POS_GATE_GAIN, SelfAttention};
 use super::mlp::Mlp;
-use freezeframe_kernels::modulated_norm;
+use freezeframe_kernels::{linear, modulated_norm};
 
 use super::modulation::BlockModulation;
 use crate::config::{StdiTConfig, TemporalPos};
@@ -36,6 +36,9 @@ pub struct BlockContext<'a> {
     /// Open-Sora v1.0 (`TemporalPos::Attention`, first block only): add `tpe` to the input of
     /// the temporal attention.
     pub tpe_into_attention: bool,
+    /// The caption tokens' mean [B, D] (padding left out), for blocks whose temporal attention
+    /// reads the caption (`caption_to_temporal`).
+    pub y_pooled: Option<&'a Tensor<2>>,
 }
 
 impl StditBlock {
@@ -45,6 +48,11 @@ impl StditBlock {
         let attn_temp = match cfg.temporal_pos {
             TemporalPos::Gated => attn_temp.with_pos_gate(device),
             TemporalPos::Attention | TemporalPos::Stream => attn_temp,
+        };
+        let attn_temp = if cfg.caption_to_temporal {
+            attn_temp.with_caption_cond(device)
+        } else {
+            attn_temp
         };
         Self {
             attn: SelfAttention::new(hidden, heads, device),
@@ -98,6 +106,9 @@ impl StditBlock {
         let mut x_t = x.clone().reshape([b, t, s, d]); // [B, T, S, D]
         if ctx.tpe_into_attention {
             x_t = x_t + ctx.tpe.clone().reshape([1, t, 1, d]);
+        }
+        if let (Some(cond), Some(y)) = (&self.attn_temp.y_cond, ctx.y_pooled) {
+            x_t = x_t + linear(cond, y.clone()).reshape([b, 1, 1, d]); // onto every token
         }
         let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
         x + m.attn.gate.clone() * x_t

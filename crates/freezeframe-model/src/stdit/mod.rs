@@ -23,6 +23,15 @@ use freezeframe_kernels::linear;
 
 use crate::config::{StdiTConfig, TemporalPos};
 
+/// The mean of the caption tokens `y` [B, L, D] that are not padding (`pad` [B, L], true =
+/// padding) → [B, D]. A caption of padding only gives zeros.
+fn mean_over_tokens(y: &Tensor<3>, pad: &Tensor<2, Bool>) -> Tensor<2> {
+    let [b, l, d] = y.dims();
+    let keep = pad.clone().bool_not().float().reshape([b, l, 1]); // [B, L, 1]
+    let count = keep.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1]
+    (y.clone() * keep).sum_dim(1).div(count).reshape([b, d])
+}
+
 /// Encoded captions for a batch.
 #[derive(Debug, Clone)]
 pub struct CaptionBatch {
@@ -170,6 +179,11 @@ impl Stdit {
             caption.pad.clone(),
             caption.null.clone(),
         ); // [B, L, D], [B, L]
+        let y_pooled = self
+            .blocks
+            .first()
+            .is_some_and(|b| b.attn_temp.y_cond.is_some())
+            .then(|| mean_over_tokens(&y, &pad)); // [B, D]
 
         let mut x = x;
         for (i, block) in self.blocks.iter().enumerate() {
@@ -180,6 +194,7 @@ impl Stdit {
                 frames,
                 tpe: &tpe,
                 tpe_into_attention: i == 0 && self.temporal_pos == TemporalPos::Attention,
+                y_pooled: y_pooled.as_ref(),
             };
             x = block.forward(x, &ctx);
             if let Some(k) = keep.as_deref_mut() {

@@ -112,15 +112,18 @@ fn inflated_model_equals_the_per_frame_image_model() {
         // `stream` with slots: frame f against the image model at slot f.
         (TemporalPos::Stream, 6),
     ] {
-        inflation_identity_holds(pos, frame_slots);
+        inflation_identity_holds(pos, frame_slots, false);
     }
+    // The temporal attention reading the caption keeps it too (its output projection is zero).
+    inflation_identity_holds(TemporalPos::Stream, 6, true);
 }
 
-fn inflation_identity_holds(pos: TemporalPos, frame_slots: usize) {
+fn inflation_identity_holds(pos: TemporalPos, frame_slots: usize, caption_to_temporal: bool) {
     let dev = Device::flex();
     let cfg = StdiTConfig {
         temporal_pos: pos,
         frame_slots,
+        caption_to_temporal,
         ..tiny()
     };
     // Random weights everywhere except the zero-initialised temporal output projection (and,
@@ -252,18 +255,28 @@ fn autodiff_gradients_match_finite_differences() {
     // On flex the model runs the fused kernels of `freezeframe-kernels`, whose hand-written
     // backwards are each gradient-checked in their own files; this checks them as the model
     // composes them with Burn's ops and reshapes, against finite differences.
-    gradients_match_finite_differences(TemporalPos::Attention, &[]);
+    gradients_match_finite_differences(TemporalPos::Attention, false, &[]);
     gradients_match_finite_differences(
         TemporalPos::Gated,
+        false,
         &["blocks.0.attn_temp.pos_gate", "blocks.1.attn_temp.pos_gate"],
+    );
+    gradients_match_finite_differences(
+        TemporalPos::Stream,
+        true,
+        &[
+            "blocks.0.attn_temp.y_cond.weight",
+            "blocks.1.attn_temp.y_cond.bias",
+        ],
     );
 }
 
-fn gradients_match_finite_differences(pos: TemporalPos, extra: &[&str]) {
+fn gradients_match_finite_differences(pos: TemporalPos, caption_to_temporal: bool, extra: &[&str]) {
     let ad = Device::flex().autodiff();
     let plain = Device::flex();
     let cfg = StdiTConfig {
         temporal_pos: pos,
+        caption_to_temporal,
         ..tiny()
     };
     let model = perturb(initialize(Stdit::new(&cfg, &ad), 3), "", 0.1);
@@ -337,6 +350,58 @@ fn gradients_match_finite_differences(pos: TemporalPos, extra: &[&str]) {
             "{pos:?} {path}: autodiff |g| {norm:.6e} vs finite difference along g {fd:.6e}"
         );
     }
+}
+
+#[test]
+fn the_temporal_attention_reads_the_caption_only_with_caption_to_temporal() {
+    let dev = Device::flex();
+    let with = StdiTConfig {
+        temporal_pos: TemporalPos::Stream,
+        caption_to_temporal: true,
+        ..tiny()
+    };
+    let paths = |m: &Stdit| -> Vec<String> { param_table(m).into_iter().map(|p| p.path).collect() };
+    let model = Stdit::new(&with, &dev);
+    assert!(paths(&model).contains(&"blocks.1.attn_temp.y_cond.weight".to_string()));
+    assert!(
+        !paths(&Stdit::new(&tiny(), &dev))
+            .iter()
+            .any(|p| p.contains("y_cond")),
+        "the option is off by default"
+    );
+    // Random weights everywhere (a trained model), then y_cond zeroed: the model without the
+    // option, loaded with the same weights, gives the same output — a zero y_cond adds nothing.
+    let trained = perturb(initialize(model, 2), "", 0.05);
+    let zeroed = map_values(trained.clone(), |path, shape, _| {
+        path.contains("attn_temp.y_cond")
+            .then(|| vec![0.0; shape.iter().product()])
+    });
+    let mut values = std::collections::HashMap::new();
+    let _ = map_values(trained.clone(), |path, _, read| {
+        values.insert(path.to_string(), read());
+        None
+    });
+    let without = StdiTConfig {
+        temporal_pos: TemporalPos::Stream,
+        ..tiny()
+    };
+    let plain = map_values(Stdit::new(&without, &dev), |path, _, _| {
+        values.get(path).cloned()
+    });
+    let (x, t, cap) = (
+        video(2, 4, &dev),
+        Tensor::<1>::from_floats([0.3, 0.9], &dev),
+        captions(2, &dev),
+    );
+    let z = zeroed.forward(x.clone(), t.clone(), &cap);
+    let p = plain.forward(x.clone(), t.clone(), &cap);
+    assert!(
+        max_abs_diff(z.clone(), p) < 1e-6,
+        "a zero y_cond changed the output"
+    );
+    // With y_cond non-zero, the temporal branch reads the caption.
+    let a = trained.forward(x, t, &cap);
+    assert!(max_abs_diff(a, z) > 1e-3, "y_cond had no effect");
 }
 
 /// Reverses the frame axis of a [B, T, C, H, W] tensor.
