@@ -47,6 +47,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (y, pad) = m
         .y_embedder
         .forward(cap.tokens.clone(), cap.pad.clone(), cap.null.clone());
+    // Read only by blocks whose temporal attention reads the caption (`caption_to_temporal`).
+    let pooled = freezeframe_model::stdit::mean_over_tokens(&y, &pad);
     for (i, block) in m.blocks.iter().enumerate() {
         let ctx = BlockContext {
             y: &y,
@@ -55,6 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             frames,
             tpe: &tpe,
             tpe_into_attention: i == 0 && m.temporal_pos == TemporalPos::Attention,
+            y_pooled: Some(&pooled),
         };
         // Stream at the block's cross-attention: after its spatial and temporal branches.
         let mo = BlockModulation::new(block.scale_shift_table.val(), t0.clone());

@@ -25,7 +25,7 @@ use crate::config::{StdiTConfig, TemporalPos};
 
 /// The mean of the caption tokens `y` [B, L, D] that are not padding (`pad` [B, L], true =
 /// padding) → [B, D]. A caption of padding only gives zeros.
-fn mean_over_tokens(y: &Tensor<3>, pad: &Tensor<2, Bool>) -> Tensor<2> {
+pub fn mean_over_tokens(y: &Tensor<3>, pad: &Tensor<2, Bool>) -> Tensor<2> {
     let [b, l, d] = y.dims();
     let keep = pad.clone().bool_not().float().reshape([b, l, 1]); // [B, L, 1]
     let count = keep.clone().sum_dim(1).clamp_min(1.0); // [B, 1, 1]
