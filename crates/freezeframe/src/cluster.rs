@@ -13,7 +13,10 @@ pub fn run(c: AblateCommand) -> Result<()> {
     match c {
         AblateCommand::Plan(a) => plan(a),
         AblateCommand::RunCell(a) => run_cell(a),
-        AblateCommand::Report(a) => finish(cluster::report(&a.out, &meta(false, Vec::new(), 1))?),
+        AblateCommand::Report(a) => {
+            let note = "The runs ran as cluster tasks (`ablate run-cell`): their step and wall times depend on the nodes they ran on, so they are comparable between strategies only on identical, unshared nodes.".to_string();
+            finish(cluster::report(&a.out, &meta(false, vec![note], 1))?)
+        }
         AblateCommand::Slurm(a) => slurm(a),
     }
 }
