@@ -27,21 +27,19 @@ impl Record {
     /// The record of one line: its kind told by its keys (`event`, `loss`, `val_loss`,
     /// `groups`), then read with that kind's fields, so that an error names the field.
     pub fn from_value(v: Value) -> Result<Self, String> {
-        let has = |k: &str| v.get(k).is_some();
-        let kind = match v.get("event") {
-            Some(e) => match e.as_str() {
-                Some("phase_start") => "phase_start",
-                Some("phase_end") => "phase_end",
-                _ => return Err(format!("unknown event {e}")),
-            },
+        let Some(fields) = v.as_object() else {
+            return Err(format!("not a JSON object: {v}"));
+        };
+        let has = |k: &str| fields.contains_key(k);
+        let kind = match fields.get("event") {
+            Some(e) if e == "phase_start" => "phase_start",
+            Some(e) if e == "phase_end" => "phase_end",
+            Some(e) => return Err(format!("unknown event {e}")),
             None if has("loss") => "loss",
             None if has("val_loss") => "val_loss",
             None if has("groups") => "groups",
             None => {
-                let keys: Vec<&String> = v
-                    .as_object()
-                    .map(|o| o.keys().collect())
-                    .unwrap_or_default();
+                let keys: Vec<&String> = fields.keys().collect();
                 return Err(format!(
                     "no record kind has the keys {keys:?} (each has `event`, `loss`, `val_loss` or `groups`)"
                 ));
@@ -55,16 +53,6 @@ impl Record {
             _ => serde_json::from_value(v).map(Record::Groups),
         };
         r.map_err(|e| format!("a `{kind}` record: {e}"))
-    }
-
-    pub fn step(&self) -> usize {
-        match self {
-            Record::PhaseStart(r) => r.step,
-            Record::PhaseEnd(r) => r.step,
-            Record::Loss(r) => r.step,
-            Record::Val(r) => r.step,
-            Record::Groups(r) => r.step,
-        }
     }
 }
 
@@ -297,6 +285,9 @@ mod tests {
         std::fs::write(&path, format!("{}\n{renamed}\n{{\"step\":7", loss_line())).unwrap();
         let e = read(&path).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("train_loss"), "{e}");
+        // A line that is JSON but no object says so (not "no record kind has the keys []").
+        let e = Record::from_value(serde_json::json!([1, 2])).unwrap_err();
+        assert!(e.contains("not a JSON object"), "{e}");
         // A field renamed inside a known kind is named by the error itself.
         let renamed = loss_line().replace("\"lr\"", "\"rate\"");
         let e = Record::from_value(serde_json::from_str(&renamed).unwrap()).unwrap_err();
