@@ -221,11 +221,7 @@ pub fn run_task(
 /// Image weights named by path (not copied into the study folder) must still be the bytes the
 /// grid was planned with: a task started later must not train from other weights.
 fn check_image(m: &Manifest) -> Result<(), LabError> {
-    let bytes = std::fs::read(&m.image.path).map_err(io(format!(
-        "read the image weights {}",
-        m.image.path.display()
-    )))?;
-    if fnv1a(0, &bytes) != m.image.hash {
+    if crate::image::content_hash(&m.image.path)? != m.image.hash {
         return Err(err(
             &m.image.path,
             format!(

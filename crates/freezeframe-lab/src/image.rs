@@ -110,18 +110,22 @@ pub fn image_weights(
     match &ab.image.from {
         None => shipped(out),
         Some(p) if p == Path::new("shipped") => shipped(out),
-        Some(p) => {
-            let bytes = std::fs::read(p).map_err(|e| LabError::Config {
-                path: p.clone(),
-                message: format!("[image] from: {e}"),
-            })?;
-            Ok(ImageWeights {
-                path: p.clone(),
-                hash: fnv1a(0, &bytes),
-                cached: true,
-            })
-        }
+        Some(p) => Ok(ImageWeights {
+            path: p.clone(),
+            hash: content_hash(p)?,
+            cached: true,
+        }),
     }
+}
+
+/// The content hash that identifies image weights (FNV-1a of the file's bytes): the cells'
+/// names depend on it, and a cluster task checks the file against it before training.
+pub fn content_hash(path: &Path) -> Result<u64, LabError> {
+    let bytes = std::fs::read(path).map_err(|e| LabError::Config {
+        path: path.to_path_buf(),
+        message: format!("image weights: {e}"),
+    })?;
+    Ok(fnv1a(0, &bytes))
 }
 
 fn pretrain(config: &Path, out: &Path, progress: bool) -> Result<ImageWeights, LabError> {
