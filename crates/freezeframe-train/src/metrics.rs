@@ -11,9 +11,9 @@ use serde_json::Value;
 
 use crate::error::{TrainError, io};
 
-/// One line of `metrics.jsonl`. The kinds are told apart by their fields (each kind refuses
-/// fields it does not know), so the file stays plain JSON lines.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One line of `metrics.jsonl`, written as its kind's fields alone (plain JSON lines) and read by
+/// [`Record::from_value`], which tells the kind by its keys so that an error names the field.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum Record {
     PhaseStart(PhaseStart),
@@ -213,10 +213,10 @@ pub fn read(path: &Path) -> Result<Vec<Record>, TrainError> {
         let Ok(value) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        let record = serde_json::from_value(value).map_err(|e| TrainError::RunFile {
+        let record = Record::from_value(value).map_err(|e| TrainError::RunFile {
             path: path.to_path_buf(),
             message: format!(
-                "line {}: not a metrics record of this build ({e}): {line}",
+                "line {}: not a metrics record this build can read ({e}): {line}",
                 i + 1
             ),
         })?;
@@ -288,10 +288,16 @@ mod tests {
         // A line that is JSON but no object says so (not "no record kind has the keys []").
         let e = Record::from_value(serde_json::json!([1, 2])).unwrap_err();
         assert!(e.contains("not a JSON object"), "{e}");
-        // A field renamed inside a known kind is named by the error itself.
+        // A field renamed inside a known kind: `read` names the kind and the field itself
+        // (serde's own message, not only the echoed line).
         let renamed = loss_line().replace("\"lr\"", "\"rate\"");
-        let e = Record::from_value(serde_json::from_str(&renamed).unwrap()).unwrap_err();
-        assert!(e.contains("`loss` record") && e.contains("rate"), "{e}");
+        std::fs::write(&path, format!("{renamed}\n")).unwrap();
+        let e = read(&path).unwrap_err().to_string();
+        assert!(e.contains("a `loss` record: unknown field `rate`"), "{e}");
+        // A loss line of an early build, without `phase`, still reads.
+        let legacy = loss_line().replace(",\"phase\":\"all\"", "");
+        std::fs::write(&path, format!("{legacy}\n")).unwrap();
+        assert_eq!(read(&path).unwrap().len(), 1);
         // Without the renamed line, the torn last line is skipped.
         std::fs::write(&path, format!("{}\n{{\"step\":7", loss_line())).unwrap();
         assert_eq!(read(&path).unwrap().len(), 1);
