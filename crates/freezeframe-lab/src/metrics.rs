@@ -338,7 +338,7 @@ mod tests {
     use super::*;
 
     fn rec(line: &str) -> Record {
-        serde_json::from_str(line).unwrap()
+        Record::from_value(serde_json::from_str(line).unwrap()).unwrap()
     }
 
     #[test]
