@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::AblationConfig;
 use crate::error::{LabError, io};
 use crate::explain::inflation_check;
-use crate::files::{write_atomic, write_json_atomic};
+use crate::files::{read_json, write_atomic, write_json_atomic};
 use crate::grid::{Cell, CellOptions, CellOutcome, run_cell};
 use crate::image::ImageWeights;
 use crate::results::Meta;
@@ -31,8 +31,7 @@ const FORMAT: u32 = 1;
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub format: u32,
-    /// The study's name, as in the folder's `study.json`.
-    pub study: String,
+    /// Its name is the study's, as in the folder's `study.json`.
     pub ablation: AblationConfig,
     /// The shared run config, budget applied.
     pub base: RunConfig,
@@ -81,7 +80,6 @@ pub fn plan(
     let prepared = prepare(ab, base, out, progress)?;
     let m = Manifest {
         format: FORMAT,
-        study: ab.name.clone(),
         ablation: ab.clone(),
         base: prepared.base,
         image: prepared.image,
@@ -96,19 +94,14 @@ pub fn plan(
 pub fn read_manifest(out: &Path) -> Result<Manifest, LabError> {
     let out = &absolute(out)?;
     let path = manifest_path(out);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(err(
-                &path,
-                "no manifest: plan the study first (`freezeframe ablate plan --config C --out DIR`)"
-                    .into(),
-            ));
-        }
-        Err(e) => return Err(io(format!("read {}", path.display()))(e)),
-    };
-    let m: Manifest = serde_json::from_str(&text)
-        .map_err(|e| err(&path, format!("not a manifest of this build: {e}")))?;
+    if !path.is_file() {
+        return Err(err(
+            &path,
+            "no manifest: plan the study first (`freezeframe ablate plan --config C --out DIR`)"
+                .into(),
+        ));
+    }
+    let m: Manifest = read_json(&path, "not a manifest of this build")?;
     if m.format != FORMAT {
         return Err(err(
             &path,
@@ -116,12 +109,12 @@ pub fn read_manifest(out: &Path) -> Result<Manifest, LabError> {
         ));
     }
     let owner = crate::marker::study_name(out)?;
-    if owner != m.study {
+    if owner != m.ablation.name {
         return Err(err(
             &path,
             format!(
                 "is the manifest of study `{}`, but {} is study `{owner}`'s folder: plan this study again into it, or point --out at the other study's folder",
-                m.study,
+                m.ablation.name,
                 out.display()
             ),
         ));
@@ -144,7 +137,7 @@ pub fn task_range(cells: usize, index: usize, per_task: usize) -> Result<Range<u
     if per_task == 0 {
         return Err("--cells-per-task must be at least 1".into());
     }
-    let tasks = cells.div_ceil(per_task);
+    let tasks = task_count(cells, per_task);
     if index >= tasks {
         return Err(format!(
             "task index {index} is out of range: the study has {cells} cells in {tasks} task(s) of {per_task} (indices 0..={})",
@@ -188,9 +181,9 @@ pub fn run_task(
             ),
         ));
     }
-    check_image(&m)?;
     let range =
         task_range(m.cells.len(), task.index, task.cells_per_task).map_err(|e| err(out, e))?;
+    check_image(&m)?;
     let (mut done, mut busy) = (Vec::new(), Vec::new());
     for cell in &m.cells[range] {
         let outcome = match run_cell(cell, &m.ablation, &m.image, opts) {
@@ -309,6 +302,7 @@ fn job_name(study: &str) -> String {
 /// submits the array and then the report with `--dependency=afterany` on it (the report names
 /// the cells of failed tasks rather than waiting forever for them).
 pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<SlurmScripts, LabError> {
+    let out = &absolute(out)?;
     let dir = out.join("slurm");
     let logs = dir.join("logs");
     let bad = |e: String| err(out, e);
@@ -320,7 +314,7 @@ pub fn slurm_scripts(m: &Manifest, out: &Path, o: &SlurmOptions) -> Result<Slurm
     }
     std::fs::create_dir_all(&logs).map_err(io(format!("create {}", logs.display())))?;
     let tasks = task_count(m.cells.len(), o.cells_per_task);
-    let name = job_name(&m.study);
+    let name = job_name(&m.ablation.name);
     let mut common = String::from("#SBATCH --ntasks=1\n");
     if let Some(p) = &o.partition {
         common += &format!("#SBATCH --partition={p}\n");

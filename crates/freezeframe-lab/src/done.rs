@@ -8,8 +8,8 @@ use freezeframe_train::Run;
 use freezeframe_train::evaluate::{EvalSettings, read_report};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{LabError, io};
-use crate::files::write_json_atomic;
+use crate::error::LabError;
+use crate::files::{read_json, write_json_atomic};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Done {
@@ -29,12 +29,7 @@ pub fn path(run: &Run) -> PathBuf {
 }
 
 pub fn read(run: &Run) -> Result<Done, LabError> {
-    let p = path(run);
-    let text = std::fs::read_to_string(&p).map_err(io(format!("read {}", p.display())))?;
-    serde_json::from_str(&text).map_err(|e| LabError::Results {
-        path: p,
-        message: e.to_string(),
-    })
+    read_json(&path(run), "not a done marker of this build")
 }
 
 pub fn write(run: &Run, done: &Done) -> Result<(), LabError> {

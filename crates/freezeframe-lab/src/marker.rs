@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{AblationConfig, Claim};
 use crate::error::{LabError, io};
-use crate::files::write_json_atomic;
+use crate::files::{read_json, write_json_atomic};
 
 const FORMAT: u32 = 1;
 const FILE: &str = "study.json";
@@ -40,9 +40,7 @@ fn err(out: &Path, message: String) -> LabError {
 
 fn read(out: &Path) -> Result<Marker, LabError> {
     let path = out.join(FILE);
-    let text = std::fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
-    let m: Marker = serde_json::from_str(&text)
-        .map_err(|e| err(&path, format!("corrupt study marker: {e}")))?;
+    let m: Marker = read_json(&path, "corrupt study marker")?;
     if m.format != FORMAT {
         return Err(err(
             &path,

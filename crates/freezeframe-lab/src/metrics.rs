@@ -291,7 +291,7 @@ fn max_opt(a: Option<f64>, b: f64) -> Option<f64> {
 /// Training figures from `metrics.jsonl`: the largest trainable set and optimiser state of any
 /// phase, the peak memory of any phase, and the wall time of the logged steps (Σ steps/it_s;
 /// a resumed run's lost steps are re-logged, so this counts each step once).
-pub fn train_facts(records: &[Record]) -> TrainFacts {
+fn train_facts(records: &[Record]) -> TrainFacts {
     let mut f = TrainFacts::default();
     let (mut secs, mut steps, mut last_step) = (0.0, 0usize, 0usize);
     for r in records {

@@ -13,7 +13,7 @@ use crate::error::{LabError, io};
 use crate::explain::{IDENTITY_TOLERANCE, Identity};
 use crate::files::write_atomic;
 use crate::metrics::{Better, METRICS, RunResult, Section, keys_of};
-use crate::results::{Results, write_results};
+use crate::results::Results;
 use crate::stats::Summary;
 use crate::verdict::{Outcome, Verdict};
 
@@ -602,7 +602,7 @@ fn html(blocks: &[Block], title: &str) -> String {
 /// Writes `results.json`, `report.md`, `report.html` and `gifs/` into `out`; returns the HTML
 /// report's path.
 pub fn write(r: &Results, out: &Path) -> Result<PathBuf, LabError> {
-    write_results(r, &out.join("results.json"))?;
+    crate::files::write_json_atomic(&out.join("results.json"), r)?;
     let b = blocks(r, out)?;
     write_atomic(&out.join("report.md"), markdown(&b).as_bytes())?;
     let path = out.join("report.html");

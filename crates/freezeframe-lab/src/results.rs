@@ -9,7 +9,6 @@ use serde::Serialize;
 use crate::config::{AblationConfig, label};
 use crate::error::LabError;
 use crate::explain::InflationCheck;
-use crate::files::write_json_atomic;
 use crate::grid::Cell;
 use crate::metrics::{RunResult, collect};
 use crate::stats::{Summary, summarise};
@@ -138,11 +137,6 @@ pub fn results(
         trained_by: trained_by.into_iter().collect(),
         preregistration: crate::marker::preregistration(ab, out)?,
     })
-}
-
-/// Writes `results` as JSON.
-pub fn write_results(results: &Results, path: &Path) -> Result<(), LabError> {
-    write_json_atomic(path, results)
 }
 
 fn setting(base: &RunConfig) -> String {

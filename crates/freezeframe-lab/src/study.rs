@@ -138,10 +138,13 @@ pub fn run_study(
         stop_after: opts.stop_after,
         commit: Some(opts.meta.commit.clone()),
     };
+    // Each cell's eval.json is read once here (and again under its lock by `run_cell`).
+    let mut finished_mine = 0;
     let mut trained = 0;
     for cell in &mine {
-        grid.set_position(finished(mine.iter().copied(), ab)? as u64);
         if is_done(&cell.run(), &ab.eval)? {
+            finished_mine += 1;
+            grid.set_position(finished_mine);
             continue;
         }
         if opts.max_cells.is_some_and(|m| trained >= m) {
@@ -149,12 +152,13 @@ pub fn run_study(
         }
         grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         trained += 1;
-        if run_cell(cell, ab, &image, &copts)? == CellOutcome::Interrupted {
-            break;
+        match run_cell(cell, ab, &image, &copts)? {
+            CellOutcome::Interrupted => break,
+            CellOutcome::Finished | CellOutcome::AlreadyDone => finished_mine += 1,
         }
+        grid.set_position(finished_mine);
     }
     let done = finished(cells.iter(), ab)?;
-    grid.set_position(finished(mine.iter().copied(), ab)? as u64);
     freezeframe_train::progress::finish(&grid);
     if done < cells.len() || opts.shard.is_some() {
         return Ok(StudyOutcome::Partial {

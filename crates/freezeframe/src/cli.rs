@@ -170,7 +170,8 @@ pub enum AblateCommand {
 pub struct PlanStudyArgs {
     #[arg(long)]
     pub config: PathBuf,
-    /// Study folder (default: runs/<name>).
+    /// Study folder (default: runs/<name>); on a cluster, on storage every node sees at the
+    /// same path.
     #[arg(long)]
     pub out: Option<PathBuf>,
 }
@@ -201,11 +202,8 @@ pub struct RunCellArgs {
 
 #[derive(Args)]
 pub struct SlurmArgs {
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Study folder (default: runs/<name>); it must be on storage every node sees.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub study: PlanStudyArgs,
     #[arg(long)]
     pub partition: Option<String>,
     #[arg(long, value_parser = count)]

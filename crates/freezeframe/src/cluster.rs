@@ -73,7 +73,7 @@ fn run_cell(a: RunCellArgs) -> Result<()> {
     let index = task_index(a.index)?;
     let opts = CellOptions {
         progress: true,
-        commit: Some(meta(false, Vec::new(), 1).commit),
+        commit: Some(env!("FREEZEFRAME_COMMIT").to_string()),
         ..CellOptions::default()
     };
     let task = cluster::Task {
@@ -96,7 +96,7 @@ fn run_cell(a: RunCellArgs) -> Result<()> {
 }
 
 fn slurm(a: SlurmArgs) -> Result<()> {
-    let (m, out) = planned(&a.config, a.out)?;
+    let (m, out) = planned(&a.study.config, a.study.out)?;
     let binary = std::env::current_exe().context("locate the freezeframe binary")?;
     let s = cluster::slurm_scripts(
         &m,
