@@ -111,6 +111,15 @@ fn slurm(a: SlurmArgs) -> Result<()> {
             binary,
         },
     )?;
+    // SLURM's default MaxArraySize is 1001 (indices 0..=1000); a bigger array is refused at
+    // submission, so say how to pack it now.
+    if s.tasks > 1001 {
+        eprintln!(
+            "note: {} array tasks exceed SLURM's default MaxArraySize (1001); ask for fewer with --cells-per-task {}",
+            s.tasks,
+            m.cells.len().div_ceil(1001)
+        );
+    }
     println!(
         "{} cells in {} array task(s): {}",
         m.cells.len(),
