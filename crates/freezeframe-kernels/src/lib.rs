@@ -18,5 +18,5 @@ mod testing;
 pub use attention::self_attention;
 pub use cross_attention::cross_attention;
 pub use gelu::gelu;
-pub use linear::linear;
+pub use linear::{linear, linear_tensors};
 pub use modnorm::modulated_norm;

@@ -22,23 +22,36 @@ use crate::route::{Ad, AdTensor, Routed, back, route, shape, tensor, values};
 /// `layer.forward(x)`: `x` [..., d_in] → [..., d_out].
 ///
 /// # Panics
-/// When `x`'s last dimension is not the layer's `d_in`, as Burn's own `Linear::forward` does: a
-/// wrong shape is a caller's bug, and it is refused in release builds too, before any buffer is
-/// read (the fused path would otherwise read a differently shaped matrix out of the same values).
+/// As [`linear_tensors`].
 pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
-    let [d_in, d_out] = layer.weight.dims();
+    linear_tensors(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+}
+
+/// `x·w + b` for a weight `w` [d_in, d_out] (Burn's layout) and an optional bias [d_out]: the
+/// same kernel for layers that are not Burn's `Linear` (freezeframe's own, which carries
+/// low-rank adapters) and for the adapters' factors themselves.
+///
+/// # Panics
+/// When `x`'s last dimension is not `d_in`, or the bias is not [d_out], as Burn's own
+/// `Linear::forward` does: a wrong shape is a caller's bug, and it is refused in release builds
+/// too, before any buffer is read (the fused path would otherwise read a differently shaped
+/// matrix out of the same values).
+pub fn linear_tensors<const D: usize>(
+    x: Tensor<D>,
+    w: Tensor<2>,
+    b: Option<Tensor<1>>,
+) -> Tensor<D> {
+    let [d_in, d_out] = w.dims();
     let last = x.dims().last().copied().unwrap_or(0);
     assert_eq!(
         last, d_in,
         "linear: the input's last dimension is {last}, the layer's d_in is {d_in}"
     );
-    if let Some(b) = &layer.bias {
+    if let Some(b) = &b {
         let [n] = b.dims();
         assert_eq!(n, d_out, "linear: bias of {n} for d_out = {d_out}");
     }
-    let w = layer.weight.val();
     let keep_input = w.is_require_grad();
-    let b = layer.bias.as_ref().map(|b| b.val());
     match (route(x), route(w), b.map(route)) {
         (Routed::Autodiff(x), Routed::Autodiff(w), None) => {
             Tensor::from_primitive::<Ad>(autodiff(x, w, None, keep_input))
@@ -52,7 +65,7 @@ pub fn linear<const D: usize>(layer: &Linear, x: Tensor<D>) -> Tensor<D> {
         (Routed::Flex(x), Routed::Flex(w), Some(Routed::Flex(b))) => {
             Tensor::from_primitive::<Flex>(forward(&x, &w, Some(&b)))
         }
-        (x, _, _) => layer.forward(back(x)),
+        (x, w, b) => burn::tensor::module::linear(back(x), back(w), b.map(back)),
     }
 }
 

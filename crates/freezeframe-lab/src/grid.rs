@@ -59,7 +59,9 @@ pub fn validate_plans(ab: &AblationConfig, base: &RunConfig) -> Result<Vec<Strat
         // Only whether image weights are named matters to the check, not where they are yet.
         cfg.init.from = (loaded.spec.init == freezeframe_plan::Init::Image)
             .then(|| PathBuf::from("image weights"));
-        plans::bind_loaded(&cfg, &loaded, &probe_model, mcfg.depth).map_err(wrap)?;
+        let model = plans::with_plan_adapters(probe_model.clone(), &loaded.name, &loaded.spec, 0)
+            .map_err(wrap)?;
+        plans::bind_loaded(&cfg, &loaded, &model, mcfg.depth).map_err(wrap)?;
         out.push(Strategy {
             label: name,
             plan: strategy.clone(),

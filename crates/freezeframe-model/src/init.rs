@@ -2,9 +2,9 @@
 //! Linear weights Xavier-uniform with zero bias; the timestep and caption MLPs N(0, 0.02);
 //! `scale_shift_table`s N(0, 1)/√D; the null caption N(0, 1)/√text_dim; and zero for
 //! `attn_temp.proj`, `attn_temp.pos_gate` and `attn_temp.y_cond` (an inflated model starts as
-//! its image model), `cross_attn.proj` and `final_layer.linear`. Parameter ids are set to their traversal index so
-//! that a model rebuilt from the same config has the same ids, which Burn's optimizer state is
-//! keyed by.
+//! its image model), `cross_attn.proj` and `final_layer.linear`; LoRA adapters `lora_b` zero and
+//! `lora_a` Kaiming-uniform. Parameter ids are set to their traversal index so that a model
+//! rebuilt from the same config has the same ids, which Burn's optimizer state is keyed by.
 use burn::module::Module;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -19,10 +19,21 @@ pub enum Init {
     /// Uniform(−b, b) with b = √(6 / (fan_in + fan_out)).
     XavierUniform,
     Normal(f64),
+    /// Uniform(−b, b).
+    Uniform(f64),
 }
 
 /// The rule for an Open-Sora path and shape.
 pub fn rule(path: &str, shape: &[usize]) -> Init {
+    // LoRA (before the layer rules: an adapter on `attn_temp.proj` is not zero on both sides):
+    // `B` zero, so a fresh adapter changes nothing; `A` as PEFT draws it (Kaiming-uniform with
+    // a = √5, i.e. b = 1/√d_in).
+    if path.ends_with(".lora_b") {
+        return Init::Zeros;
+    }
+    if path.ends_with(".lora_a") {
+        return Init::Uniform(1.0 / (shape[0] as f64).sqrt());
+    }
     let zero_init = [
         "attn_temp.proj.",
         "attn_temp.pos_gate",
@@ -56,6 +67,10 @@ fn sample(init: Init, shape: &[usize], rng: &mut ChaCha8Rng) -> Vec<f32> {
         Init::XavierUniform => {
             let (fan_in, fan_out) = (shape[0], shape.get(1).copied().unwrap_or(1));
             let b = (6.0 / (fan_in + fan_out) as f64).sqrt() as f32;
+            (0..n).map(|_| rng.random_range(-b..b)).collect()
+        }
+        Init::Uniform(b) => {
+            let b = b as f32;
             (0..n).map(|_| rng.random_range(-b..b)).collect()
         }
         Init::Normal(std) => (0..n)
@@ -111,5 +126,13 @@ mod tests {
             Init::Normal(0.25)
         );
         assert_eq!(rule("blocks.0.mlp.fc1.bias", &[16]), Init::Zeros);
+        assert_eq!(
+            rule("blocks.0.attn_temp.proj.lora_b", &[4, 16]),
+            Init::Zeros
+        );
+        assert_eq!(
+            rule("blocks.0.attn_temp.proj.lora_a", &[16, 4]),
+            Init::Uniform(0.25)
+        );
     }
 }

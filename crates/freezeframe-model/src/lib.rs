@@ -6,11 +6,13 @@
 
 pub mod config;
 pub mod init;
+pub mod lora;
 pub mod paths;
 pub mod stdit;
 pub mod text;
 
 pub use config::{Activation, StdiTConfig, TemporalPos};
+pub use lora::{LoraError, LoraLayer};
 pub use paths::{ParamInfo, param_table};
 pub use stdit::{CaptionBatch, Stdit};
 pub use text::{TextEncoder, TextError, WordEncoder};

@@ -2,7 +2,7 @@
 //! training log).
 use std::fmt::Write;
 
-use crate::resolve::ResolvedPlan;
+use crate::resolve::{ParamPlan, ResolvedPlan};
 use crate::spec::Init;
 
 /// AdamW keeps two f32 moments per trained parameter.
@@ -76,6 +76,25 @@ pub fn explain(plan: &ResolvedPlan, base_lr: f64) -> String {
     };
     let _ = writeln!(s, "plan {}: {}", plan.name, plan.spec.description);
     let _ = writeln!(s, "init: {init}");
+    for (k, l) in plan.spec.lora.iter().enumerate() {
+        let _ = writeln!(
+            s,
+            "lora[{k}]: rank {}, alpha {} on the linear layers of {}",
+            l.rank,
+            l.alpha.unwrap_or(l.rank as f64),
+            l.targets.join(", ")
+        );
+    }
+    let bases: Vec<&ParamPlan> = plan.params.iter().filter(|p| p.lora_base).collect();
+    if !bases.is_empty() {
+        let n: usize = bases.iter().map(|p| p.numel()).sum();
+        let _ = writeln!(
+            s,
+            "frozen under adapters: {} tensors, {} parameters (whatever the phases say)",
+            bases.len(),
+            thousands(n)
+        );
+    }
     let _ = writeln!(
         s,
         "model: depth {}, {} tensors, {} parameters; run of {} steps, peak lr {base_lr:.1e}",

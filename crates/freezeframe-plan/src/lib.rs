@@ -7,6 +7,7 @@
 //! trainer applies. The model knows nothing of plans.
 pub mod error;
 pub mod explain;
+pub mod lora;
 pub mod presets;
 pub mod resolve;
 pub mod selector;
@@ -14,6 +15,7 @@ pub mod spec;
 
 pub use error::PlanError;
 pub use explain::{PhaseTotals, explain, phase_totals};
+pub use lora::{LoraTarget, adapter_layer, targets as lora_targets};
 pub use presets::{LoadedPlan, PRESETS, load, parse};
 pub use resolve::{ParamMeta, ParamPlan, Phase, ResolvedPlan, resolve};
-pub use spec::{Init, PlanSpec};
+pub use spec::{Init, LoraSpec, PlanSpec};

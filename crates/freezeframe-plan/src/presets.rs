@@ -5,7 +5,7 @@ use crate::error::PlanError;
 use crate::spec::PlanSpec;
 
 /// (name, TOML) of every built-in plan.
-pub const PRESETS: [(&str, &str); 7] = [
+pub const PRESETS: [(&str, &str); 9] = [
     ("full", include_str!("../../../configs/plans/full.toml")),
     (
         "temporal-only",
@@ -27,6 +27,14 @@ pub const PRESETS: [(&str, &str); 7] = [
     (
         "scratch",
         include_str!("../../../configs/plans/scratch.toml"),
+    ),
+    (
+        "lora-temporal",
+        include_str!("../../../configs/plans/lora-temporal.toml"),
+    ),
+    (
+        "lora-all",
+        include_str!("../../../configs/plans/lora-all.toml"),
     ),
 ];
 

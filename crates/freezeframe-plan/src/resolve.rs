@@ -29,8 +29,10 @@ pub struct ParamPlan {
     /// Group multiplier × layer-decay factor.
     pub lr_scale: f64,
     pub decay: bool,
-    /// Starts from its initialisation rather than from loaded weights.
+    /// Starts from its initialisation rather than from loaded weights (LoRA adapters always).
     pub fresh: bool,
+    /// The weight or bias of a layer with a LoRA adapter: frozen for the whole run.
+    pub lora_base: bool,
 }
 
 impl ParamPlan {
@@ -108,13 +110,13 @@ impl ResolvedPlan {
     }
 }
 
-struct Ctx<'a> {
-    source: &'a str,
-    paths: Vec<&'a str>,
+pub(crate) struct Ctx<'a> {
+    pub(crate) source: &'a str,
+    pub(crate) paths: Vec<&'a str>,
 }
 
 impl Ctx<'_> {
-    fn invalid(
+    pub(crate) fn invalid(
         &self,
         key: impl Into<String>,
         value: impl Into<String>,
@@ -129,7 +131,7 @@ impl Ctx<'_> {
     }
 
     /// Parameters a glob list selects; a glob that selects nothing is an error with suggestions.
-    fn select(
+    pub(crate) fn select(
         &self,
         key: &str,
         globs: &[String],
@@ -190,9 +192,10 @@ pub fn resolve(
         source: name,
         paths: params.iter().map(|p| p.path.as_str()).collect(),
     };
+    let lora_base = crate::lora::check_model(&ctx, spec, params)?;
     let sets = resolve_groups(&ctx, spec)?;
     let grouping = assign_groups(&ctx, spec, params, &sets)?;
-    let params = resolve_params(&ctx, spec, params, depth, &sets, &grouping)?;
+    let params = resolve_params(&ctx, spec, params, depth, &sets, &grouping, &lora_base)?;
     let phases = resolve_phases(&ctx, spec, total_steps, &sets, &grouping, &params)?;
     check_untrained(&ctx, spec, &sets, &params, &phases)?;
     Ok(ResolvedPlan {
@@ -359,6 +362,7 @@ fn resolve_params(
     depth: usize,
     sets: &BTreeMap<String, Vec<bool>>,
     grouping: &Grouping,
+    lora_base: &[bool],
 ) -> Result<Vec<ParamPlan>, PlanError> {
     for (g, &m) in &spec.lr.multipliers {
         if !(m.is_finite() && m >= 0.0) {
@@ -402,7 +406,8 @@ fn resolve_params(
                 group,
                 lr_scale: mult * d.powi((depth + 1 - layer_of(&p.path, depth)) as i32),
                 decay: p.shape.len() >= 2 && !no_decay[i],
-                fresh: fresh[i],
+                fresh: fresh[i] || crate::lora::adapter_layer(&p.path).is_some(),
+                lora_base: lora_base[i],
             }
         })
         .collect())
@@ -487,9 +492,10 @@ fn resolve_phases(
                 *t |= s;
             }
         }
-        // A learning-rate multiplier of 0 freezes: no gradients, no optimiser state.
+        // A learning-rate multiplier of 0 freezes: no gradients, no optimiser state; so does
+        // an adapter on the layer (its base stays as loaded, as in PEFT).
         for (t, p) in trains.iter_mut().zip(params) {
-            *t &= p.lr_scale > 0.0;
+            *t &= p.lr_scale > 0.0 && !p.lora_base;
         }
         if !trains.iter().any(|&t| t) {
             return Err(ctx.invalid(key, format!("{:?}", ph.train), "every parameter this phase trains has learning-rate multiplier 0: it trains nothing"));
@@ -521,7 +527,12 @@ fn check_untrained(
         ctx.select("allow_untrained", &spec.allow_untrained, sets)?
     };
     let never: Vec<&str> = (0..params.len())
-        .filter(|&i| params[i].fresh && !allowed[i] && !phases.iter().any(|p| p.trains[i]))
+        .filter(|&i| {
+            params[i].fresh
+                && !params[i].lora_base
+                && !allowed[i]
+                && !phases.iter().any(|p| p.trains[i])
+        })
         .map(|i| params[i].path.as_str())
         .collect();
     if never.is_empty() {
@@ -545,7 +556,7 @@ fn check_untrained(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::presets::{PRESETS, parse};
 
@@ -605,9 +616,28 @@ mod tests {
 
     #[test]
     fn every_preset_resolves() {
+        // Width 16, so that the LoRA presets' rank 8 fits; with the adapters they ask for.
+        let wide: Vec<ParamMeta> = stdit_params(3)
+            .into_iter()
+            .map(|p| ParamMeta {
+                shape: p
+                    .shape
+                    .iter()
+                    .map(|&d| if d == 4 { 16 } else { d })
+                    .collect(),
+                ..p
+            })
+            .collect();
         for (name, text) in PRESETS {
             let p = parse(name, text).unwrap();
-            resolve(name, &p.spec, &stdit_params(3), 3, 100).unwrap_or_else(|e| panic!("{e}"));
+            let t = crate::lora::targets(name, &p.spec, &wide).unwrap_or_else(|e| panic!("{e}"));
+            let params = crate::lora::tests::with_adapters(&wide, &t);
+            assert_eq!(
+                name.starts_with("lora"),
+                params.len() > wide.len(),
+                "{name}"
+            );
+            resolve(name, &p.spec, &params, 3, 100).unwrap_or_else(|e| panic!("{e}"));
         }
     }
 

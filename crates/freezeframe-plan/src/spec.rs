@@ -111,6 +111,21 @@ impl Default for WeightDecaySpec {
     }
 }
 
+/// Low-rank adapters (`[[lora]]`): every linear layer whose `weight` a target selects gets
+/// `<layer>.lora_a` [d_in, r] and `<layer>.lora_b` [r, d_out], which start from their
+/// initialisation (`B` = 0, so the model is unchanged at step 0) and train where a phase trains
+/// them; the layer's own weight and bias are frozen for the whole run, whatever the phases say.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoraSpec {
+    /// Path globs (not `@group`s: groups may select the adapters these create); the linear
+    /// layers among what they select get adapters.
+    pub targets: Vec<String>,
+    pub rank: usize,
+    /// The adapter's output is scaled by α / r; α defaults to r (scale 1).
+    pub alpha: Option<f64>,
+}
+
 /// The whole plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -136,6 +151,8 @@ pub struct PlanSpec {
     /// Selectors of parameters allowed to stay at their initialisation for the whole run.
     #[serde(default)]
     pub allow_untrained: Vec<String>,
+    #[serde(default)]
+    pub lora: Vec<LoraSpec>,
 }
 
 fn default_fresh() -> Vec<String> {

@@ -5,7 +5,6 @@
 //! no gradient: softmax saturation keeps it unlearned.
 use burn::prelude::*;
 use burn::tensor::activation::{silu, softmax};
-use freezeframe_kernels::linear;
 use freezeframe_model::stdit::{BlockContext, BlockModulation, sincos_1d, sincos_2d};
 use freezeframe_model::{TemporalPos, TextEncoder};
 use freezeframe_train::batch::normal_tensor;
@@ -43,7 +42,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut xs = xs.reshape([b, frames * s, d]);
     let t_emb = m.t_embedder.forward(Tensor::<1>::full([b], time, &dev));
-    let t0 = linear(&m.t_block, silu(t_emb));
+    let t0 = m.t_block.forward(silu(t_emb));
     let (y, pad) = m
         .y_embedder
         .forward(cap.tokens.clone(), cap.pad.clone(), cap.null.clone());
@@ -66,10 +65,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let heads = block.cross_attn.heads;
         let dh = d / heads;
         let l = y.dims()[1];
-        let q = linear(&block.cross_attn.q_linear, xa)
+        let q = block
+            .cross_attn
+            .q_linear
+            .forward(xa)
             .reshape([b, n, heads, dh])
             .swap_dims(1, 2);
-        let k = linear(&block.cross_attn.kv_linear, y.clone())
+        let k = block
+            .cross_attn
+            .kv_linear
+            .forward(y.clone())
             .narrow(2, 0, d)
             .reshape([b, l, heads, dh])
             .swap_dims(1, 2);

@@ -12,7 +12,7 @@ use crate::diagnostics::{peak_rss_mib, reset_peak_rss};
 use crate::error::TrainError;
 use crate::plans::{resolve_for, set_trainable};
 use crate::sample::encoder_for;
-use crate::trainer::{self, build_model};
+use crate::trainer;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StepBench {
@@ -103,9 +103,9 @@ pub fn train_step(spec: &StepBenchSpec) -> Result<StepBench, TrainError> {
     let encoder = encoder_for(cfg)?;
     let device = cfg.runtime.backend.autodiff()?;
     let mcfg = cfg.model()?;
-    let mut model = build_model(&mcfg, 0, &device);
-    let params = param_table(&model).iter().map(|p| p.numel()).sum();
     let loaded = freezeframe_plan::load(&cfg.plan)?;
+    let mut model = crate::plans::build_for_plan(&mcfg, &loaded, 0, &device)?;
+    let params = param_table(&model).iter().map(|p| p.numel()).sum();
     let bound = resolve_for(&loaded, &model, mcfg.depth, warmup + steps)?;
     if phase >= bound.plan.phases.len() {
         return Err(TrainError::Config {

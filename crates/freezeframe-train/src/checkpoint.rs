@@ -2,12 +2,13 @@
 //! layout (Linear weights [out, in]), `optimizer.bpk` (Burn's optimizer record), `state.json`
 //! (format version, step, seed, plan and phase; written last). A checkpoint is written into `step-N.tmp/` and renamed when complete, so an
 //! interrupted save never looks like a checkpoint.
+use std::collections::HashMap;
 use std::path::Path;
 
 use burn::optim::ModuleOptimizer;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::Bytes;
-use freezeframe_model::Stdit;
+use freezeframe_model::{LoraLayer, Stdit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{TrainError, io};
@@ -50,6 +51,47 @@ fn ckpt_err(path: &Path, message: impl Into<String>) -> TrainError {
 
 /// Safetensors metadata key under which a model with frame slots records their count.
 pub const FRAME_SLOTS_KEY: &str = "frame_slots";
+/// Safetensors metadata key under which a model with LoRA adapters records them (JSON: layer,
+/// rank, α), so that any reader rebuilds the adapters before loading their tensors.
+pub const LORA_KEY: &str = "lora";
+
+/// Headers larger than this are not safetensors files (the format's own limit is 100 MB).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// The `__metadata__` of a safetensors file (read from its header alone).
+pub fn file_metadata(path: &Path) -> Result<HashMap<String, String>, TrainError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(io(format!("open {}", path.display())))?;
+    let len = f
+        .metadata()
+        .map_err(io(format!("stat {}", path.display())))?
+        .len();
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n)
+        .map_err(|_| ckpt_err(path, format!("{len} bytes: not a safetensors file")))?;
+    let n = u64::from_le_bytes(n);
+    if n > MAX_HEADER || n > len.saturating_sub(8) {
+        return Err(ckpt_err(
+            path,
+            format!("not a safetensors file (header length {n} in a {len}-byte file)"),
+        ));
+    }
+    let mut text = vec![0u8; n as usize];
+    f.read_exact(&mut text)
+        .map_err(io(format!("read {}", path.display())))?;
+    let header: safetensors::tensor::Metadata = serde_json::from_slice(&text)
+        .map_err(|e| ckpt_err(path, format!("not a safetensors header: {e}")))?;
+    Ok(header.metadata().clone().unwrap_or_default())
+}
+
+/// The adapters a weights file records (none for files without the key).
+fn file_lora(path: &Path) -> Result<Vec<LoraLayer>, TrainError> {
+    match file_metadata(path)?.get(LORA_KEY) {
+        None => Ok(Vec::new()),
+        Some(text) => serde_json::from_str(text)
+            .map_err(|e| ckpt_err(path, format!("unreadable `{LORA_KEY}` metadata: {e}"))),
+    }
+}
 
 /// Writes a model as safetensors with Open-Sora keys.
 pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
@@ -60,6 +102,11 @@ pub fn save_model(model: &Stdit, path: &Path) -> Result<(), TrainError> {
         // What the weights alone cannot say: which frame positions the model has seen. The
         // inflation check reads it from the image weights (`FRAME_SLOTS_KEY`).
         store = store.metadata(FRAME_SLOTS_KEY, model.frame_slots.to_string());
+    }
+    let lora = model.lora_layers();
+    if !lora.is_empty() {
+        let text = serde_json::to_string(&lora).map_err(|e| ckpt_err(path, e.to_string()))?;
+        store = store.metadata(LORA_KEY, text);
     }
     for (from, to) in key_remappings(true) {
         store = store.with_key_remapping(&from, to);
@@ -79,14 +126,28 @@ pub fn load_model(model: Stdit, path: &Path) -> Result<Stdit, TrainError> {
 }
 
 /// Loads every tensor the file has into `model`; returns the model and the Open-Sora paths the
-/// file lacked (those keep their current values). Shape mismatches are errors.
-pub fn load_model_partial(
-    mut model: Stdit,
-    path: &Path,
-) -> Result<(Stdit, Vec<String>), TrainError> {
+/// file lacked (those keep their current values). Shape mismatches are errors. A file with LoRA
+/// adapters gives a model without any its adapters first; a model whose adapters differ from
+/// the file's is refused.
+pub fn load_model_partial(model: Stdit, path: &Path) -> Result<(Stdit, Vec<String>), TrainError> {
     if !path.is_file() {
         return Err(ckpt_err(path, "file is missing"));
     }
+    let lora = file_lora(path)?;
+    let have = model.lora_layers();
+    let mut model = if have.is_empty() && !lora.is_empty() {
+        // The values are the file's; the seed only fills them until the load.
+        model
+            .with_lora(&lora, 0)
+            .map_err(|e| ckpt_err(path, format!("its `{LORA_KEY}` metadata: {e}")))?
+    } else if !lora.is_empty() && have != lora {
+        return Err(ckpt_err(
+            path,
+            format!("holds LoRA adapters {lora:?}, the model has {have:?}"),
+        ));
+    } else {
+        model
+    };
     let mut store = SafetensorsStore::from_file(path)
         .with_from_adapter(PyTorchToBurnAdapter)
         .allow_partial(true);
@@ -98,6 +159,18 @@ pub fn load_model_partial(
         .map_err(|e| ckpt_err(path, format!("unreadable safetensors: {e}")))?;
     if !result.errors.is_empty() {
         return Err(ckpt_err(path, format!("errors {:?}", result.errors)));
+    }
+    // Adapter tensors the model has no place for would be dropped without a word.
+    let stray: Vec<&String> = result
+        .unused
+        .iter()
+        .filter(|k| freezeframe_plan::adapter_layer(k).is_some())
+        .collect();
+    if !stray.is_empty() {
+        return Err(ckpt_err(
+            path,
+            format!("holds LoRA tensors without `{LORA_KEY}` metadata: {stray:?}"),
+        ));
     }
     let missing = result
         .missing

@@ -7,8 +7,8 @@ use burn::lr_scheduler::module_lr_scheduler::{ModuleLearningRate, ModuleLrSchedu
 use burn::module::{Module, ModuleMapper, Param, ParamGroup, ParamId};
 use burn::optim::{AdamWConfig, ModuleOptimizer};
 use burn::prelude::*;
-use freezeframe_model::Stdit;
 use freezeframe_model::paths::param_table;
+use freezeframe_model::{LoraLayer, Stdit};
 use freezeframe_plan::{ParamMeta, ResolvedPlan};
 
 use crate::config::RunConfig;
@@ -65,14 +65,53 @@ pub fn bind_loaded(
     }
 }
 
-/// Resolves a plan for `model` over `steps` steps, without looking at where weights come from.
+/// `model` with the LoRA adapters the plan asks for (`[[lora]]`; most plans ask for none),
+/// their `A` factors drawn from `seed`: the model every run of the plan trains.
+pub fn with_plan_adapters(
+    model: Stdit,
+    name: &str,
+    spec: &freezeframe_plan::PlanSpec,
+    seed: u64,
+) -> Result<Stdit, TrainError> {
+    if spec.lora.is_empty() || !model.lora_layers().is_empty() {
+        return Ok(model);
+    }
+    let (metas, _) = param_metas(&model);
+    let layers: Vec<LoraLayer> = freezeframe_plan::lora_targets(name, spec, &metas)?
+        .into_iter()
+        .map(|t| LoraLayer {
+            layer: t.layer,
+            rank: t.rank,
+            alpha: t.alpha,
+        })
+        .collect();
+    model
+        .with_lora(&layers, seed)
+        .map_err(|e| TrainError::Model(format!("{name}: {e}")))
+}
+
+/// A freshly initialised model for a run of this plan: [`crate::trainer::build_model`] with the
+/// plan's adapters.
+pub fn build_for_plan(
+    mcfg: &freezeframe_model::StdiTConfig,
+    loaded: &freezeframe_plan::LoadedPlan,
+    seed: u64,
+    device: &Device,
+) -> Result<Stdit, TrainError> {
+    let model = crate::trainer::build_model(mcfg, seed, device);
+    with_plan_adapters(model, &loaded.name, &loaded.spec, seed)
+}
+
+/// Resolves a plan for `model` over `steps` steps, without looking at where weights come from
+/// (a model without the plan's adapters is resolved as if it had them).
 pub fn resolve_for(
     loaded: &freezeframe_plan::LoadedPlan,
     model: &Stdit,
     depth: usize,
     steps: usize,
 ) -> Result<BoundPlan, TrainError> {
-    let (metas, ids) = param_metas(model);
+    let with = with_plan_adapters(model.clone(), &loaded.name, &loaded.spec, 0)?;
+    let (metas, ids) = param_metas(&with);
     let plan = freezeframe_plan::resolve(&loaded.name, &loaded.spec, &metas, depth, steps)?;
     Ok(BoundPlan { plan, ids })
 }
@@ -219,6 +258,9 @@ mod tests {
                 "freeze-text-embedder" => {
                     63056 - 2 * (1024 + 32 + 2048 + 64 + 1024 + 32) - (512 + 32 + 1024 + 32 + 192)
                 }
+                // Rank 8 on width 32: A [d_in, 8] + B [8, d_out] per adapted layer, 2 blocks.
+                "lora-temporal" => 2 * ((256 + 768) + (256 + 256)),
+                "lora-all" => 2 * (1024 + 512 + 1024 + 512 + 512 + 768 + 512 + 1280 + 1280),
                 _ => 63056,
             };
             assert_eq!(params, expect, "{name}: trainable parameters of phase 0");

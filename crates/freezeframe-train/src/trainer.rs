@@ -10,7 +10,9 @@ use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use freezeframe_model::init::initialize;
 use freezeframe_model::paths::map_values;
-use freezeframe_model::{StdiTConfig, Stdit};
+use freezeframe_model::{CaptionBatch, StdiTConfig, Stdit};
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::batch::{BatchSpec, train_batch};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, FORMAT_VERSION};
@@ -152,8 +154,9 @@ pub fn init_weights_file(from: &std::path::Path) -> Result<std::path::PathBuf, T
 /// (the study's inflation check and weight drift start from it).
 pub fn first_step_model(cfg: &RunConfig, device: &Device) -> Result<Stdit, TrainError> {
     let mcfg = cfg.model()?;
-    let model = build_model(&mcfg, cfg.seed, device);
-    let bound = plans::bind(cfg, &model, mcfg.depth)?;
+    let loaded = freezeframe_plan::load(&cfg.plan)?;
+    let model = plans::build_for_plan(&mcfg, &loaded, cfg.seed, device)?;
+    let bound = plans::bind_loaded(cfg, &loaded, &model, mcfg.depth)?;
     initial_model(model, cfg, &bound)
 }
 
@@ -200,6 +203,47 @@ pub fn initial_model(
     tracing::debug!(from = %file.display(), fresh = restored, "initialised from image weights");
     Ok(model)
 }
+
+/// Fresh LoRA adapters must leave the model's function as it was (`B` = 0): one forward pass
+/// with and without them, on a seeded random input and the null caption, must agree within
+/// `ADAPTER_TOLERANCE` (they agree exactly when `B` is zero). Logged, as the study logs the
+/// inflation check.
+fn check_adapters_start_silent(model: &Stdit, mcfg: &StdiTConfig) -> Result<(), TrainError> {
+    if model.lora_layers().is_empty() {
+        return Ok(());
+    }
+    let model = model.valid();
+    let device = model.final_layer.linear.weight.val().device();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let x = crate::batch::normal_tensor(
+        &mut rng,
+        [1, mcfg.frames, mcfg.channels, mcfg.height, mcfg.width],
+        &device,
+    );
+    let t = Tensor::<1>::from_floats([0.5], &device);
+    let caption = CaptionBatch {
+        tokens: Tensor::zeros([1, mcfg.text_len, mcfg.text_dim], &device),
+        pad: Tensor::<2, Bool>::full([1, mcfg.text_len], false, &device),
+        null: Tensor::<1, Bool>::full([1], true, &device),
+    };
+    let with = model.forward(x.clone(), t.clone(), &caption);
+    let without = model.clone().without_lora().forward(x, t, &caption);
+    let diff = (with - without).abs().max().into_scalar::<f32>();
+    tracing::info!(
+        max_abs_diff = diff,
+        adapters = model.lora_layers().len(),
+        "LoRA adapters against the model without them"
+    );
+    if !(diff <= ADAPTER_TOLERANCE) {
+        return Err(TrainError::Init(format!(
+            "fresh LoRA adapters change the model's output by {diff} (more than {ADAPTER_TOLERANCE}): their `lora_b` must start at zero"
+        )));
+    }
+    Ok(())
+}
+
+/// See [`check_adapters_start_silent`].
+pub const ADAPTER_TOLERANCE: f32 = 1e-5;
 
 fn check_resumable(saved: &RunConfig, cfg: &RunConfig) -> Result<(), TrainError> {
     let mut a = saved.clone();
@@ -349,7 +393,12 @@ fn starting_weights(
         let w = Weights {
             model: checkpoint::load_model(fresh_model, &dir.join("model.safetensors"))?,
             ema: checkpoint::load_model(
-                build_model(mcfg, cfg.seed, plain),
+                plans::with_plan_adapters(
+                    build_model(mcfg, cfg.seed, plain),
+                    &bound.plan.name,
+                    &bound.plan.spec,
+                    cfg.seed,
+                )?,
                 &dir.join("ema.safetensors"),
             )?,
             optim: checkpoint::load_optimizer(bound.optimizer(cfg), &dir)?,
@@ -364,6 +413,7 @@ fn starting_weights(
     if let Some(from) = &cfg.init.from {
         tracing::info!(from = %from.display(), "initialised from image weights");
     }
+    check_adapters_start_silent(&model, mcfg)?;
     let ema = model.valid();
     let optim = bound.optimizer(cfg);
     Ok((0, Weights { model, ema, optim }))
@@ -404,7 +454,7 @@ fn open_or_resume<'a>(
     let device = cfg.runtime.backend.autodiff()?;
     let plain = cfg.runtime.backend.device()?;
     let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
-    let fresh_model = build_model(&mcfg, cfg.seed, &device);
+    let fresh_model = plans::build_for_plan(&mcfg, &loaded_plan, cfg.seed, &device)?;
     let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
     if opts.resume && run.config_path().is_file() {
         check_saved_run(&run, cfg, &loaded_plan.text)?;

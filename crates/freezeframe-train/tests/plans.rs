@@ -273,3 +273,106 @@ fn image_init_loads_weights_except_fresh_ones_and_scratch_refuses_them() {
         "{e}"
     );
 }
+
+/// LoRA (issue 26): only the adapters train; every base tensor stays bit-identical (the image
+/// weights, or the fresh temporal attention's initialisation); a run interrupted and resumed
+/// matches the straight one; and the run folder reads back with its adapters.
+#[test]
+fn lora_trains_only_adapters_keeps_bases_bit_identical_and_resumes_exactly() {
+    let out = tmp("lora");
+    let img = image_weights(&out);
+    let loaded = tensors(&img);
+    let cfg = config("l", &out, 6, "lora-all", Some(&img));
+    let stop = TrainOptions {
+        stop_after: Some(3),
+        ..quiet()
+    };
+    train(&cfg, &stop).unwrap();
+    let resume = TrainOptions {
+        resume: true,
+        ..quiet()
+    };
+    train(&cfg, &resume).unwrap();
+    let straight = config("m", &out, 6, "lora-all", Some(&img));
+    train(&straight, &quiet()).unwrap();
+    let a = tensors(&ckpt(&out, "l", 6).join("model.safetensors"));
+    let b = tensors(&ckpt(&out, "m", 6).join("model.safetensors"));
+    assert_eq!(a, b, "interrupted and resumed must match the straight run");
+
+    let fresh_init = {
+        let m = build_model(&cfg.model_config().unwrap(), cfg.seed, &Device::flex());
+        let mut o = HashMap::new();
+        map_values(m, |p, _, r| {
+            o.insert(p.to_string(), r());
+            None
+        });
+        o
+    };
+    let mut adapters_moved = 0;
+    for (path, v) in &a {
+        if path.ends_with(".lora_b") {
+            // B starts at zero; every one of them trains.
+            if v.iter().any(|&x| x != 0.0) {
+                adapters_moved += 1;
+            }
+        } else if path.ends_with(".lora_a") {
+        } else if path.contains("attn_temp") {
+            assert_eq!(
+                v, &fresh_init[path],
+                "{path}: fresh and frozen under its adapter"
+            );
+        } else {
+            assert_eq!(
+                v, &loaded[path],
+                "{path} must equal the image weights bit for bit"
+            );
+        }
+    }
+    // 2 blocks × 9 linear layers.
+    assert_eq!(adapters_moved, 18);
+    let ema = tensors(&ckpt(&out, "l", 6).join("ema.safetensors"));
+    assert_eq!(
+        ema["blocks.1.mlp.fc1.weight"],
+        loaded["blocks.1.mlp.fc1.weight"]
+    );
+
+    // Readers (sample, eval, export) rebuild the adapters from the file's metadata.
+    let meta =
+        freezeframe_train::checkpoint::file_metadata(&ckpt(&out, "l", 6).join("ema.safetensors"))
+            .unwrap();
+    assert!(meta["lora"].contains("blocks.0.attn.qkv"), "{meta:?}");
+    let run = freezeframe_train::sample::load_run(
+        &freezeframe_train::Run::new(out.join("l")),
+        &Device::flex(),
+    )
+    .unwrap();
+    assert_eq!(run.model.lora_layers().len(), 18);
+    assert!(
+        run.model
+            .lora_layers()
+            .iter()
+            .all(|l| l.rank == 8 && l.alpha == 8.0)
+    );
+}
+
+#[test]
+fn adapter_tensors_without_their_metadata_are_refused() {
+    let out = tmp("lora-meta");
+    let cfg = config("x", &out, 1, "lora-temporal", None);
+    let mcfg = cfg.model_config().unwrap();
+    let loaded = freezeframe_plan::load("lora-temporal").unwrap();
+    let m = freezeframe_train::plans::build_for_plan(&mcfg, &loaded, 1, &Device::flex()).unwrap();
+    assert_eq!(m.lora_layers().len(), 4);
+    // Written without `save_model` (which records the adapters).
+    let f = out.join("bare.safetensors");
+    let mut store =
+        SafetensorsStore::from_file(&f).with_to_adapter(burn::store::BurnToPyTorchAdapter);
+    m.save_into(&mut store).unwrap();
+    let e = freezeframe_train::checkpoint::load_model(build_model(&mcfg, 0, &Device::flex()), &f)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("without `lora` metadata") && e.contains("bare.safetensors"),
+        "{e}"
+    );
+}

@@ -73,6 +73,7 @@ pub enum Command {
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
     DiffusersPixart,
+    LoraPeft,
 }
 
 #[derive(Subcommand)]
@@ -275,7 +276,9 @@ pub struct ExportArgs {
     #[arg(long)]
     pub run: PathBuf,
     /// `diffusers-pixart`: the spatial part as a diffusers `PixArtTransformer2DModel`
-    /// folder (`diffusion_pytorch_model.safetensors` + `config.json`).
+    /// folder (`diffusion_pytorch_model.safetensors` + `config.json`), LoRA adapters merged.
+    /// `lora-peft`: a LoRA run's adapters alone, as PEFT saves them (`adapter_model.safetensors`
+    /// + `adapter_config.json`, Open-Sora's module names).
     #[arg(long)]
     pub format: ExportFormat,
     /// Output folder (created; files in it are never replaced).

@@ -4,6 +4,11 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use freezeframe_interop::ImportOptions;
+use std::path::PathBuf;
+
+use burn::prelude::Device;
+use freezeframe_model::{StdiTConfig, Stdit};
+use freezeframe_train::checkpoint;
 use freezeframe_train::run::Run;
 
 use crate::cli::{ExportArgs, ExportFormat, ImportCommand, PixartArgs};
@@ -17,6 +22,7 @@ pub fn import(c: ImportCommand) -> Result<()> {
 pub fn export(a: ExportArgs) -> Result<()> {
     match a.format {
         ExportFormat::DiffusersPixart => export_pixart(&a.run, &a.out),
+        ExportFormat::LoraPeft => export_lora(&a.run, &a.out),
     }
 }
 
@@ -59,7 +65,8 @@ fn import_pixart(a: PixartArgs) -> Result<()> {
     Ok(())
 }
 
-fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
+/// The run's model config, newest checkpoint step and its EMA weights file.
+fn newest_ema(run_dir: &Path) -> Result<(StdiTConfig, usize, PathBuf)> {
     let run = Run::new(run_dir);
     let cfg = run.load_config()?;
     let model = cfg
@@ -68,12 +75,90 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     let (step, dir) = run
         .latest_checkpoint()
         .with_context(|| format!("{} holds no complete checkpoint", run.dir.display()))?;
-    let ex = freezeframe_interop::export_pixart(&model, &dir.join("ema.safetensors"), out)?;
+    Ok((model, step, dir.join("ema.safetensors")))
+}
+
+/// A file removed when dropped (the merged weights an export reads from).
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
+    let (model, step, ema) = newest_ema(run_dir)?;
+    // LoRA adapters are merged into their weights first (W + (α / r)·A·B): diffusers' model
+    // has no place for them, and leaving them out would export the base model.
+    let merged = if checkpoint::file_metadata(&ema)?.contains_key(checkpoint::LORA_KEY) {
+        let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
+        let n = m.lora_layers().len();
+        let tmp = TempFile(std::env::temp_dir().join(format!(
+            "freezeframe-merged-{}.safetensors",
+            std::process::id()
+        )));
+        checkpoint::save_model(&m.merge_lora(), &tmp.0)?;
+        println!("merged {n} LoRA adapters into their weights");
+        Some(tmp)
+    } else {
+        None
+    };
+    let src = merged.as_ref().map_or(ema.as_path(), |t| t.0.as_path());
+    let ex = freezeframe_interop::export_pixart(&model, src, out)?;
     println!(
         "wrote {} and {} from step {step} (EMA weights); left out {} tensors with no diffusers place (temporal attention, null caption)",
         ex.weights.display(),
         ex.config.display(),
         ex.skipped.len()
+    );
+    Ok(())
+}
+
+/// The adapters alone, as PEFT saves a LoRA of Open-Sora's PyTorch STDiT: `adapter_model.safetensors`
+/// with `base_model.model.<layer>.lora_A.weight` [r, d_in] and `.lora_B.weight` [d_out, r], and
+/// `adapter_config.json` (rank and α; per-layer ones in `rank_pattern` / `alpha_pattern`).
+fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
+    let (model, step, ema) = newest_ema(run_dir)?;
+    let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
+    let layers = m.lora_layers();
+    anyhow::ensure!(
+        !layers.is_empty(),
+        "{} has no LoRA adapters (its plan has no [[lora]])",
+        ema.display()
+    );
+    let tensors = freezeframe_model::lora::peft_tensors(&m)?;
+    std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+    let (weights, config) = (
+        out.join("adapter_model.safetensors"),
+        out.join("adapter_config.json"),
+    );
+    anyhow::ensure!(
+        !config.exists(),
+        "{} exists; choose another output folder",
+        config.display()
+    );
+    let shapes: Vec<(String, Vec<usize>)> = tensors
+        .iter()
+        .map(|(k, s, _)| (k.clone(), s.clone()))
+        .collect();
+    let mut values: std::collections::HashMap<String, Vec<f32>> =
+        tensors.into_iter().map(|(k, _, v)| (k, v)).collect();
+    freezeframe_interop::st::write_f32(&weights, ("format", "pt"), &shapes, |k| {
+        values
+            .remove(k)
+            .ok_or_else(|| freezeframe_interop::InteropError::File {
+                path: weights.clone(),
+                message: format!("no values for {k}"),
+            })
+    })?;
+    let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(&layers))?;
+    std::fs::write(&config, text).with_context(|| config.display().to_string())?;
+    println!(
+        "wrote {} and {} from step {step} (EMA weights): {} adapters, PEFT's key layout on Open-Sora's module names",
+        weights.display(),
+        config.display(),
+        layers.len()
     );
     Ok(())
 }

@@ -61,7 +61,7 @@ fn plan_explain_prints_the_table_and_rejects_an_invalid_plan() {
     );
 
     let (ok, out, _) = ff(&["plan", "list"]);
-    assert!(ok && out.lines().count() == 7, "{out}");
+    assert!(ok && out.lines().count() == 9, "{out}");
 }
 
 #[test]
@@ -605,6 +605,66 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         std::fs::read(back.join("diffusion_pytorch_model.safetensors")).unwrap(),
         std::fs::read(&fixture).unwrap()
     );
+    // Under a LoRA plan the spatial weights stay frozen too, but the export merges the trained
+    // adapters into them; the adapters alone go out in PEFT's layout.
+    let lora_cfg = std::fs::read_to_string(dir.join("video.toml"))
+        .unwrap()
+        .replace("name = \"pixart-video\"", "name = \"pixart-lora\"")
+        .replace("plan = \"temporal-only\"", "plan = \"lora-all\"");
+    std::fs::write(dir.join("lora.toml"), lora_cfg).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "lora.toml"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("LoRA adapters against the model without them"),
+        "{err}"
+    );
+    let lora_run = dir.join("runs/pixart-lora");
+    let export = |format: &str, to: &str| {
+        ff(&[
+            "export",
+            "--run",
+            lora_run.to_str().unwrap(),
+            "--format",
+            format,
+            "--out",
+            dir.join(to).to_str().unwrap(),
+        ])
+    };
+    let (ok, out, err) = export("diffusers-pixart", "merged");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("merged") && out.contains("LoRA adapters"),
+        "{out}"
+    );
+    assert_ne!(
+        std::fs::read(dir.join("merged/diffusion_pytorch_model.safetensors")).unwrap(),
+        std::fs::read(&fixture).unwrap(),
+        "the trained adapters must be in the merged weights"
+    );
+    let (ok, out, err) = export("lora-peft", "peft");
+    assert!(ok, "{err}");
+    assert!(out.contains("adapters"), "{out}");
+    let conf: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("peft/adapter_config.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        (conf["r"].as_u64(), conf["lora_alpha"].as_f64()),
+        (Some(8), Some(8.0))
+    );
+    assert!(dir.join("peft/adapter_model.safetensors").is_file());
+    // A run without adapters has nothing to export this way.
+    let (ok, _, err) = ff(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--format",
+        "lora-peft",
+        "--out",
+        dir.join("none").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("has no LoRA adapters"), "{err}");
+
     // A bad input is an error naming it, not a panic.
     let (ok, _, err) = ff(&[
         "import",

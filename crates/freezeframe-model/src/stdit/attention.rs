@@ -1,9 +1,9 @@
 //! Multi-head self- and cross-attention over token sequences, on the fused kernels of
 //! `freezeframe-kernels` (Burn's composed ops on backends other than flex).
+use super::linear::Linear;
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use freezeframe_kernels::{cross_attention, linear, self_attention};
+use freezeframe_kernels::{cross_attention, self_attention};
 
 /// The gated temporal position is `POS_GATE_GAIN · pos_gate ⊙ pe(frame)`. Adam moves a parameter
 /// by about the learning rate per step whatever its gradient's size, so a zero-initialised gate
@@ -31,8 +31,8 @@ pub struct SelfAttention {
 impl SelfAttention {
     pub fn new(hidden: usize, heads: usize, device: &Device) -> Self {
         Self {
-            qkv: LinearConfig::new(hidden, 3 * hidden).init(device),
-            proj: LinearConfig::new(hidden, hidden).init(device),
+            qkv: Linear::new(hidden, 3 * hidden, device),
+            proj: Linear::new(hidden, hidden, device),
             pos_gate: None,
             y_cond: None,
             heads,
@@ -54,7 +54,7 @@ impl SelfAttention {
     pub fn with_caption_cond(self, device: &Device) -> Self {
         let hidden = self.proj.weight.dims()[1];
         Self {
-            y_cond: Some(LinearConfig::new(hidden, hidden).init(device)),
+            y_cond: Some(Linear::new(hidden, hidden, device)),
             ..self
         }
     }
@@ -62,9 +62,9 @@ impl SelfAttention {
     /// `x` [G, L, M, D] → [G, L, M, D]: for every g and m, the L tokens (g, ·, m) attend to
     /// each other — spatial attention is M = 1, temporal attention reads frames in place.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let qkv = linear(&self.qkv, x); // [G, L, M, 3·D]
+        let qkv = self.qkv.forward(x); // [G, L, M, 3·D]
         let out = self_attention(qkv, self.heads); // [G, L, M, D]
-        linear(&self.proj, out)
+        self.proj.forward(out)
     }
 }
 
@@ -80,18 +80,18 @@ pub struct CrossAttention {
 impl CrossAttention {
     pub fn new(hidden: usize, heads: usize, device: &Device) -> Self {
         Self {
-            q_linear: LinearConfig::new(hidden, hidden).init(device),
-            kv_linear: LinearConfig::new(hidden, 2 * hidden).init(device),
-            proj: LinearConfig::new(hidden, hidden).init(device),
+            q_linear: Linear::new(hidden, hidden, device),
+            kv_linear: Linear::new(hidden, 2 * hidden, device),
+            proj: Linear::new(hidden, hidden, device),
             heads,
         }
     }
 
     /// `x` [B, N, D], `y` [B, L, D], `pad` [B, L] (true = padding) → [B, N, D].
     pub fn forward(&self, x: Tensor<3>, y: Tensor<3>, pad: Tensor<2, Bool>) -> Tensor<3> {
-        let q = linear(&self.q_linear, x); // [B, N, D]
-        let kv = linear(&self.kv_linear, y); // [B, L, 2·D]
+        let q = self.q_linear.forward(x); // [B, N, D]
+        let kv = self.kv_linear.forward(y); // [B, L, 2·D]
         let out = cross_attention(q, kv, pad, self.heads); // [B, N, D]
-        linear(&self.proj, out)
+        self.proj.forward(out)
     }
 }

@@ -6,7 +6,7 @@ use burn::prelude::*;
 
 use super::attention::{CrossAttention, POS_GATE_GAIN, SelfAttention};
 use super::mlp::Mlp;
-use freezeframe_kernels::{linear, modulated_norm};
+use freezeframe_kernels::modulated_norm;
 
 use super::modulation::BlockModulation;
 use crate::config::{StdiTConfig, TemporalPos};
@@ -108,7 +108,7 @@ impl StditBlock {
             x_t = x_t + ctx.tpe.clone().reshape([1, t, 1, d]);
         }
         if let (Some(cond), Some(y)) = (&self.attn_temp.y_cond, ctx.y_pooled) {
-            x_t = x_t + linear(cond, y.clone()).reshape([b, 1, 1, d]); // onto every token
+            x_t = x_t + cond.forward(y.clone()).reshape([b, 1, 1, d]); // onto every token
         }
         let x_t = self.attn_temp.forward(x_t).reshape([b, n, d]); // [B, N, D]
         x + m.attn.gate.clone() * x_t

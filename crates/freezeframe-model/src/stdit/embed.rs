@@ -1,10 +1,9 @@
 //! Input embedders: video patches (`x_embedder`), diffusion time (`t_embedder`), captions
 //! (`y_embedder`), and the fixed sin-cos position tables.
+use super::linear::Linear;
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
-use freezeframe_kernels::linear;
 
 use super::mlp::Mlp;
 use crate::config::Activation;
@@ -20,7 +19,7 @@ pub struct PatchEmbed {
 impl PatchEmbed {
     pub fn new(channels: usize, patch: usize, hidden: usize, device: &Device) -> Self {
         Self {
-            proj: LinearConfig::new(channels * patch * patch, hidden).init(device),
+            proj: Linear::new(channels * patch * patch, hidden, device),
             patch,
         }
     }
@@ -33,7 +32,7 @@ impl PatchEmbed {
         let x = x.reshape([b * t, c, hp, p, wp, p]); // [BT, C, h, p, w, p]
         let x = x.permute([0, 2, 4, 1, 3, 5]); // [BT, h, w, C, p, p]
         let x = x.reshape([b, t * hp * wp, c * p * p]); // [B, N, C·p·p]
-        linear(&self.proj, x)
+        self.proj.forward(x)
     }
 }
 
@@ -53,15 +52,15 @@ pub struct TimestepEmbedder {
 impl TimestepEmbedder {
     pub fn new(hidden: usize, device: &Device) -> Self {
         Self {
-            fc1: LinearConfig::new(TIME_FREQ_DIM, hidden).init(device),
-            fc2: LinearConfig::new(hidden, hidden).init(device),
+            fc1: Linear::new(TIME_FREQ_DIM, hidden, device),
+            fc2: Linear::new(hidden, hidden, device),
         }
     }
 
     /// `t` [B] in [0, 1] → [B, D].
     pub fn forward(&self, t: Tensor<1>) -> Tensor<2> {
         let feats = timestep_features(t.mul_scalar(TIME_SCALE)); // [B, 256]
-        linear(&self.fc2, silu(linear(&self.fc1, feats)))
+        self.fc2.forward(silu(self.fc1.forward(feats)))
     }
 }
 

@@ -1,8 +1,8 @@
 //! PixArt's `T2IFinalLayer`: modulated norm with its own [2, D] table, then a linear to patches.
+use super::linear::Linear;
 use burn::module::Param;
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use freezeframe_kernels::{linear, modulated_norm};
+use freezeframe_kernels::modulated_norm;
 
 #[derive(Module, Debug)]
 pub struct FinalLayer {
@@ -14,7 +14,7 @@ pub struct FinalLayer {
 impl FinalLayer {
     pub fn new(hidden: usize, patch_out: usize, device: &Device) -> Self {
         Self {
-            linear: LinearConfig::new(hidden, patch_out).init(device),
+            linear: Linear::new(hidden, patch_out, device),
             scale_shift_table: Param::from_tensor(Tensor::zeros([2, hidden], device)),
         }
     }
@@ -25,6 +25,6 @@ impl FinalLayer {
         let ss = self.scale_shift_table.val().unsqueeze_dim::<3>(0) + t.reshape([b, 1, d]); // [B, 2, D]
         let shift = ss.clone().narrow(1, 0, 1); // [B, 1, D]
         let scale = ss.narrow(1, 1, 1); // [B, 1, D]
-        linear(&self.linear, modulated_norm(x, shift, scale))
+        self.linear.forward(modulated_norm(x, shift, scale))
     }
 }

@@ -1,8 +1,8 @@
 //! Two-layer perceptron `fc1 → activation → fc2` (timm's `Mlp`, as used by Open-Sora).
-use burn::nn::{Linear, LinearConfig};
+use super::linear::Linear;
 use burn::prelude::*;
 use burn::tensor::activation::{gelu_approximate, silu};
-use freezeframe_kernels::{gelu, linear};
+use freezeframe_kernels::gelu;
 
 use crate::config::Activation;
 
@@ -23,8 +23,8 @@ impl Mlp {
         device: &Device,
     ) -> Self {
         Self {
-            fc1: LinearConfig::new(input, hidden).init(device),
-            fc2: LinearConfig::new(hidden, output).init(device),
+            fc1: Linear::new(input, hidden, device),
+            fc2: Linear::new(hidden, output, device),
             act,
         }
     }
@@ -32,12 +32,12 @@ impl Mlp {
     /// The exact (erf) GELU runs on the fused kernel, which replaces Burn's element-by-element
     /// libm `erf` (see `freezeframe-kernels`); the tanh form and SiLU on Burn's composed ops.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
-        let h = linear(&self.fc1, x);
+        let h = self.fc1.forward(x);
         let h = match self.act {
             Activation::Gelu => gelu(h),
             Activation::GeluTanh => gelu_approximate(h),
             Activation::Silu => silu(h),
         };
-        linear(&self.fc2, h)
+        self.fc2.forward(h)
     }
 }

@@ -3,6 +3,7 @@ mod attention;
 mod block;
 mod embed;
 mod final_layer;
+mod linear;
 mod mlp;
 mod modulation;
 
@@ -13,13 +14,12 @@ pub use embed::{
     sincos_2d_at, sincos_at, timestep_features,
 };
 pub use final_layer::FinalLayer;
+pub use linear::Linear;
 pub use mlp::Mlp;
 pub use modulation::{BlockModulation, Modulation};
 
-use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::activation::silu;
-use freezeframe_kernels::linear;
 
 use crate::config::{StdiTConfig, TemporalPos};
 
@@ -85,7 +85,7 @@ impl Stdit {
         Self {
             x_embedder: PatchEmbed::new(cfg.channels, cfg.patch, d, device),
             t_embedder: TimestepEmbedder::new(d, device),
-            t_block: LinearConfig::new(d, 6 * d).init(device),
+            t_block: Linear::new(d, 6 * d, device),
             y_embedder: CaptionEmbedder::new(
                 cfg.text_dim,
                 cfg.text_len,
@@ -173,7 +173,7 @@ impl Stdit {
         let x = x.reshape([b, frames * s, d]); // [B, N, D]
 
         let t_emb = self.t_embedder.forward(t); // [B, D]
-        let t0 = linear(&self.t_block, silu(t_emb.clone())); // [B, 6D]
+        let t0 = self.t_block.forward(silu(t_emb.clone())); // [B, 6D]
         let (y, pad) = self.y_embedder.forward(
             caption.tokens.clone(),
             caption.pad.clone(),
