@@ -172,23 +172,36 @@ impl Stdit {
     }
 }
 
+/// One adapter tensor as PEFT stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeftTensor {
+    pub key: String,
+    /// PyTorch's layout: `lora_A` [r, d_in], `lora_B` [d_out, r].
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
 /// The adapters as PEFT stores them for a PyTorch model whose modules carry these paths:
-/// (`base_model.model.<layer>.lora_A.weight`, [r, d_in], values) and `lora_B` [d_out, r]
-/// (PyTorch's [out, in], the transpose of Burn's layout).
-pub fn peft_tensors(model: &Stdit) -> Result<Vec<(String, Vec<usize>, Vec<f32>)>, LoraError> {
+/// `base_model.model.<layer>.lora_A.weight` and `.lora_B.weight`, in PyTorch's [out, in]
+/// layout (the transpose of Burn's).
+pub fn peft_tensors(model: &Stdit) -> Result<Vec<PeftTensor>, LoraError> {
     let transpose = |layer: &str, p: &Param<Tensor<2>>| {
         let [i, o] = p.dims();
         let v = p.val().transpose().into_data().convert::<f32>();
         v.try_into_vec::<f32>()
-            .map(|v| (vec![o, i], v))
+            .map(|values| (vec![o, i], values))
             .map_err(|e| LoraError::Read(layer.to_string(), format!("{e:?}")))
     };
     let mut out = Vec::new();
     for (layer, lin) in model.linears() {
         if let (Some(a), Some(b)) = (&lin.lora_a, &lin.lora_b) {
             for (name, p) in [("lora_A", a), ("lora_B", b)] {
-                let (shape, v) = transpose(&layer, p)?;
-                out.push((format!("base_model.model.{layer}.{name}.weight"), shape, v));
+                let (shape, values) = transpose(&layer, p)?;
+                out.push(PeftTensor {
+                    key: format!("base_model.model.{layer}.{name}.weight"),
+                    shape,
+                    values,
+                });
             }
         }
     }

@@ -234,7 +234,8 @@ fn check_adapters_start_silent(model: &Stdit, mcfg: &StdiTConfig) -> Result<(), 
         adapters = model.lora_layers().len(),
         "LoRA adapters against the model without them"
     );
-    if !(diff <= ADAPTER_TOLERANCE) {
+    // A NaN offset fails too.
+    if diff.is_nan() || diff > ADAPTER_TOLERANCE {
         return Err(TrainError::Init(format!(
             "fresh LoRA adapters change the model's output by {diff} (more than {ADAPTER_TOLERANCE}): their `lora_b` must start at zero"
         )));

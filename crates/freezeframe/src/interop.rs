@@ -140,10 +140,10 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
     );
     let shapes: Vec<(String, Vec<usize>)> = tensors
         .iter()
-        .map(|(k, s, _)| (k.clone(), s.clone()))
+        .map(|t| (t.key.clone(), t.shape.clone()))
         .collect();
     let mut values: std::collections::HashMap<String, Vec<f32>> =
-        tensors.into_iter().map(|(k, _, v)| (k, v)).collect();
+        tensors.into_iter().map(|t| (t.key, t.values)).collect();
     freezeframe_interop::st::write_f32(&weights, ("format", "pt"), &shapes, |k| {
         values
             .remove(k)
