@@ -200,7 +200,9 @@ fn values_by_path(model: &Stdit) -> BTreeMap<String, Vec<f32>> {
 }
 
 /// ‖w − w₀‖ / ‖w₀‖ per family between the run's first-step weights (rebuilt from its config)
-/// and its newest checkpoint's trained (not EMA) weights.
+/// and its newest checkpoint's trained (not EMA) weights. LoRA adapters are merged into their
+/// weights on both sides first, so a LoRA run's drift is that of the weights it computes with,
+/// comparable with any other plan's.
 pub fn drift(run: &Run) -> Result<BTreeMap<String, f64>, LabError> {
     let device = Device::flex();
     let cfg = run.load_config()?;
@@ -209,7 +211,10 @@ pub fn drift(run: &Run) -> Result<BTreeMap<String, f64>, LabError> {
         .latest_checkpoint()
         .ok_or_else(|| TrainError::NoCheckpoint(run.dir.clone()))?;
     let end = checkpoint::load_model(start.clone(), &dir.join("model.safetensors"))?;
-    let (a, b) = (values_by_path(&start), values_by_path(&end));
+    let (a, b) = (
+        values_by_path(&start.merge_lora()),
+        values_by_path(&end.merge_lora()),
+    );
     let mut sums: BTreeMap<String, (f64, f64)> = BTreeMap::new();
     for (path, w0) in &a {
         let Some(w1) = b.get(path) else { continue };

@@ -57,6 +57,13 @@ fn the_study_starts_every_plan_from_the_image_model_itself() {
     assert_eq!((slots.frame_slots, slots.image_frame_slots), (8, Some(8)));
     assert!(slots.max_abs_diff < 1e-5, "{slots:?}");
     assert_eq!(slots.identity(), Identity::Holds);
+    // The two-by-two study's base (caption_to_temporal's zero-initialised y_cond) keeps it too.
+    let two = check(
+        "configs/ablations/open-sora-freeze-2x2.toml",
+        "assets/image-model-slots.safetensors",
+    );
+    assert!(two.max_abs_diff < 1e-5, "{two:?}");
+    assert_eq!(two.identity(), Identity::Holds);
     let unseen = check(
         "configs/ablations/open-sora-freeze.toml",
         "assets/image-model.safetensors",

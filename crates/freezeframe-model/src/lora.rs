@@ -43,73 +43,49 @@ pub enum LoraError {
     Read(String, String),
 }
 
-impl Stdit {
-    /// Every linear layer with its Open-Sora path, in traversal order.
-    pub fn linears(&self) -> Vec<(String, &Linear)> {
-        let mut v: Vec<(String, &Linear)> = vec![
-            ("x_embedder.proj".into(), &self.x_embedder.proj),
-            ("t_embedder.fc1".into(), &self.t_embedder.fc1),
-            ("t_embedder.fc2".into(), &self.t_embedder.fc2),
-            ("t_block".into(), &self.t_block),
-            ("y_embedder.y_proj.fc1".into(), &self.y_embedder.y_proj.fc1),
-            ("y_embedder.y_proj.fc2".into(), &self.y_embedder.y_proj.fc2),
+/// Every linear layer of a model as (Open-Sora path, `&` or `&mut` reference), in traversal
+/// order: the one list [`Stdit::linears`] and `linears_mut` share.
+macro_rules! each_linear {
+    ($m:expr, $($r:tt)+) => {{
+        let mut v = vec![
+            ("x_embedder.proj".to_string(), $($r)+ $m.x_embedder.proj),
+            ("t_embedder.fc1".to_string(), $($r)+ $m.t_embedder.fc1),
+            ("t_embedder.fc2".to_string(), $($r)+ $m.t_embedder.fc2),
+            ("t_block".to_string(), $($r)+ $m.t_block),
+            ("y_embedder.y_proj.fc1".to_string(), $($r)+ $m.y_embedder.y_proj.fc1),
+            ("y_embedder.y_proj.fc2".to_string(), $($r)+ $m.y_embedder.y_proj.fc2),
         ];
-        for (i, b) in self.blocks.iter().enumerate() {
+        for (i, b) in ($($r)+ $m.blocks).into_iter().enumerate() {
             let p = |s: &str| format!("blocks.{i}.{s}");
-            v.push((p("attn.qkv"), &b.attn.qkv));
-            v.push((p("attn.proj"), &b.attn.proj));
-            v.push((p("attn_temp.qkv"), &b.attn_temp.qkv));
-            v.push((p("attn_temp.proj"), &b.attn_temp.proj));
-            if let Some(c) = &b.attn_temp.y_cond {
+            v.push((p("attn.qkv"), $($r)+ b.attn.qkv));
+            v.push((p("attn.proj"), $($r)+ b.attn.proj));
+            v.push((p("attn_temp.qkv"), $($r)+ b.attn_temp.qkv));
+            v.push((p("attn_temp.proj"), $($r)+ b.attn_temp.proj));
+            if let Some(c) = $($r)+ b.attn_temp.y_cond {
                 v.push((p("attn_temp.y_cond"), c));
             }
-            v.push((p("cross_attn.q_linear"), &b.cross_attn.q_linear));
-            v.push((p("cross_attn.kv_linear"), &b.cross_attn.kv_linear));
-            v.push((p("cross_attn.proj"), &b.cross_attn.proj));
-            v.push((p("mlp.fc1"), &b.mlp.fc1));
-            v.push((p("mlp.fc2"), &b.mlp.fc2));
+            v.push((p("cross_attn.q_linear"), $($r)+ b.cross_attn.q_linear));
+            v.push((p("cross_attn.kv_linear"), $($r)+ b.cross_attn.kv_linear));
+            v.push((p("cross_attn.proj"), $($r)+ b.cross_attn.proj));
+            v.push((p("mlp.fc1"), $($r)+ b.mlp.fc1));
+            v.push((p("mlp.fc2"), $($r)+ b.mlp.fc2));
         }
-        v.push(("final_layer.linear".into(), &self.final_layer.linear));
+        v.push(("final_layer.linear".to_string(), $($r)+ $m.final_layer.linear));
         v.into_iter()
             .map(|(p, l)| (opensora_layer(&p), l))
             .collect()
+    }};
+}
+
+impl Stdit {
+    /// Every linear layer with its Open-Sora path, in traversal order.
+    pub fn linears(&self) -> Vec<(String, &Linear)> {
+        each_linear!(self, &)
     }
 
     /// [`Stdit::linears`], mutable.
     fn linears_mut(&mut self) -> Vec<(String, &mut Linear)> {
-        let mut v: Vec<(String, &mut Linear)> = vec![
-            ("x_embedder.proj".into(), &mut self.x_embedder.proj),
-            ("t_embedder.fc1".into(), &mut self.t_embedder.fc1),
-            ("t_embedder.fc2".into(), &mut self.t_embedder.fc2),
-            ("t_block".into(), &mut self.t_block),
-            (
-                "y_embedder.y_proj.fc1".into(),
-                &mut self.y_embedder.y_proj.fc1,
-            ),
-            (
-                "y_embedder.y_proj.fc2".into(),
-                &mut self.y_embedder.y_proj.fc2,
-            ),
-        ];
-        for (i, b) in self.blocks.iter_mut().enumerate() {
-            let p = |s: &str| format!("blocks.{i}.{s}");
-            v.push((p("attn.qkv"), &mut b.attn.qkv));
-            v.push((p("attn.proj"), &mut b.attn.proj));
-            v.push((p("attn_temp.qkv"), &mut b.attn_temp.qkv));
-            v.push((p("attn_temp.proj"), &mut b.attn_temp.proj));
-            if let Some(c) = &mut b.attn_temp.y_cond {
-                v.push((p("attn_temp.y_cond"), c));
-            }
-            v.push((p("cross_attn.q_linear"), &mut b.cross_attn.q_linear));
-            v.push((p("cross_attn.kv_linear"), &mut b.cross_attn.kv_linear));
-            v.push((p("cross_attn.proj"), &mut b.cross_attn.proj));
-            v.push((p("mlp.fc1"), &mut b.mlp.fc1));
-            v.push((p("mlp.fc2"), &mut b.mlp.fc2));
-        }
-        v.push(("final_layer.linear".into(), &mut self.final_layer.linear));
-        v.into_iter()
-            .map(|(p, l)| (opensora_layer(&p), l))
-            .collect()
+        each_linear!(self, &mut)
     }
 
     /// The adapters the model carries, in traversal order.
@@ -121,7 +97,7 @@ impl Stdit {
                 Some(LoraLayer {
                     layer,
                     rank,
-                    alpha: f64::from(l.lora_scale) * rank as f64,
+                    alpha: l.lora_alpha,
                 })
             })
             .collect()
@@ -156,7 +132,7 @@ impl Stdit {
         for (_, lin) in self.linears_mut() {
             lin.lora_a = None;
             lin.lora_b = None;
-            lin.lora_scale = 0.0;
+            lin.lora_alpha = 0.0;
         }
         self
     }
@@ -278,7 +254,7 @@ fn attach(path: &str, lin: &mut Linear, spec: &LoraLayer, seed: u64) -> Result<(
     let a = Tensor::<1>::from_floats(a.as_slice(), &device).reshape([d_in, r]);
     lin.lora_a = Some(Param::from_tensor(a));
     lin.lora_b = Some(Param::from_tensor(Tensor::zeros([r, d_out], &device)));
-    lin.lora_scale = (spec.alpha / r as f64) as f32;
+    lin.lora_alpha = spec.alpha;
     Ok(())
 }
 
@@ -418,6 +394,40 @@ mod tests {
     }
 
     #[test]
+    fn peft_tensors_are_pytorch_layout_and_the_config_names_every_layer() {
+        let dev = Device::flex();
+        let m = model(&dev);
+        let mut ls = layers("mlp.fc1", &m, 2);
+        ls[1].rank = 3;
+        ls[1].alpha = 6.0;
+        let m = m.with_lora(&ls, 1).unwrap();
+        let t = peft_tensors(&m).unwrap();
+        assert_eq!(t.len(), 4);
+        let a = &t[0];
+        assert_eq!(a.key, "base_model.model.blocks.0.mlp.fc1.lora_A.weight");
+        let lin = &m.blocks[0].mlp.fc1;
+        let (d_in, _) = lin.dims();
+        assert_eq!(a.shape, vec![2, d_in]);
+        // Burn's A is [d_in, r]: PEFT's [r, d_in] is its transpose.
+        let burn: Vec<f32> = lin
+            .lora_a
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(a.values[1], burn[2]); // PEFT [0, 1] = Burn [1, 0]
+        assert_eq!(a.values[d_in], burn[1]); // PEFT [1, 0] = Burn [0, 1]
+        assert_eq!(t[1].key, "base_model.model.blocks.0.mlp.fc1.lora_B.weight");
+        let c = peft_config(&m.lora_layers());
+        assert_eq!(c["target_modules"].as_array().unwrap().len(), 2);
+        // Ranks 2 and 3 (α 4 and 6): one of each is `r` / `lora_alpha`, the other a pattern.
+        assert_eq!(c["rank_pattern"].as_object().unwrap().len(), 1);
+        assert_eq!(c["alpha_pattern"].as_object().unwrap().len(), 1);
+    }
+
+    #[test]
     fn bad_adapters_are_refused_naming_the_layer() {
         let m = model(&Device::flex());
         let l = |layer: &str, rank, alpha| LoraLayer {
@@ -478,7 +488,7 @@ mod tests {
         lin.weight = Param::from_tensor(w.clone()).set_require_grad(false);
         lin.lora_a = Some(Param::from_tensor(a.clone()));
         lin.lora_b = Some(Param::from_tensor(b.clone()));
-        lin.lora_scale = 0.75;
+        lin.lora_alpha = 0.75 * 3.0;
         let bias = lin.bias.as_ref().map(|p| p.val()).unwrap();
         let x = x.require_grad();
         let loss = (lin.forward(x.clone()) * probe.clone()).sum();
@@ -508,7 +518,7 @@ mod tests {
         close(gb.clone(), Tensor::from_inner(rb.grad(&grads).unwrap()));
 
         // Central differences in f64 on the plain values, for a few entries of A and B.
-        let vals = |t: &Tensor<2>| -> Vec<f64> {
+        fn vals<const D: usize>(t: &Tensor<D>) -> Vec<f64> {
             t.clone()
                 .inner()
                 .into_data()
@@ -517,7 +527,7 @@ mod tests {
                 .iter()
                 .map(|&v| v as f64)
                 .collect()
-        };
+        }
         let (xv, wv, av, bv, pv) = (
             vals(&x.clone().detach()),
             vals(&w),
@@ -525,14 +535,7 @@ mod tests {
             vals(&b),
             vals(&probe),
         );
-        let bsv: Vec<f64> = bias
-            .inner()
-            .into_data()
-            .try_into_vec::<f32>()
-            .unwrap()
-            .iter()
-            .map(|&v| v as f64)
-            .collect();
+        let bsv = vals(&bias);
         let f = |av: &[f64], bv: &[f64]| {
             let mut s = 0.0;
             for i in 0..5 {

@@ -81,7 +81,7 @@ pub fn explain(plan: &ResolvedPlan, base_lr: f64) -> String {
             s,
             "lora[{k}]: rank {}, alpha {} on the linear layers of {}",
             l.rank,
-            l.alpha.unwrap_or(l.rank as f64),
+            l.alpha(),
             l.targets.join(", ")
         );
     }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use crate::error::PlanError;
 use crate::resolve::{Ctx, ParamMeta};
 use crate::selector;
-use crate::spec::PlanSpec;
+use crate::spec::{LoraSpec, PlanSpec};
 
 /// Suffixes of an adapter's two parameters.
 pub const LORA_A: &str = ".lora_a";
@@ -56,54 +56,11 @@ pub fn targets(
         source: name,
         paths: base.iter().map(|p| p.path.as_str()).collect(),
     };
-    // Groups are resolved against the model with its adapters, which these targets decide.
-    let sets = BTreeMap::new();
-    let mut chosen: BTreeMap<String, (usize, LoraTarget)> = BTreeMap::new();
-    let mut order = Vec::new();
+    // Which `[[lora]]` entry gave each layer its adapter, in the model's order.
+    let mut chosen: Vec<(usize, LoraTarget)> = Vec::new();
     for (k, l) in spec.lora.iter().enumerate() {
-        let key = format!("lora[{k}]");
-        if l.rank == 0 {
-            return Err(ctx.invalid(format!("{key}.rank"), "0", "must be at least 1"));
-        }
-        let alpha = l.alpha.unwrap_or(l.rank as f64);
-        if !(alpha.is_finite() && alpha > 0.0) {
-            return Err(ctx.invalid(
-                format!("{key}.alpha"),
-                alpha.to_string(),
-                "must be a finite number > 0",
-            ));
-        }
-        if let Some(g) = l.targets.iter().find(|t| t.starts_with('@')) {
-            return Err(ctx.invalid(
-                format!("{key}.targets"),
-                format!("\"{g}\""),
-                "adapter targets are path globs (`blocks.*.attn_temp.**`); groups cannot be named here",
-            ));
-        }
-        let hit = ctx.select(&format!("{key}.targets"), &l.targets, &sets)?;
-        let layers: Vec<(&str, usize, usize)> = base
-            .iter()
-            .zip(&hit)
-            .filter(|&(_, &h)| h)
-            .filter_map(|(p, _)| linear_of(p))
-            .collect();
-        if layers.is_empty() {
-            let linear: Vec<&str> = base
-                .iter()
-                .filter_map(|p| linear_of(p))
-                .map(|l| l.0)
-                .collect();
-            let near = selector::closest(&l.targets.join(" "), linear.iter().copied(), 4);
-            return Err(ctx.invalid(
-                format!("{key}.targets"),
-                format!("{:?}", l.targets),
-                format!(
-                    "selects no linear layer (adapters go on a layer's 2-D `weight`); closest linear layers: {}",
-                    near.join(", ")
-                ),
-            ));
-        }
-        for (layer, d_in, d_out) in layers {
+        for (layer, d_in, d_out) in entry_layers(&ctx, k, l, &base)? {
+            let key = format!("lora[{k}]");
             let max = d_in.min(d_out);
             if l.rank > max {
                 return Err(ctx.invalid(
@@ -112,26 +69,76 @@ pub fn targets(
                     format!("must be between 1 and min(d_in, d_out) = {max} of `{layer}` ({d_in} → {d_out})"),
                 ));
             }
-            if let Some((j, _)) = chosen.get(layer) {
+            if let Some((j, _)) = chosen.iter().find(|(_, t)| t.layer == layer) {
                 return Err(ctx.invalid(
                     format!("{key}.targets"),
                     format!("{:?}", l.targets),
                     format!("`{layer}` already has an adapter from lora[{j}]; give each layer one"),
                 ));
             }
-            order.push(layer.to_string());
             let t = LoraTarget {
                 layer: layer.to_string(),
                 rank: l.rank,
-                alpha,
+                alpha: l.alpha(),
             };
-            chosen.insert(layer.to_string(), (k, t));
+            chosen.push((k, t));
         }
     }
-    Ok(order
-        .into_iter()
-        .filter_map(|l| chosen.remove(&l).map(|(_, t)| t))
-        .collect())
+    Ok(chosen.into_iter().map(|(_, t)| t).collect())
+}
+
+/// The linear layers (path, d_in, d_out) entry `k` selects, after checking its rank ≥ 1, its α
+/// and its targets.
+fn entry_layers<'a>(
+    ctx: &Ctx,
+    k: usize,
+    l: &LoraSpec,
+    base: &[&'a ParamMeta],
+) -> Result<Vec<(&'a str, usize, usize)>, PlanError> {
+    let key = format!("lora[{k}]");
+    if l.rank == 0 {
+        return Err(ctx.invalid(format!("{key}.rank"), "0", "must be at least 1"));
+    }
+    let alpha = l.alpha();
+    if !(alpha.is_finite() && alpha > 0.0) {
+        return Err(ctx.invalid(
+            format!("{key}.alpha"),
+            alpha.to_string(),
+            "must be a finite number > 0",
+        ));
+    }
+    if let Some(g) = l.targets.iter().find(|t| t.starts_with('@')) {
+        return Err(ctx.invalid(
+            format!("{key}.targets"),
+            format!("\"{g}\""),
+            "adapter targets are path globs (`blocks.*.attn_temp.**`); groups cannot be named here",
+        ));
+    }
+    // Groups are resolved against the model with its adapters, which these targets decide.
+    let hit = ctx.select(&format!("{key}.targets"), &l.targets, &BTreeMap::new())?;
+    let layers: Vec<(&str, usize, usize)> = base
+        .iter()
+        .zip(&hit)
+        .filter(|&(_, &h)| h)
+        .filter_map(|(p, _)| linear_of(p))
+        .collect();
+    if layers.is_empty() {
+        let linear: Vec<&str> = base
+            .iter()
+            .filter_map(|p| linear_of(p))
+            .map(|l| l.0)
+            .collect();
+        let near = selector::closest(&l.targets.join(" "), linear.iter().copied(), 4);
+        return Err(ctx.invalid(
+            format!("{key}.targets"),
+            format!("{:?}", l.targets),
+            format!(
+                "selects no linear layer (adapters go on a layer's 2-D `weight`); closest linear layers: {}",
+                near.join(", ")
+            ),
+        ));
+    }
+    Ok(layers)
 }
 
 /// Checks that the model's adapters are exactly those `spec` asks for (same layers, same
@@ -203,6 +210,7 @@ pub(crate) mod tests {
 
     const TEMPORAL: &str = r#"
 init = "image"
+allow_untrained = ["blocks.*.attn_temp.**"]
 [[lora]]
 targets = ["blocks.*.attn_temp.**"]
 rank = 2
@@ -269,6 +277,17 @@ train = ["all"]
                 assert!(p.fresh && p.decay, "{}", p.path);
             }
         }
+        // A fresh base frozen under its adapter stays at its initialisation: acknowledged or
+        // refused, as any fresh parameter that never trains.
+        let mut silent = spec.clone();
+        silent.allow_untrained.clear();
+        let e = resolve("test", &silent, &params, 2, 10)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("allow_untrained") && e.contains("attn_temp.qkv.weight"),
+            "{e}"
+        );
         // The model must carry exactly the adapters the plan asks for.
         let e = resolve("test", &spec, &base, 2, 10)
             .unwrap_err()

@@ -498,7 +498,7 @@ fn resolve_phases(
             *t &= p.lr_scale > 0.0 && !p.lora_base;
         }
         if !trains.iter().any(|&t| t) {
-            return Err(ctx.invalid(key, format!("{:?}", ph.train), "every parameter this phase trains has learning-rate multiplier 0: it trains nothing"));
+            return Err(ctx.invalid(key, format!("{:?}", ph.train), "every parameter this phase names has learning-rate multiplier 0 or a LoRA adapter on its layer: it trains nothing"));
         }
         phases.push(Phase {
             name: ph.name.clone().unwrap_or_else(|| format!("phase{k}")),
@@ -527,12 +527,7 @@ fn check_untrained(
         ctx.select("allow_untrained", &spec.allow_untrained, sets)?
     };
     let never: Vec<&str> = (0..params.len())
-        .filter(|&i| {
-            params[i].fresh
-                && !params[i].lora_base
-                && !allowed[i]
-                && !phases.iter().any(|p| p.trains[i])
-        })
+        .filter(|&i| params[i].fresh && !allowed[i] && !phases.iter().any(|p| p.trains[i]))
         .map(|i| params[i].path.as_str())
         .collect();
     if never.is_empty() {

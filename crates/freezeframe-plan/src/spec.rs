@@ -126,6 +126,13 @@ pub struct LoraSpec {
     pub alpha: Option<f64>,
 }
 
+impl LoraSpec {
+    /// α, defaulting to the rank (an adapter scale of 1).
+    pub fn alpha(&self) -> f64 {
+        self.alpha.unwrap_or(self.rank as f64)
+    }
+}
+
 /// The whole plan file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

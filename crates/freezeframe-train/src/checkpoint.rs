@@ -8,6 +8,7 @@ use std::path::Path;
 use burn::optim::ModuleOptimizer;
 use burn::store::{BurnToPyTorchAdapter, ModuleSnapshot, PyTorchToBurnAdapter, SafetensorsStore};
 use burn::tensor::Bytes;
+use freezeframe_model::paths::map_values;
 use freezeframe_model::{LoraLayer, Stdit};
 use serde::{Deserialize, Serialize};
 
@@ -84,6 +85,30 @@ pub fn file_metadata(path: &Path) -> Result<HashMap<String, String>, TrainError>
     Ok(header.metadata().clone().unwrap_or_default())
 }
 
+/// Weights to start a run from (`[init] from`): [`load_model_partial`], except that adapters
+/// the file carries are merged into their weights first — the file's model as it computes —
+/// and never loaded into `model`'s own adapters, which keep their values and are reported
+/// missing (a plan's adapters start fresh, whatever run the weights come from).
+pub fn load_merged_partial(model: Stdit, path: &Path) -> Result<(Stdit, Vec<String>), TrainError> {
+    if file_lora(path)?.is_empty() {
+        return load_model_partial(model, path);
+    }
+    let (loaded, mut missing) = load_model_partial(model.clone().without_lora(), path)?;
+    let mut values: HashMap<String, Vec<f32>> = HashMap::new();
+    map_values(loaded.merge_lora(), |p, _, read| {
+        values.insert(p.to_string(), read());
+        None
+    });
+    let model = map_values(model, |p, _, _| {
+        let v = values.remove(p);
+        if v.is_none() && freezeframe_plan::adapter_layer(p).is_some() {
+            missing.push(p.to_string());
+        }
+        v
+    });
+    Ok((model, missing))
+}
+
 /// The adapters a weights file records (none for files without the key).
 fn file_lora(path: &Path) -> Result<Vec<LoraLayer>, TrainError> {
     match file_metadata(path)?.get(LORA_KEY) {
@@ -126,15 +151,18 @@ pub fn load_model(model: Stdit, path: &Path) -> Result<Stdit, TrainError> {
 }
 
 /// Loads every tensor the file has into `model`; returns the model and the Open-Sora paths the
-/// file lacked (those keep their current values). Shape mismatches are errors. A file with LoRA
-/// adapters gives a model without any its adapters first; a model whose adapters differ from
-/// the file's is refused.
+/// file lacked (those keep their current values). Shape mismatches are errors. A model without
+/// adapters loading a file with adapters gets the file's adapters first; a model whose adapters
+/// differ from the file's is refused.
 pub fn load_model_partial(model: Stdit, path: &Path) -> Result<(Stdit, Vec<String>), TrainError> {
     if !path.is_file() {
         return Err(ckpt_err(path, "file is missing"));
     }
-    let lora = file_lora(path)?;
-    let have = model.lora_layers();
+    let mut lora = file_lora(path)?;
+    let mut have = model.lora_layers();
+    // Compared by layer, whatever order the file lists them in.
+    lora.sort_by(|a, b| a.layer.cmp(&b.layer));
+    have.sort_by(|a, b| a.layer.cmp(&b.layer));
     let mut model = if have.is_empty() && !lora.is_empty() {
         // The values are the file's; the seed only fills them until the load.
         model

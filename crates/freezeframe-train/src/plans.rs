@@ -102,8 +102,10 @@ pub fn build_for_plan(
     with_plan_adapters(model, &loaded.name, &loaded.spec, seed)
 }
 
-/// Resolves a plan for `model` over `steps` steps, without looking at where weights come from
-/// (a model without the plan's adapters is resolved as if it had them).
+/// Resolves a plan for `model` over `steps` steps, without looking at where weights come from.
+/// A model without the plan's adapters is resolved as if it had them: the ids are then those of
+/// the model [`build_for_plan`] makes (ids are traversal indices), not of `model` itself —
+/// train only a model built with the plan's adapters.
 pub fn resolve_for(
     loaded: &freezeframe_plan::LoadedPlan,
     model: &Stdit,

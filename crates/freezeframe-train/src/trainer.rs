@@ -186,7 +186,7 @@ pub fn initial_model(
         }
         None
     });
-    let (model, missing) = checkpoint::load_model_partial(model, &file)?;
+    let (model, missing) = checkpoint::load_merged_partial(model, &file)?;
     let needed: Vec<&String> = missing.iter().filter(|m| !fresh.contains_key(*m)).collect();
     if !needed.is_empty() {
         return Err(TrainError::Init(format!(

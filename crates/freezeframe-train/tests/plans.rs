@@ -61,6 +61,17 @@ fn tensors(file: &Path) -> HashMap<String, Vec<f32>> {
     out
 }
 
+/// Open-Sora key → values of the run's seeded initialisation (before image weights).
+fn initial_values(cfg: &RunConfig) -> HashMap<String, Vec<f32>> {
+    let m = build_model(&cfg.model_config().unwrap(), cfg.seed, &Device::flex());
+    let mut o = HashMap::new();
+    map_values(m, |p, _, r| {
+        o.insert(p.to_string(), r());
+        None
+    });
+    o
+}
+
 fn ckpt(out: &Path, name: &str, step: usize) -> PathBuf {
     out.join(name)
         .join("checkpoints")
@@ -76,15 +87,7 @@ fn temporal_only_leaves_frozen_weights_bit_identical_and_keeps_no_state_for_them
     let loaded = tensors(&img);
     let last = ckpt(&out, "t", 6);
     let after = tensors(&last.join("model.safetensors"));
-    let fresh_init = {
-        let m = build_model(&cfg.model_config().unwrap(), cfg.seed, &Device::flex());
-        let mut o = HashMap::new();
-        map_values(m, |p, _, r| {
-            o.insert(p.to_string(), r());
-            None
-        });
-        o
-    };
+    let fresh_init = initial_values(&cfg);
     let mut changed = 0;
     for (path, v) in &after {
         if path.contains("attn_temp") {
@@ -298,16 +301,13 @@ fn lora_trains_only_adapters_keeps_bases_bit_identical_and_resumes_exactly() {
     let a = tensors(&ckpt(&out, "l", 6).join("model.safetensors"));
     let b = tensors(&ckpt(&out, "m", 6).join("model.safetensors"));
     assert_eq!(a, b, "interrupted and resumed must match the straight run");
+    assert_eq!(
+        tensors(&ckpt(&out, "l", 6).join("ema.safetensors")),
+        tensors(&ckpt(&out, "m", 6).join("ema.safetensors")),
+        "and so must the EMA"
+    );
 
-    let fresh_init = {
-        let m = build_model(&cfg.model_config().unwrap(), cfg.seed, &Device::flex());
-        let mut o = HashMap::new();
-        map_values(m, |p, _, r| {
-            o.insert(p.to_string(), r());
-            None
-        });
-        o
-    };
+    let fresh_init = initial_values(&cfg);
     let mut adapters_moved = 0;
     for (path, v) in &a {
         if path.ends_with(".lora_b") {
@@ -353,6 +353,50 @@ fn lora_trains_only_adapters_keeps_bases_bit_identical_and_resumes_exactly() {
             .iter()
             .all(|l| l.rank == 8 && l.alpha == 8.0)
     );
+
+    // Starting another run from this one merges its adapters into the weights; a LoRA plan's
+    // own adapters start fresh.
+    let merged = {
+        let m = freezeframe_train::checkpoint::load_model(
+            build_model(&cfg.model_config().unwrap(), 0, &Device::flex()),
+            &ckpt(&out, "l", 6).join("ema.safetensors"),
+        )
+        .unwrap()
+        .merge_lora();
+        let mut o = HashMap::new();
+        map_values(m, |p, _, r| {
+            o.insert(p.to_string(), r());
+            None
+        });
+        o
+    };
+    for plan in ["full", "lora-all"] {
+        let next = config("n", &out, 1, plan, Some(&out.join("l")));
+        let first = freezeframe_train::trainer::first_step_model(&next, &Device::flex()).unwrap();
+        assert_eq!(
+            first.lora_layers().len(),
+            if plan == "full" { 0 } else { 18 }
+        );
+        let mut seen = 0;
+        map_values(first, |p, _, r| {
+            let v = r();
+            if p.ends_with(".lora_b") {
+                assert!(
+                    v.iter().all(|&x| x == 0.0),
+                    "{plan}: {p} must start at zero"
+                );
+            } else if p == "blocks.1.mlp.fc1.weight" {
+                assert_eq!(v, merged[p], "{plan}: {p} must be the merged weight");
+                assert_ne!(
+                    v, loaded[p],
+                    "{plan}: the adapters trained, so merging changes {p}"
+                );
+                seen += 1;
+            }
+            None
+        });
+        assert_eq!(seen, 1);
+    }
 }
 
 #[test]

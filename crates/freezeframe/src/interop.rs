@@ -94,8 +94,10 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     let merged = if checkpoint::file_metadata(&ema)?.contains_key(checkpoint::LORA_KEY) {
         let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
         let n = m.lora_layers().len();
-        let tmp = TempFile(std::env::temp_dir().join(format!(
-            "freezeframe-merged-{}.safetensors",
+        // Beside the export (where there is room for it), removed when done.
+        std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
+        let tmp = TempFile(out.join(format!(
+            ".merged-{}.safetensors.partial",
             std::process::id()
         )));
         checkpoint::save_model(&m.merge_lora(), &tmp.0)?;
@@ -115,9 +117,10 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The adapters alone, as PEFT saves a LoRA of Open-Sora's PyTorch STDiT: `adapter_model.safetensors`
-/// with `base_model.model.<layer>.lora_A.weight` [r, d_in] and `.lora_B.weight` [d_out, r], and
-/// `adapter_config.json` (rank and α; per-layer ones in `rank_pattern` / `alpha_pattern`).
+/// The adapters alone, as PEFT saves a LoRA of Open-Sora's PyTorch STDiT:
+/// `adapter_model.safetensors` with `base_model.model.<layer>.lora_A.weight` [r, d_in] and
+/// `.lora_B.weight` [d_out, r], and `adapter_config.json` (rank and α; per-layer ones in
+/// `rank_pattern` / `alpha_pattern`).
 fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
     let (model, step, ema) = newest_ema(run_dir)?;
     let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
@@ -133,11 +136,13 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
         out.join("adapter_model.safetensors"),
         out.join("adapter_config.json"),
     );
-    anyhow::ensure!(
-        !config.exists(),
-        "{} exists; choose another output folder",
-        config.display()
-    );
+    for f in [&weights, &config] {
+        anyhow::ensure!(
+            !f.exists(),
+            "{} exists; choose another output folder",
+            f.display()
+        );
+    }
     let shapes: Vec<(String, Vec<usize>)> = tensors
         .iter()
         .map(|t| (t.key.clone(), t.shape.clone()))
@@ -153,7 +158,21 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
             })
     })?;
     let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(&layers))?;
-    std::fs::write(&config, text).with_context(|| config.display().to_string())?;
+    freezeframe_interop::st::write_new(&config, text.as_bytes())?;
+    // Open-Sora's STDiT has no `attn_temp.y_cond`, and its `x_embedder.proj` is a Conv3d (a
+    // `lora_A` of [r, C·p·p] would need reshaping to [r, C, 1, p, p] there).
+    let foreign: Vec<&str> = layers
+        .iter()
+        .map(|l| l.layer.as_str())
+        .filter(|l| l.ends_with("attn_temp.y_cond") || *l == "x_embedder.proj")
+        .collect();
+    if !foreign.is_empty() {
+        println!(
+            "note: {} of these layers have no Linear counterpart in Open-Sora's STDiT: {}",
+            foreign.len(),
+            foreign.join(", ")
+        );
+    }
     println!(
         "wrote {} and {} from step {step} (EMA weights): {} adapters, PEFT's key layout on Open-Sora's module names",
         weights.display(),

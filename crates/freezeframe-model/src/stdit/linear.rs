@@ -20,9 +20,10 @@ pub struct Linear {
     pub lora_a: Option<Param<Tensor<2>>>,
     /// LoRA's `B`, [r, d_out]: zero when attached, so the layer starts as it was.
     pub lora_b: Option<Param<Tensor<2>>>,
-    /// α / r; not a parameter (a checkpoint records α and r in its metadata).
+    /// LoRA's α (the adapter's output is scaled by α / r); not a parameter (a checkpoint
+    /// records α and r in its metadata).
     #[module(skip)]
-    pub lora_scale: f32,
+    pub lora_alpha: f64,
 }
 
 impl Linear {
@@ -34,7 +35,7 @@ impl Linear {
             bias: l.bias,
             lora_a: None,
             lora_b: None,
-            lora_scale: 0.0,
+            lora_alpha: 0.0,
         }
     }
 
@@ -49,6 +50,12 @@ impl Linear {
         self.lora_a.as_ref().map(|a| a.dims()[1])
     }
 
+    /// α / r (0 without an adapter).
+    pub fn lora_scale(&self) -> f32 {
+        self.lora_rank()
+            .map_or(0.0, |r| (self.lora_alpha / r as f64) as f32)
+    }
+
     /// `x` [..., d_in] → [..., d_out].
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let bias = self.bias.as_ref().map(|b| b.val());
@@ -56,7 +63,7 @@ impl Linear {
             (Some(a), Some(b)) => {
                 let low = linear_tensors(x.clone(), a.val(), None); // [..., r]
                 let delta = linear_tensors(low, b.val(), None); // [..., d_out]
-                linear_tensors(x, self.weight.val(), bias) + delta.mul_scalar(self.lora_scale)
+                linear_tensors(x, self.weight.val(), bias) + delta.mul_scalar(self.lora_scale())
             }
             _ => linear_tensors(x, self.weight.val(), bias),
         }
@@ -66,7 +73,7 @@ impl Linear {
     pub fn merged(self) -> Self {
         let weight = match (&self.lora_a, &self.lora_b) {
             (Some(a), Some(b)) => {
-                let delta = a.val().matmul(b.val()).mul_scalar(self.lora_scale);
+                let delta = a.val().matmul(b.val()).mul_scalar(self.lora_scale());
                 Param::from_tensor(self.weight.val() + delta)
             }
             _ => self.weight,
@@ -76,7 +83,7 @@ impl Linear {
             bias: self.bias,
             lora_a: None,
             lora_b: None,
-            lora_scale: 0.0,
+            lora_alpha: 0.0,
         }
     }
 }
