@@ -3,10 +3,12 @@
 pub mod cache;
 pub mod csv_list;
 pub mod ffmpeg;
+pub mod latents;
 pub mod prepare;
 
 pub use cache::{ClipCache, PrepareSettings};
 pub use csv_list::Skip;
+pub use latents::{LatentCache, LatentIndex};
 pub use prepare::{PrepareReport, prepare};
 
 #[derive(Debug, thiserror::Error)]
