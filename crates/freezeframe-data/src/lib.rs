@@ -9,4 +9,6 @@ pub mod video;
 pub mod world;
 
 pub use video::Video;
-pub use world::{Clip, Colour, Motion, ObjectTruth, Shape, Speed, Split, World, WorldConfig};
+pub use world::{
+    Clip, Colour, DataKind, Motion, ObjectTruth, Shape, Speed, Split, World, WorldConfig,
+};

@@ -141,6 +141,27 @@ pub struct WorldConfig {
     /// beside it with `frames` and `size` from this section.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub csv: Option<std::path::PathBuf>,
+    /// `pixels` (the default: the synthetic world or a clip cache) or `latents`: `cache` then
+    /// names a latent cache (`tools/latents/make_cache.py`), whose clips' sizes replace `frames`
+    /// and `size`. Left out of a written config when `pixels`, so configs (and the study's
+    /// cell keys) of pixel runs read as before.
+    #[serde(skip_serializing_if = "DataKind::is_pixels")]
+    pub kind: DataKind,
+}
+
+/// What a run trains on (`[data] kind`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataKind {
+    #[default]
+    Pixels,
+    Latents,
+}
+
+impl DataKind {
+    pub fn is_pixels(&self) -> bool {
+        *self == DataKind::Pixels
+    }
 }
 
 impl Default for WorldConfig {
@@ -173,6 +194,7 @@ impl Default for WorldConfig {
             seed: 0,
             cache: None,
             csv: None,
+            kind: DataKind::Pixels,
         }
     }
 }
@@ -246,6 +268,20 @@ impl WorldConfig {
                 why: why.to_string(),
             })
         };
+        if self.kind == DataKind::Latents && (self.cache.is_none() || self.csv.is_some()) {
+            return range(
+                "kind",
+                "\"latents\"".into(),
+                "a latent run reads `cache = \"<latent cache folder>\"` (not `csv`)",
+            );
+        }
+        if self.kind == DataKind::Latents && self.image_mode {
+            return range("kind", "\"latents\"".into(), "image_mode reads pixel clips");
+        }
+        if self.kind == DataKind::Latents {
+            // The cache decides the clips; the synthetic world's knobs are not read.
+            return Ok(());
+        }
         if self.frames == 0 {
             return range("frames", "0".into(), "need at least one frame");
         }

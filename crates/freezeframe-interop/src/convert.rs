@@ -343,5 +343,9 @@ pub fn model_section(m: &StdiTConfig) -> String {
     if let Some(b) = m.pos_base {
         s += &format!("pos_base = {b}\n");
     }
+    if m.channels != 3 {
+        // A latent model: it trains on a latent cache (`[data] kind = "latents"`).
+        s += &format!("in_channels = {}\n", m.channels);
+    }
     s
 }

@@ -36,6 +36,8 @@ pub const MAX_DEPTH: usize = 256;
 pub const MAX_MLP_RATIO: f64 = 16.0;
 pub const MAX_TEXT_LEN: usize = 4096;
 pub const MAX_TEXT_DIM: usize = 16_384;
+/// Input channels: RGB is 3, a VAE's latents 4 to 16; far above any VAE in use.
+pub const MAX_CHANNELS: usize = 1024;
 /// Patches in one frame.
 pub const MAX_TOKENS_PER_FRAME: usize = 16_384;
 /// The model's estimated parameters ([`StdiTConfig::estimated_params`]): 16 GiB of f32.
@@ -188,6 +190,7 @@ impl StdiTConfig {
             ("depth", self.depth, MAX_DEPTH),
             ("text_len", self.text_len, MAX_TEXT_LEN),
             ("text_dim", self.text_dim, MAX_TEXT_DIM),
+            ("in_channels", self.channels, MAX_CHANNELS),
         ] {
             if v > limit {
                 return over(key, v.to_string(), limit.to_string());

@@ -31,6 +31,15 @@ pub enum TextError {
     },
     #[error("prompt {0:?} has no words")]
     Empty(String),
+    #[error(
+        "caption {prompt:?} is not in the latent cache {cache} (a latent run has features for its \
+         cache's captions only; e.g. {examples})"
+    )]
+    NotCached {
+        prompt: String,
+        cache: String,
+        examples: String,
+    },
 }
 
 /// One encoded prompt.

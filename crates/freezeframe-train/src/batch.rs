@@ -149,15 +149,28 @@ pub fn train_batch<E: TextEncoder + ?Sized>(
         frame_slots,
     } = spec;
     let mut rng = step_rng(seed, step);
-    let n = data.len(Split::Train) as u64;
-    let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();
-    let clips: Vec<_> = idx
-        .par_iter()
-        .map(|&i| data.item(Split::Train, i as usize))
-        .collect();
-    let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
-    let x0 = videos_to_tensor(&videos, device);
-    let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
+    let (x0, texts) = match data.latents() {
+        // One size bucket per batch, the clips' latents as they are.
+        Some(cache) => {
+            let (_, idx) = crate::latent::draw(&mut rng, data.buckets(Split::Train), batch_size);
+            let texts = idx
+                .iter()
+                .map(|&i| cache.entry(i).caption.clone())
+                .collect();
+            (crate::latent::latents_tensor(cache, &idx, device), texts)
+        }
+        None => {
+            let n = data.len(Split::Train) as u64;
+            let idx: Vec<u64> = (0..batch_size).map(|_| rng.random_range(0..n)).collect();
+            let clips: Vec<_> = idx
+                .par_iter()
+                .map(|&i| data.item(Split::Train, i as usize))
+                .collect();
+            let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
+            let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
+            (videos_to_tensor(&videos, device), texts)
+        }
+    };
     let null: Vec<bool> = (0..batch_size)
         .map(|_| rng.random_bool(caption_dropout))
         .collect();

@@ -84,8 +84,13 @@ pub struct ModelSection {
     pub heads: Option<usize>,
     pub patch: Option<usize>,
     pub mlp_ratio: Option<f64>,
+    /// Caption feature width (PixArt's `caption_channels`).
+    #[serde(alias = "caption_channels")]
     pub text_dim: Option<usize>,
     pub text_len: Option<usize>,
+    /// Input channels: 3 for RGB (the default), a VAE's latent channels for `[data] kind =
+    /// "latents"`.
+    pub in_channels: Option<usize>,
     /// `attention` (Open-Sora v1.0, the default), `stream` (Latte) or `gated` (the stream
     /// behind zero-initialised gates): where the temporal position embedding enters.
     pub temporal_pos: Option<TemporalPos>,
@@ -121,6 +126,7 @@ impl Default for ModelSection {
             mlp_ratio: None,
             text_dim: None,
             text_len: None,
+            in_channels: None,
             temporal_pos: None,
             mlp_act: None,
             caption_act: None,
@@ -409,6 +415,9 @@ impl RunConfig {
         }
         if let Some(v) = m.text_len {
             c.text_len = v;
+        }
+        if let Some(v) = m.in_channels {
+            c.channels = v;
         }
         if let Some(v) = m.temporal_pos {
             c.temporal_pos = v;

@@ -2,8 +2,11 @@
 //! footage (`[data] cache = "DIR"` or `[data] csv = "list.csv"`).
 use std::path::{Path, PathBuf};
 
-use freezeframe_data::real::{ClipCache, PrepareSettings, prepare};
-use freezeframe_data::{Split, Video, World, WorldConfig};
+use freezeframe_data::real::{ClipCache, LatentCache, PrepareSettings, prepare};
+use freezeframe_data::{DataKind, Split, Video, World, WorldConfig};
+use freezeframe_model::StdiTConfig;
+
+use crate::latent::Buckets;
 
 use crate::error::TrainError;
 
@@ -15,6 +18,23 @@ pub enum Dataset {
         train: Vec<usize>,
         val: Vec<usize>,
     },
+    /// A latent cache (`[data] kind = "latents"`), split as a clip cache is, each split's clips
+    /// grouped by size.
+    Latents {
+        cache: LatentCache,
+        train: Vec<usize>,
+        val: Vec<usize>,
+        buckets: [Buckets; 2],
+    },
+}
+
+/// Every tenth clip (index 9, 19, …) held out; a cache of fewer than ten clips holds out its
+/// last, so that it still validates on something.
+fn split(n: usize) -> (Vec<usize>, Vec<usize>) {
+    let val: Vec<usize> = (0..n).filter(|i| i % 10 == 9).collect();
+    let train: Vec<usize> = (0..n).filter(|i| i % 10 != 9).collect();
+    let val = if val.is_empty() { vec![n - 1] } else { val };
+    (train, val)
 }
 
 /// One clip and its caption.
@@ -38,6 +58,9 @@ pub fn csv_cache_dir(csv: &Path, frames: usize, size: usize) -> PathBuf {
 impl Dataset {
     /// Opens the run's data. A `csv` is prepared first (only new or changed videos decode).
     pub fn open(cfg: &WorldConfig) -> Result<Self, TrainError> {
+        if cfg.kind == DataKind::Latents {
+            return Self::open_latents(cfg);
+        }
         let dir = match (&cfg.cache, &cfg.csv) {
             (None, None) => return Ok(Dataset::Synthetic(World::new(cfg.clone())?)),
             (Some(_), Some(_)) => {
@@ -80,11 +103,86 @@ impl Dataset {
                 dir.display()
             )));
         }
-        let val: Vec<usize> = (0..n).filter(|i| i % 10 == 9).collect();
-        let train: Vec<usize> = (0..n).filter(|i| i % 10 != 9).collect();
-        // A tiny cache still validates on something.
-        let val = if val.is_empty() { vec![n - 1] } else { val };
+        let (train, val) = split(n);
         Ok(Dataset::Cache { cache, train, val })
+    }
+
+    fn open_latents(cfg: &WorldConfig) -> Result<Self, TrainError> {
+        let dir = cfg.cache.as_ref().ok_or_else(|| {
+            TrainError::Data("[data] kind = \"latents\" needs cache = \"<folder>\"".into())
+        })?;
+        let cache = LatentCache::open(dir).map_err(cache_error)?;
+        if cache.is_empty() {
+            return Err(TrainError::Data(format!(
+                "latent cache {} holds no clips",
+                dir.display()
+            )));
+        }
+        let (train, val) = split(cache.len());
+        let group = |among: &[usize]| -> Buckets { cache.buckets(among).into_iter().collect() };
+        let buckets = [group(&train), group(&val)];
+        for (name, b) in [("train", &buckets[0]), ("held-out", &buckets[1])] {
+            let counts: Vec<String> = b
+                .iter()
+                .map(|((t, h, w), v)| format!("{t}×{h}×{w}: {}", v.len()))
+                .collect();
+            tracing::info!(split = name, buckets = %counts.join(", "), "latent clips by size (frames×h×w)");
+        }
+        Ok(Dataset::Latents {
+            cache,
+            train,
+            val,
+            buckets,
+        })
+    }
+
+    /// Refuses data the model cannot read: a latent cache whose channels, caption width or
+    /// caption length differ from the model's, or whose clips' sizes the patch does not divide.
+    pub fn check_model(&self, m: &StdiTConfig) -> Result<(), TrainError> {
+        let Dataset::Latents { cache, .. } = self else {
+            return Ok(());
+        };
+        cache
+            .check_model(m.channels, m.text_dim, m.text_len)
+            .map_err(cache_error)?;
+        let all: Vec<usize> = (0..cache.len()).collect();
+        for (t, h, w) in cache.buckets(&all).into_keys() {
+            if !h.is_multiple_of(m.patch) || !w.is_multiple_of(m.patch) {
+                return Err(TrainError::Data(format!(
+                    "{}: clips of {t} frames of {h}×{w} latents, which the model's patch {} does \
+                     not divide",
+                    cache.dir.join("index.json").display(),
+                    m.patch
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// (T, C, H, W) of samples: the model's, or for a latent run the size of its largest
+    /// training bucket (`m.channels` = the latents', checked by [`Dataset::check_model`]).
+    pub fn sample_shape(&self, m: &StdiTConfig) -> [usize; 4] {
+        match self.buckets(Split::Train).iter().max_by_key(|b| b.1.len()) {
+            Some(((t, h, w), _)) => [*t, m.channels, *h, *w],
+            None => [m.frames, m.channels, m.height, m.width],
+        }
+    }
+
+    /// The latent cache, for latent runs.
+    pub fn latents(&self) -> Option<&LatentCache> {
+        match self {
+            Dataset::Latents { cache, .. } => Some(cache),
+            _ => None,
+        }
+    }
+
+    /// A split's clips of a latent run grouped by size (cache indices; none for pixel data).
+    pub fn buckets(&self, split: Split) -> &[crate::latent::Bucket] {
+        match (self, split) {
+            (Dataset::Latents { buckets, .. }, Split::Train) => &buckets[0],
+            (Dataset::Latents { buckets, .. }, Split::Val) => &buckets[1],
+            _ => &[],
+        }
     }
 
     pub fn len(&self, split: Split) -> usize {
@@ -92,6 +190,8 @@ impl Dataset {
             (Dataset::Synthetic(w), s) => w.len(s),
             (Dataset::Cache { train, .. }, Split::Train) => train.len(),
             (Dataset::Cache { val, .. }, Split::Val) => val.len(),
+            (Dataset::Latents { train, .. }, Split::Train) => train.len(),
+            (Dataset::Latents { val, .. }, Split::Val) => val.len(),
         }
     }
 
@@ -119,6 +219,29 @@ impl Dataset {
                     caption: cache.caption(j).to_string(),
                 }
             }
+            Dataset::Latents {
+                cache, train, val, ..
+            } => {
+                // The latent itself, not pixels in [0, 1]: batches and the validation loss
+                // read latents through `latent::latents_tensor`, and every pixel reader
+                // (evaluation, probes, the lab's CKA) refuses latent runs first.
+                let j = match split {
+                    Split::Train => train[i],
+                    Split::Val => val[i],
+                };
+                let e = cache.entry(j);
+                let c = cache.index.latent_channels;
+                Item {
+                    video: Video::from_data(
+                        e.frames,
+                        c,
+                        e.height,
+                        e.width,
+                        cache.clip(j).latent.clone(),
+                    ),
+                    caption: e.caption.clone(),
+                }
+            }
         }
     }
 
@@ -126,7 +249,7 @@ impl Dataset {
     pub fn world(&self) -> Option<&World> {
         match self {
             Dataset::Synthetic(w) => Some(w),
-            Dataset::Cache { .. } => None,
+            Dataset::Cache { .. } | Dataset::Latents { .. } => None,
         }
     }
 }

@@ -127,6 +127,8 @@ fn clip_fps(data: &Dataset) -> f32 {
     match data {
         Dataset::Synthetic(_) => SYNTHETIC_FPS,
         Dataset::Cache { cache, .. } => cache.fps().unwrap_or(SYNTHETIC_FPS),
+        // Refused before this is asked (`evaluate_run`).
+        Dataset::Latents { .. } => SYNTHETIC_FPS,
     }
 }
 
@@ -147,6 +149,15 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
             path: "eval".into(),
             message: "--n and --steps must be at least 1".into(),
         });
+    }
+    let pre = run.load_config()?;
+    if pre.data.kind == freezeframe_data::DataKind::Latents {
+        return Err(TrainError::Data(format!(
+            "{}: a latent run; evaluation's metrics (motion, flicker, text alignment, FVD-lite) \
+             read pixels, which a latent run has not: decode its samples with \
+             tools/latents/make_cache.py --decode and run `freezeframe eval --videos` on them",
+            run.config_path().display()
+        )));
     }
     let device = run.backend(opts.backend)?.device()?;
     let loaded = load_run(run, &device)?;

@@ -2,9 +2,12 @@
 use std::path::Path;
 
 use burn::prelude::*;
+use freezeframe_data::DataKind;
 use freezeframe_data::Video;
 use freezeframe_diffusion::{cfg_combine, euler_sample};
 use freezeframe_model::{CaptionBatch, StdiTConfig, Stdit, TextEncoder, WordEncoder};
+
+use crate::latent::{CachedCaptions, RunEncoder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
@@ -18,15 +21,32 @@ use crate::run::Run;
 /// different seeds see the same text features.
 pub const TEXT_SEED: u64 = 0x7e47;
 
-/// The text encoder of a run.
-pub fn encoder_for(cfg: &RunConfig) -> Result<WordEncoder, TrainError> {
+/// The text encoder of a run: the frozen word encoder, or a latent run's cached features (which
+/// opens and checks its cache; [`encoder_for_data`] reuses an open one).
+pub fn encoder_for(cfg: &RunConfig) -> Result<RunEncoder, TrainError> {
+    if cfg.data.kind == DataKind::Latents {
+        return encoder_for_data(cfg, &crate::dataset::Dataset::open(&cfg.data)?);
+    }
     let m = cfg.model()?;
-    Ok(WordEncoder::new(
+    Ok(RunEncoder::Words(WordEncoder::new(
         crate::dataset::vocabulary(&cfg.data)?,
         m.text_dim,
         m.text_len,
         TEXT_SEED,
-    ))
+    )))
+}
+
+/// [`encoder_for`] with the run's data already open.
+pub fn encoder_for_data(
+    cfg: &RunConfig,
+    data: &crate::dataset::Dataset,
+) -> Result<RunEncoder, TrainError> {
+    let Some(cache) = data.latents() else {
+        return encoder_for(cfg);
+    };
+    let m = cfg.model()?;
+    data.check_model(&m)?;
+    Ok(RunEncoder::Cached(CachedCaptions::new(cache, m.text_len)))
 }
 
 fn cat_captions(a: &CaptionBatch, b: &CaptionBatch) -> CaptionBatch {
@@ -72,12 +92,37 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
     first: u64,
     spec: SampleSpec,
     device: &Device,
-    mut on_step: impl FnMut(usize),
+    on_step: impl FnMut(usize),
 ) -> Result<Vec<Video>, TrainError> {
-    let b = prompts.len();
-    if b == 0 {
+    if prompts.is_empty() {
         return Ok(Vec::new());
     }
+    let x = sample_tensor(model, encoder, prompts, first, spec, device, on_step)?;
+    let videos = tensor_to_videos(x)?;
+    let flat = videos.iter().filter(|v| is_flat(v)).count();
+    if flat > 0 {
+        tracing::warn!(
+            flat,
+            of = videos.len(),
+            cfg = spec.cfg,
+            "samples of one flat colour: the sampler collapsed (too strong guidance, or weights that have not learned)"
+        );
+    }
+    Ok(videos)
+}
+
+/// The sampler's output [B, T, C, H, W] as the model produces it (pixels in [−1, 1], or
+/// latents), for prompts `first..first + prompts.len()` (non-empty).
+pub fn sample_tensor<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    prompts: &[String],
+    first: u64,
+    spec: SampleSpec,
+    device: &Device,
+    mut on_step: impl FnMut(usize),
+) -> Result<Tensor<5>, TrainError> {
+    let b = prompts.len();
     let [t, c, h, w] = spec.shape;
     let noise: Vec<Tensor<5>> = (0..b)
         .map(|i| {
@@ -121,17 +166,57 @@ pub fn generate_from<E: TextEncoder + ?Sized>(
         },
         &mut on_step,
     );
-    let videos = tensor_to_videos(x)?;
-    let flat = videos.iter().filter(|v| is_flat(v)).count();
-    if flat > 0 {
-        tracing::warn!(
-            flat,
-            of = videos.len(),
-            cfg = spec.cfg,
-            "samples of one flat colour: the sampler collapsed (too strong guidance, or weights that have not learned)"
-        );
+    Ok(x)
+}
+
+/// Samples `n` latent clips for each prompt of a latent run and writes one
+/// `<slug>.safetensors` per prompt into `out_dir`, holding `latents` [n, T, C, h, w] (f32, as
+/// the model predicts them: decode with `tools/latents/make_cache.py --decode`). Returns the
+/// written paths.
+pub fn write_prompt_latents<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    prompts: &[String],
+    n: usize,
+    spec: SampleSpec,
+    out_dir: &Path,
+    device: &Device,
+) -> Result<Vec<std::path::PathBuf>, TrainError> {
+    std::fs::create_dir_all(out_dir)
+        .map_err(crate::error::io(format!("create {}", out_dir.display())))?;
+    let mut paths = Vec::new();
+    for p in prompts {
+        let rep: Vec<String> = vec![p.clone(); n];
+        let x = sample_tensor(model, encoder, &rep, 0, spec, device, |_| {})?;
+        let path = out_dir.join(format!("{}.safetensors", crate::run::slug(p)));
+        save_latents(&path, x)?;
+        paths.push(path);
     }
-    Ok(videos)
+    Ok(paths)
+}
+
+/// Writes sampled latents [n, T, C, h, w] as `latents` in a safetensors file (atomically);
+/// values that are not finite are an error, not a file.
+pub fn save_latents(path: &Path, x: Tensor<5>) -> Result<(), TrainError> {
+    let shape = x.dims().to_vec();
+    let values: Vec<f32> = x
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .map_err(|e| TrainError::NonFinite(format!("reading sampled latents back: {e:?}")))?;
+    if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+        return Err(TrainError::NonFinite(format!(
+            "the sampler produced {} (value {i} of {})",
+            values[i],
+            values.len()
+        )));
+    }
+    let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let view = safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape, &bytes)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    let file = safetensors::serialize([("latents", view)], None)
+        .map_err(|e| TrainError::Data(e.to_string()))?;
+    crate::run::write_atomic(path, &file)
 }
 
 /// Every value of the video within one 8-bit level of every other: a single colour.
@@ -149,22 +234,23 @@ pub fn is_flat(v: &Video) -> bool {
 /// them.
 pub struct LoadedRun {
     pub model: Stdit,
-    pub encoder: WordEncoder,
+    pub encoder: RunEncoder,
     pub config: RunConfig,
     pub model_config: StdiTConfig,
     /// Step of the checkpoint the weights come from.
     pub step: usize,
+    /// (T, C, H, W) of samples: the model's, or a latent run's largest size bucket.
+    pub sample_shape: [usize; 4],
 }
 
 impl LoadedRun {
     /// The sampling settings for this run's video shape.
     pub fn spec(&self, steps: usize, cfg: f32, seed: u64) -> SampleSpec {
-        let m = &self.model_config;
         SampleSpec {
             steps,
             cfg,
             seed,
-            shape: [m.frames, m.channels, m.height, m.width],
+            shape: self.sample_shape,
             slot: 0,
         }
     }
@@ -185,13 +271,26 @@ pub fn load_run(run: &Run, device: &Device) -> Result<LoadedRun, TrainError> {
         Stdit::new(&model_config, device),
         &dir.join("ema.safetensors"),
     )?;
-    let encoder = encoder_for(&config)?;
+    let (encoder, sample_shape) = if config.data.kind == DataKind::Latents {
+        let data = crate::dataset::Dataset::open(&config.data)?;
+        (
+            encoder_for_data(&config, &data)?,
+            data.sample_shape(&model_config),
+        )
+    } else {
+        let m = &model_config;
+        (
+            encoder_for(&config)?,
+            [m.frames, m.channels, m.height, m.width],
+        )
+    };
     Ok(LoadedRun {
         model,
         encoder,
         config,
         model_config,
         step,
+        sample_shape,
     })
 }
 

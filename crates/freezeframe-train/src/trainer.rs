@@ -18,16 +18,16 @@ use crate::batch::{BatchSpec, train_batch};
 use crate::checkpoint::{self, Checkpoint, CheckpointState, FORMAT_VERSION};
 use crate::config::RunConfig;
 use crate::error::{TrainError, io};
+use crate::latent::RunEncoder;
 use crate::lr::lr_at;
 use crate::metrics::{
     EndTag, GroupsRecord, LossRecord, MetricsLog, PhaseEnd, PhaseStart, Record, StartTag, ValRecord,
 };
 use crate::plans::{BoundPlan, set_trainable};
 use crate::run::{Run, write_atomic};
-use crate::sample::{SampleSpec, encoder_for, write_prompt_gifs};
+use crate::sample::{SampleSpec, write_prompt_gifs};
 use crate::validate::val_loss;
 use crate::{diagnostics, ema, grads, plans};
-use freezeframe_model::WordEncoder;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -289,7 +289,7 @@ struct Session<'a> {
     run: Run,
     bound: BoundPlan,
     data: Dataset,
-    encoder: WordEncoder,
+    encoder: RunEncoder,
     device: Device,
     plain: Device,
     spec: SampleSpec,
@@ -461,7 +461,12 @@ fn open_or_resume<'a>(
         check_saved_run(&run, cfg, &loaded_plan.text)?;
     }
     let data = Dataset::open(&cfg.data)?;
-    let encoder = encoder_for(cfg)?;
+    let encoder = crate::sample::encoder_for_data(cfg, &data)?;
+    // Sample prompts the encoder cannot read (a latent run: captions its cache lacks) fail
+    // here, not after the training.
+    for p in &cfg.sample.prompts {
+        freezeframe_model::TextEncoder::encode(&encoder, p)?;
+    }
     let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model, &plain)?;
 
     let created = create_run_dir(&run.dir)?;
@@ -494,7 +499,8 @@ fn open_or_resume<'a>(
             return Err(e);
         }
     };
-    let shape = [mcfg.frames, mcfg.channels, mcfg.height, mcfg.width];
+    // A latent run samples at the size of its largest training bucket.
+    let shape = data.sample_shape(&mcfg);
     let spec = SampleSpec {
         steps: cfg.sample.steps,
         cfg: cfg.sample.cfg,
@@ -563,7 +569,13 @@ impl Session<'_> {
     }
 
     fn samples_into(&self, ema: &Stdit, folder: &str) -> Result<Vec<PathBuf>, TrainError> {
-        write_prompt_gifs(
+        // A latent run writes what the model predicts; pixels need the VAE.
+        let write = if self.data.latents().is_some() {
+            crate::sample::write_prompt_latents
+        } else {
+            write_prompt_gifs
+        };
+        write(
             ema,
             &self.encoder,
             &self.cfg.sample.prompts,

@@ -27,7 +27,8 @@ pub struct ValLoss {
     pub by_t: Vec<(f32, f32)>,
 }
 
-/// Scores `model` (on a plain device) on the first `n_clips` held-out clips.
+/// Scores `model` (on a plain device) on the first `n_clips` held-out clips (a latent run: the
+/// first `n_clips` in size-bucket order, each forward pass within one size).
 pub fn val_loss<E: TextEncoder + ?Sized>(
     model: &Stdit,
     data: &Dataset,
@@ -36,6 +37,19 @@ pub fn val_loss<E: TextEncoder + ?Sized>(
     device: &Device,
 ) -> Result<ValLoss, TrainError> {
     let n = n_clips.min(data.len(Split::Val)).max(1);
+    if let Some(cache) = data.latents() {
+        let mut left = n;
+        let mut chunks = Vec::new();
+        for (_, clips) in data.buckets(Split::Val) {
+            let take = &clips[..clips.len().min(left)];
+            left -= take.len();
+            for c in take.chunks(CHUNK) {
+                let texts = c.iter().map(|&i| cache.entry(i).caption.clone()).collect();
+                chunks.push((crate::latent::latents_tensor(cache, c, device), texts));
+            }
+        }
+        return score(model, encoder, chunks, 0, device);
+    }
     let clips: Vec<_> = (0..n).map(|i| data.item(Split::Val, i)).collect();
     let videos: Vec<&Video> = clips.iter().map(|c| &c.video).collect();
     let texts: Vec<String> = clips.iter().map(|c| c.caption.clone()).collect();
@@ -59,20 +73,34 @@ pub fn loss_on<E: TextEncoder + ?Sized>(
             texts.len()
         )));
     }
-    let n = videos.len();
+    let chunks = videos
+        .chunks(CHUNK)
+        .zip(texts.chunks(CHUNK))
+        .map(|(v, t)| (videos_to_tensor(v, device), t.to_vec()))
+        .collect();
+    score(model, encoder, chunks, noise, device)
+}
+
+/// The loss at the evaluation timesteps over `chunks` of clean clips [B, T, C, H, W] and their
+/// captions, chunk i with the fixed noise of stream (`noise`, i).
+fn score<E: TextEncoder + ?Sized>(
+    model: &Stdit,
+    encoder: &E,
+    chunks: Vec<(Tensor<5>, Vec<String>)>,
+    noise: u64,
+    device: &Device,
+) -> Result<ValLoss, TrainError> {
+    let n: usize = chunks.iter().map(|(_, t)| t.len()).sum();
     let ts = eval_timesteps(VAL_TIMESTEPS);
     let mut sums = vec![0.0f64; ts.len()];
-    for (ci, (chunk, texts)) in videos.chunks(CHUNK).zip(texts.chunks(CHUNK)).enumerate() {
-        let x0 = videos_to_tensor(chunk, device);
+    for (ci, (x0, texts)) in chunks.into_iter().enumerate() {
+        let b = texts.len();
         let mut rng = ChaCha8Rng::seed_from_u64(VAL_NOISE_SEED ^ noise.wrapping_mul(0x9e37_79b9));
         rng.set_stream(ci as u64);
         let noise = normal_tensor(&mut rng, x0.dims(), device);
-        let cap = captions(encoder, texts, &vec![false; chunk.len()], device)?;
+        let cap = captions(encoder, &texts, &vec![false; b], device)?;
         for (k, &t) in ts.iter().enumerate() {
-            let tt = Tensor::<1>::from_data(
-                TensorData::new(vec![t; chunk.len()], [chunk.len()]),
-                device,
-            );
+            let tt = Tensor::<1>::from_data(TensorData::new(vec![t; b], [b]), device);
             let xt = interpolate(x0.clone(), noise.clone(), tt.clone());
             let pred = model.forward(xt, tt, &cap);
             let per = rf_loss_per_sample_f32(pred, velocity_target(x0.clone(), noise.clone()));

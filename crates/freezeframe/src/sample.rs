@@ -24,9 +24,12 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
     let run = Run::new(run);
     let device = run.backend(backend)?.device()?;
     let loaded = load_run(&run, &device)?;
+    let spec = loaded.spec(steps, cfg, seed);
+    if loaded.config.data.kind == freezeframe_data::DataKind::Latents {
+        return sample_latents(&loaded, prompt, n, out, spec, &device);
+    }
     let m = &loaded.model_config;
     grid_size(n, n, (m.height, m.width), SAMPLE_GIF_SCALE)?;
-    let spec = loaded.spec(steps, cfg, seed);
     let bar = freezeframe_train::progress::bar(
         steps as u64,
         true,
@@ -47,6 +50,41 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
         "wrote {} ({} videos of {prompt:?}, {steps} steps, cfg {cfg})",
         out.display(),
         videos.len()
+    );
+    Ok(())
+}
+
+/// A latent run's samples: the latents the model predicts, as `latents` [n, T, C, h, w] in a
+/// safetensors file (decode with `tools/latents/make_cache.py --decode`).
+fn sample_latents(
+    loaded: &freezeframe_train::sample::LoadedRun,
+    prompt: &str,
+    n: usize,
+    out: &Path,
+    spec: freezeframe_train::sample::SampleSpec,
+    device: &burn::prelude::Device,
+) -> Result<()> {
+    anyhow::ensure!(
+        out.extension().is_some_and(|e| e == "safetensors"),
+        "{}: a latent run writes latents; name the output `<name>.safetensors`",
+        out.display()
+    );
+    let prompts = vec![prompt.to_string(); n.max(1)];
+    let x = freezeframe_train::sample::sample_tensor(
+        &loaded.model,
+        &loaded.encoder,
+        &prompts,
+        0,
+        spec,
+        device,
+        |_| {},
+    )?;
+    freezeframe_train::sample::save_latents(out, x)?;
+    let [t, c, h, w] = spec.shape;
+    println!(
+        "wrote {} ({} latent clips [{t}, {c}, {h}, {w}] of {prompt:?}); decode with tools/latents/make_cache.py --decode",
+        out.display(),
+        prompts.len()
     );
     Ok(())
 }

@@ -853,3 +853,150 @@ fn run_cell_takes_its_index_from_the_cluster_or_says_what_is_missing() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Issue 27: a tiny imported PixArt (the p4-sigma fixture: 4 latent channels, caption features
+/// of 32) trains on the committed latent cache (two size buckets), resumes bit-exactly, samples
+/// latents; misfit caches and prompts are errors naming what is wrong.
+#[test]
+fn an_imported_pixart_trains_on_a_latent_cache_and_resumes_exactly() {
+    let dir = std::env::temp_dir().join(format!("ff-cli-latents-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let fixture = root.join("crates/freezeframe-interop/tests/fixtures/pixart/p4-sigma");
+    let cache = root.join("crates/freezeframe-train/tests/fixtures/latents");
+    let image = dir.join("pixart.safetensors");
+    let (ok, out, err) = ff(&[
+        "import",
+        "pixart",
+        "--from",
+        fixture
+            .join("diffusion_pytorch_model.safetensors")
+            .to_str()
+            .unwrap(),
+        "--out",
+        image.to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("in_channels = 4") && out.contains("text_dim = 32"),
+        "{out}"
+    );
+    let model = &out[out.find("[model]").unwrap()..];
+    let config = |name: &str, steps: usize, model: &str, cache: &Path| {
+        format!(
+            "name = \"{name}\"\nout_dir = \"runs\"\nplan = \"full\"\n\
+             [init]\nfrom = \"pixart.safetensors\"\n\
+             [data]\nkind = \"latents\"\ncache = {:?}\nframes = 4\nsize = 8\n\
+             [train]\nbatch_size = 2\nsteps = {steps}\nwarmup = 1\n\
+             [log]\nevery = 1\nval_every = 3\ncheckpoint_every = 3\nval_clips = 4\n\
+             [sample]\nn = 1\nsteps = 2\nprompts = [\"a red square moves left\"]\n{model}",
+            cache.to_str().unwrap()
+        )
+    };
+    let train = |name: &str, steps: usize, extra: &[&str]| {
+        let file = format!("{name}-{steps}.toml");
+        std::fs::write(dir.join(&file), config(name, steps, model, &cache)).unwrap();
+        let mut args = vec!["train", "--config", file.as_str()];
+        args.extend_from_slice(extra);
+        ff_in(&dir, &args)
+    };
+    // Six steps; then the last checkpoint removed and the run resumed from step 3.
+    let (ok, _, err) = train("lat", 6, &[]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("latent clips by size") && err.contains("4×8×8"),
+        "{err}"
+    );
+    let last = dir.join("runs/lat/checkpoints/step-000006");
+    // Tensor by tensor (the header's metadata order is not fixed between processes).
+    let read = |f: &str| {
+        let mut src = freezeframe_interop::st::Source::open(&last.join(f)).unwrap();
+        let mut names = src.names();
+        names.sort();
+        let values: Vec<Vec<f32>> = names.iter().map(|n| src.read_f32(n).unwrap()).collect();
+        (names, values)
+    };
+    let straight = [read("model.safetensors"), read("ema.safetensors")];
+    std::fs::remove_dir_all(&last).unwrap();
+    let (ok, _, err) = train("lat", 6, &["--resume"]);
+    assert!(ok, "{err}");
+    assert!(
+        err.contains("resuming") && err.contains("step-000003"),
+        "{err}"
+    );
+    assert!(
+        [read("model.safetensors"), read("ema.safetensors")] == straight,
+        "resumed from step 3, the run must end bit-identical to the straight one"
+    );
+    let metrics = std::fs::read_to_string(dir.join("runs/lat/metrics.jsonl")).unwrap();
+    assert!(metrics.contains("\"val_loss\""), "{metrics}");
+    // Final samples are latents, [n, T, C, h, w] of the largest bucket.
+    let sample = dir.join("runs/lat/samples/final/a-red-square-moves-left.safetensors");
+    let meta = freezeframe_train::checkpoint::file_metadata(&sample);
+    assert!(meta.is_ok(), "{meta:?}");
+    let run = dir.join("runs/lat");
+    let (ok, out, err) = ff(&[
+        "sample",
+        "--run",
+        run.to_str().unwrap(),
+        "--prompt",
+        "a blue square moves right",
+        "--n",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        dir.join("s.safetensors").to_str().unwrap(),
+    ]);
+    assert!(ok, "{err}");
+    assert!(out.contains("[4, 4, 8, 8]"), "{out}");
+    let (ok, _, err) = ff(&[
+        "sample",
+        "--run",
+        run.to_str().unwrap(),
+        "--prompt",
+        "a green circle",
+        "--out",
+        dir.join("t.safetensors").to_str().unwrap(),
+    ]);
+    assert!(!ok && err.contains("not in the latent cache"), "{err}");
+    let (ok, _, err) = ff(&["eval", "--run", run.to_str().unwrap()]);
+    assert!(!ok && err.contains("read pixels"), "{err}");
+
+    // Misfits: RGB channels, captions longer than text_len, a shard changed since written.
+    let rgb = model.replace("in_channels = 4", "in_channels = 3");
+    std::fs::write(dir.join("rgb.toml"), config("rgb", 1, &rgb, &cache)).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "rgb.toml"]);
+    assert!(
+        !ok && err.contains("index.json") && err.contains("in_channels is 3"),
+        "{err}"
+    );
+    let short = model.replace("text_len = 12", "text_len = 4");
+    std::fs::write(dir.join("short.toml"), config("short", 1, &short, &cache)).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "short.toml"]);
+    assert!(!ok && err.contains("text_len = 4"), "{err}");
+    let copy = dir.join("cache-copy");
+    std::fs::create_dir_all(&copy).unwrap();
+    for e in std::fs::read_dir(&cache).unwrap().flatten() {
+        std::fs::copy(e.path(), copy.join(e.file_name())).unwrap();
+    }
+    let shard = std::fs::read_dir(&copy)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "safetensors"))
+        .unwrap();
+    let mut b = std::fs::read(&shard).unwrap();
+    let last = b.len() - 1;
+    b[last] ^= 1;
+    std::fs::write(&shard, b).unwrap();
+    std::fs::write(dir.join("changed.toml"), config("changed", 1, model, &copy)).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "changed.toml"]);
+    let name = shard.file_name().unwrap().to_str().unwrap();
+    assert!(
+        !ok && err.contains(name) && err.contains("content hash"),
+        "{err}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

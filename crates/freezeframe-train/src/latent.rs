@@ -1,0 +1,147 @@
+//! Training on a latent cache (`[data] kind = "latents"`, issue 27): captions come as the
+//! cache's precomputed features, and each batch is drawn from one size bucket.
+use std::collections::HashMap;
+
+use burn::prelude::*;
+use burn::tensor::TensorData;
+use freezeframe_data::real::LatentCache;
+use freezeframe_data::real::latents::BucketShape;
+use freezeframe_model::text::EncodedText;
+use freezeframe_model::{TextEncoder, TextError, WordEncoder};
+use rand::Rng;
+
+/// The text encoder of a latent run: the cache's features, looked up by caption text and padded
+/// to the model's `text_len`. A caption the cache lacks is an error naming it.
+#[derive(Debug, Clone)]
+pub struct CachedCaptions {
+    cache: String,
+    dim: usize,
+    max_len: usize,
+    by_text: HashMap<String, EncodedText>,
+}
+
+impl CachedCaptions {
+    /// Features of every caption in `cache`, padded to `max_len` (≥ the cache's `text_len`,
+    /// checked by `LatentCache::check_model`).
+    pub fn new(cache: &LatentCache, max_len: usize) -> Self {
+        let (l, d) = (cache.index.text_len, cache.index.caption_channels);
+        let mut by_text = HashMap::new();
+        for i in 0..cache.len() {
+            let clip = cache.clip(i);
+            let mut tokens = clip.features.clone();
+            tokens.resize(max_len * d, 0.0);
+            let mut pad: Vec<bool> = clip.mask.iter().map(|&m| !m).collect();
+            pad.resize(max_len, true);
+            debug_assert_eq!(clip.features.len(), l * d);
+            by_text
+                .entry(cache.entry(i).caption.clone())
+                .or_insert(EncodedText { tokens, pad });
+        }
+        Self {
+            cache: cache.dir.display().to_string(),
+            dim: d,
+            max_len,
+            by_text,
+        }
+    }
+
+    /// The cached captions, sorted.
+    pub fn captions(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.by_text.keys().map(String::as_str).collect();
+        v.sort();
+        v
+    }
+}
+
+impl TextEncoder for CachedCaptions {
+    fn dim(&self) -> usize {
+        self.dim
+    }
+
+    fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    fn encode(&self, prompt: &str) -> Result<EncodedText, TextError> {
+        self.by_text
+            .get(prompt)
+            .cloned()
+            .ok_or_else(|| TextError::NotCached {
+                prompt: prompt.to_string(),
+                cache: self.cache.clone(),
+                examples: self
+                    .captions()
+                    .iter()
+                    .take(3)
+                    .copied()
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            })
+    }
+}
+
+/// A run's text encoder: the frozen word encoder (pixel runs) or the latent cache's features.
+#[derive(Debug, Clone)]
+pub enum RunEncoder {
+    Words(WordEncoder),
+    Cached(CachedCaptions),
+}
+
+impl TextEncoder for RunEncoder {
+    fn dim(&self) -> usize {
+        match self {
+            RunEncoder::Words(w) => w.dim(),
+            RunEncoder::Cached(c) => c.dim(),
+        }
+    }
+
+    fn max_len(&self) -> usize {
+        match self {
+            RunEncoder::Words(w) => w.max_len(),
+            RunEncoder::Cached(c) => c.max_len(),
+        }
+    }
+
+    fn encode(&self, prompt: &str) -> Result<EncodedText, TextError> {
+        match self {
+            RunEncoder::Words(w) => w.encode(prompt),
+            RunEncoder::Cached(c) => c.encode(prompt),
+        }
+    }
+}
+
+/// One size bucket: (shape, clip indices into the cache).
+pub type Bucket = (BucketShape, Vec<usize>);
+/// Size buckets of a split, in shape order.
+pub type Buckets = Vec<Bucket>;
+
+/// Clip indices of one batch: a bucket drawn with probability proportional to its size (so each
+/// clip is as likely as in an unbucketed draw), then `n` clips from it with replacement.
+pub fn draw<R: Rng>(rng: &mut R, buckets: &[Bucket], n: usize) -> (BucketShape, Vec<usize>) {
+    let total: usize = buckets.iter().map(|(_, v)| v.len()).sum();
+    let mut r = rng.random_range(0..total);
+    let mut chosen = &buckets[buckets.len() - 1];
+    for b in buckets {
+        if r < b.1.len() {
+            chosen = b;
+            break;
+        }
+        r -= b.1.len();
+    }
+    let idx = (0..n)
+        .map(|_| chosen.1[rng.random_range(0..chosen.1.len())])
+        .collect();
+    (chosen.0, idx)
+}
+
+/// The latents of `clips` (cache indices, all of one shape) as [B, T, C, h, w].
+pub fn latents_tensor(cache: &LatentCache, clips: &[usize], device: &Device) -> Tensor<5> {
+    let e = cache.entry(clips[0]);
+    let c = cache.index.latent_channels;
+    let mut data = Vec::with_capacity(clips.len() * e.frames * c * e.height * e.width);
+    for &i in clips {
+        data.extend_from_slice(&cache.clip(i).latent);
+    }
+    let shape = [clips.len(), e.frames, c, e.height, e.width];
+    Tensor::from_data(TensorData::new(data, shape), device)
+}
