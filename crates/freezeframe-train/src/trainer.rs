@@ -463,9 +463,11 @@ fn open_or_resume<'a>(
     let data = Dataset::open(&cfg.data)?;
     let encoder = crate::sample::encoder_for_data(cfg, &data)?;
     // Sample prompts the encoder cannot read (a latent run: captions its cache lacks) fail
-    // here, not after the training.
-    for p in &cfg.sample.prompts {
-        freezeframe_model::TextEncoder::encode(&encoder, p)?;
+    // here, not after the training — when the run will sample them.
+    if opts.final_samples || cfg.log.sample_every > 0 {
+        for p in &cfg.sample.prompts {
+            freezeframe_model::TextEncoder::encode(&encoder, p)?;
+        }
     }
     let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model, &plain)?;
 
