@@ -79,7 +79,9 @@ class WordTokenizer:
         self.ids = {w: i + 1 for i, w in enumerate(words)}
 
     def __call__(self, caption, text_len):
-        ids = [self.ids[w] for w in caption.lower().split()][:text_len]
+        ids = [self.ids[w] for w in caption.lower().split()]
+        if len(ids) > text_len:
+            raise SystemExit(f"caption {caption!r} has {len(ids)} tokens, more than --text-len {text_len}")
         mask = [1] * len(ids) + [0] * (text_len - len(ids))
         return ids + [0] * (text_len - len(ids)), mask
 
@@ -94,8 +96,12 @@ def load_text_encoder(spec: str, captions, seed: int):
         model = T5EncoderModel.from_pretrained(spec).eval()
 
         def encode(caption, text_len):
-            t = tok(caption, max_length=text_len, padding="max_length", truncation=True)
-            return t["input_ids"], t["attention_mask"]
+            # Never cut a caption short: a cut caption is a different caption.
+            ids = tok(caption)["input_ids"]
+            if len(ids) > text_len:
+                raise SystemExit(f"caption {caption!r} has {len(ids)} tokens, more than --text-len {text_len}")
+            pad = tok.pad_token_id or 0
+            return ids + [pad] * (text_len - len(ids)), [1] * len(ids) + [0] * (text_len - len(ids))
 
         return model, encode, spec
     torch.manual_seed(seed + 1)
@@ -174,6 +180,8 @@ def write_cache(out: pathlib.Path, clips, vae, vae_name, encoder, tokenize, enc_
     out.mkdir(parents=True, exist_ok=True)
     if (out / "index.json").exists():
         raise SystemExit(f"{out / 'index.json'} exists; choose another --out")
+    if not clips:
+        raise SystemExit("no clip to write (every video was skipped)")
     index = {
         "format": FORMAT,
         "kind": "freezeframe-latents",
@@ -234,7 +242,7 @@ def main():
     p.add_argument("--captions", type=pathlib.Path, help="CSV with columns path,text")
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
-    p.add_argument("--text-len", type=int, default=12)
+    p.add_argument("--text-len", type=int, help="caption tokens stored (default 120; 12 with --synthetic)")
     p.add_argument("--per-shard", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--decode", type=pathlib.Path, help="latents .safetensors to decode to --out (GIF)")
@@ -248,8 +256,9 @@ def main():
         clips = folder_clips(a.videos, a.captions, a.frames, a.size)
     else:
         raise SystemExit("give --synthetic, or --videos and --captions")
+    text_len = a.text_len or (12 if a.synthetic else 120)
     encoder, tokenize, enc_name = load_text_encoder(a.text_encoder, [c for _, c in clips], a.seed)
-    write_cache(a.out, clips, vae, vae_name, encoder, tokenize, enc_name, a.text_len, a.per_shard)
+    write_cache(a.out, clips, vae, vae_name, encoder, tokenize, enc_name, text_len, a.per_shard)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,16 @@ pub struct Strategy {
 /// Loads every strategy's plan and validates it against the base model — before image weights
 /// are made or anything is written.
 pub fn validate_plans(ab: &AblationConfig, base: &RunConfig) -> Result<Vec<Strategy>, LabError> {
+    if base.data.kind == freezeframe_data::DataKind::Latents {
+        // Every study metric but the validation loss reads pixels (and the CKA reads pixel
+        // clips): refused here rather than after the first run has trained.
+        return Err(LabError::Config {
+            path: PathBuf::from(&ab.name),
+            message: "the base run trains on latents ([data] kind = \"latents\"); the lab's \
+                      metrics read pixels, so studies run on pixel data only for now"
+                .into(),
+        });
+    }
     let mcfg = base.model()?;
     let probe_model = build_model(&mcfg, 0, &burn::prelude::Device::flex());
     let mut out = Vec::new();

@@ -448,6 +448,14 @@ impl RunConfig {
         check_folder_name(&self.name)?;
         self.data.validate().map_err(|e| e.to_string())?;
         let model = self.model_config()?;
+        if self.data.kind == freezeframe_data::DataKind::Pixels && model.channels != 3 {
+            return Err(format!(
+                "[model] in_channels = {} reads latents, but [data] kind is \"pixels\" (RGB, 3 \
+                 channels): set [data] kind = \"latents\" with cache = a latent cache, or remove \
+                 in_channels",
+                model.channels
+            ));
+        }
         self.validate_limits(&model)?;
         let t = &self.train;
         let checks: [(bool, String); 14] = [

@@ -154,8 +154,8 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     if pre.data.kind == freezeframe_data::DataKind::Latents {
         return Err(TrainError::Data(format!(
             "{}: a latent run; evaluation's metrics (motion, flicker, text alignment, FVD-lite) \
-             read pixels, which a latent run has not: decode its samples with \
-             tools/latents/make_cache.py --decode and run `freezeframe eval --videos` on them",
+             read pixels, which a latent run has not (its validation loss is in metrics.jsonl; \
+             look at its samples with tools/latents/make_cache.py --decode)",
             run.config_path().display()
         )));
     }

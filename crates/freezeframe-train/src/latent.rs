@@ -145,3 +145,27 @@ pub fn latents_tensor(cache: &LatentCache, clips: &[usize], device: &Device) -> 
     let shape = [clips.len(), e.frames, c, e.height, e.width];
     Tensor::from_data(TensorData::new(data, shape), device)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+    use rand_chacha::ChaCha8Rng;
+
+    #[test]
+    fn a_batch_is_one_bucket_drawn_in_proportion_to_its_size_and_the_same_per_seed() {
+        let buckets: Buckets = vec![((4, 8, 8), vec![0, 1, 2]), ((2, 8, 16), vec![3])];
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let mut big = 0;
+        for _ in 0..4000 {
+            let (shape, idx) = draw(&mut rng, &buckets, 5);
+            let members = &buckets.iter().find(|b| b.0 == shape).unwrap().1;
+            assert!(idx.iter().all(|i| members.contains(i)), "{shape:?} {idx:?}");
+            big += usize::from(shape == (4, 8, 8));
+        }
+        // 3 of 4 clips are in the first bucket: 3000 expected, sd ≈ 27.
+        assert!((2850..3150).contains(&big), "{big}");
+        let again = |seed| draw(&mut ChaCha8Rng::seed_from_u64(seed), &buckets, 5);
+        assert_eq!(again(9), again(9));
+    }
+}

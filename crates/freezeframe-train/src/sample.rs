@@ -169,32 +169,6 @@ pub fn sample_tensor<E: TextEncoder + ?Sized>(
     Ok(x)
 }
 
-/// Samples `n` latent clips for each prompt of a latent run and writes one
-/// `<slug>.safetensors` per prompt into `out_dir`, holding `latents` [n, T, C, h, w] (f32, as
-/// the model predicts them: decode with `tools/latents/make_cache.py --decode`). Returns the
-/// written paths.
-pub fn write_prompt_latents<E: TextEncoder + ?Sized>(
-    model: &Stdit,
-    encoder: &E,
-    prompts: &[String],
-    n: usize,
-    spec: SampleSpec,
-    out_dir: &Path,
-    device: &Device,
-) -> Result<Vec<std::path::PathBuf>, TrainError> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(crate::error::io(format!("create {}", out_dir.display())))?;
-    let mut paths = Vec::new();
-    for p in prompts {
-        let rep: Vec<String> = vec![p.clone(); n];
-        let x = sample_tensor(model, encoder, &rep, 0, spec, device, |_| {})?;
-        let path = out_dir.join(format!("{}.safetensors", crate::run::slug(p)));
-        save_latents(&path, x)?;
-        paths.push(path);
-    }
-    Ok(paths)
-}
-
 /// Writes sampled latents [n, T, C, h, w] as `latents` in a safetensors file (atomically);
 /// values that are not finite are an error, not a file.
 pub fn save_latents(path: &Path, x: Tensor<5>) -> Result<(), TrainError> {
@@ -297,9 +271,12 @@ pub fn load_run(run: &Run, device: &Device) -> Result<LoadedRun, TrainError> {
 /// Pixel scale of sample GIFs (one row of `n` tiles): 16-pixel frames become visible.
 pub const SAMPLE_GIF_SCALE: usize = 4;
 
-/// Samples `n` videos for each prompt and writes one GIF per prompt into `out_dir`
-/// (`<slug>.gif`, n tiles). Returns the written paths.
-pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
+/// Samples `n` videos for each prompt and writes one file per prompt into `out_dir`: a GIF
+/// (`<slug>.gif`, n tiles), or for a latent run `<slug>.safetensors` holding `latents`
+/// [n, T, C, h, w] as the model predicts them (decode with `tools/latents/make_cache.py
+/// --decode`). Returns the written paths.
+#[allow(clippy::too_many_arguments)]
+pub fn write_prompt_samples<E: TextEncoder + ?Sized>(
     model: &Stdit,
     encoder: &E,
     prompts: &[String],
@@ -307,14 +284,25 @@ pub fn write_prompt_gifs<E: TextEncoder + ?Sized>(
     spec: SampleSpec,
     out_dir: &Path,
     device: &Device,
+    kind: DataKind,
 ) -> Result<Vec<std::path::PathBuf>, TrainError> {
     std::fs::create_dir_all(out_dir)
         .map_err(crate::error::io(format!("create {}", out_dir.display())))?;
     let mut paths = Vec::new();
     for p in prompts {
         let rep: Vec<String> = vec![p.clone(); n];
+        let slug = crate::run::slug(p);
+        if kind == DataKind::Latents {
+            let path = out_dir.join(format!("{slug}.safetensors"));
+            save_latents(
+                &path,
+                sample_tensor(model, encoder, &rep, 0, spec, device, |_| {})?,
+            )?;
+            paths.push(path);
+            continue;
+        }
         let videos = generate(model, encoder, &rep, spec, device, |_| {})?;
-        let path = out_dir.join(format!("{}.gif", crate::run::slug(p)));
+        let path = out_dir.join(format!("{slug}.gif"));
         freezeframe_data::gif_out::write_grid(&path, &videos, n, SAMPLE_GIF_SCALE, 15)?;
         paths.push(path);
     }

@@ -25,7 +25,7 @@ use crate::metrics::{
 };
 use crate::plans::{BoundPlan, set_trainable};
 use crate::run::{Run, write_atomic};
-use crate::sample::{SampleSpec, write_prompt_gifs};
+use crate::sample::{SampleSpec, write_prompt_samples};
 use crate::validate::val_loss;
 use crate::{diagnostics, ema, grads, plans};
 use std::path::PathBuf;
@@ -571,13 +571,7 @@ impl Session<'_> {
     }
 
     fn samples_into(&self, ema: &Stdit, folder: &str) -> Result<Vec<PathBuf>, TrainError> {
-        // A latent run writes what the model predicts; pixels need the VAE.
-        let write = if self.data.latents().is_some() {
-            crate::sample::write_prompt_latents
-        } else {
-            write_prompt_gifs
-        };
-        write(
+        write_prompt_samples(
             ema,
             &self.encoder,
             &self.cfg.sample.prompts,
@@ -585,6 +579,7 @@ impl Session<'_> {
             self.spec,
             &self.run.samples_dir().join(folder),
             &self.plain,
+            self.cfg.data.kind,
         )
     }
 

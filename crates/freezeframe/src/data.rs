@@ -62,6 +62,12 @@ fn data_preview(n: usize, out: &Path, seed: u64, config: Option<&Path>) -> Resul
         Some(p) => RunConfig::load(p)?.data,
         None => WorldConfig::default(),
     };
+    anyhow::ensure!(
+        world_cfg.kind.is_pixels(),
+        "{}: a latent run; its clips are latents, which preview cannot draw (decode them with \
+         tools/latents/make_cache.py --decode)",
+        config.map_or(String::new(), |p| p.display().to_string())
+    );
     world_cfg.seed = seed;
     let cols = (n as f64).sqrt().ceil() as usize;
     grid_size(n, cols, (world_cfg.size, world_cfg.size), PREVIEW_SCALE)?;

@@ -23,9 +23,16 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
     refuse_existing(&[out])?;
     let run = Run::new(run);
     let device = run.backend(backend)?.device()?;
+    let latent = run.load_config()?.data.kind == freezeframe_data::DataKind::Latents;
+    // Checked before the model and the cache are loaded.
+    anyhow::ensure!(
+        !latent || out.extension().is_some_and(|e| e == "safetensors"),
+        "{}: a latent run writes latents; name the output `<name>.safetensors`",
+        out.display()
+    );
     let loaded = load_run(&run, &device)?;
     let spec = loaded.spec(steps, cfg, seed);
-    if loaded.config.data.kind == freezeframe_data::DataKind::Latents {
+    if latent {
         return sample_latents(&loaded, prompt, n, out, spec, &device);
     }
     let m = &loaded.model_config;
@@ -64,11 +71,6 @@ fn sample_latents(
     spec: freezeframe_train::sample::SampleSpec,
     device: &burn::prelude::Device,
 ) -> Result<()> {
-    anyhow::ensure!(
-        out.extension().is_some_and(|e| e == "safetensors"),
-        "{}: a latent run writes latents; name the output `<name>.safetensors`",
-        out.display()
-    );
     let prompts = vec![prompt.to_string(); n.max(1)];
     let x = freezeframe_train::sample::sample_tensor(
         &loaded.model,

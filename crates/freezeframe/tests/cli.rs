@@ -964,6 +964,16 @@ fn an_imported_pixart_trains_on_a_latent_cache_and_resumes_exactly() {
     let (ok, _, err) = ff(&["eval", "--run", run.to_str().unwrap()]);
     assert!(!ok && err.contains("read pixels"), "{err}");
 
+    // The imported section in a pixel run: refused at load, not a shape panic in training.
+    let pixels = config("px", 1, model, &cache)
+        .replace("kind = \"latents\"\n", "")
+        .replace("size = 8\n", "");
+    std::fs::write(dir.join("px.toml"), pixels).unwrap();
+    let (ok, _, err) = ff_in(&dir, &["train", "--config", "px.toml"]);
+    assert!(
+        !ok && err.contains("in_channels = 4 reads latents"),
+        "{err}"
+    );
     // Misfits: RGB channels, captions longer than text_len, a shard changed since written.
     let rgb = model.replace("in_channels = 4", "in_channels = 3");
     std::fs::write(dir.join("rgb.toml"), config("rgb", 1, &rgb, &cache)).unwrap();

@@ -115,6 +115,18 @@ impl LatentIndex {
                 ),
             ));
         }
+        if let Some(c) = idx.clips.iter().find(|c| {
+            c.tokens == 0 || c.tokens > idx.text_len || c.frames * c.height * c.width == 0
+        }) {
+            return Err(cache_err(
+                &p,
+                format!(
+                    "clip {} has {} frames of {}×{} and {} caption tokens (of {}): every clip needs \
+                     a frame, a pixel and a token",
+                    c.key, c.frames, c.height, c.width, c.tokens, idx.text_len
+                ),
+            ));
+        }
         if let Some(c) = idx.clips.iter().find(|c| c.shard >= idx.shards.len()) {
             return Err(cache_err(
                 &p,
@@ -193,13 +205,16 @@ impl LatentCache {
                 ),
             ));
         }
-        if let Some(c) = i.clips.iter().find(|c| c.tokens > text_len) {
+        // Features are stored L rows long; a model reading fewer rows would drop some, and a
+        // mask need not be a prefix (left padding), so the stored length itself must fit.
+        if i.text_len > text_len {
+            let longest = i.clips.iter().map(|c| c.tokens).max().unwrap_or(0);
             return Err(cache_err(
                 &p,
                 format!(
-                    "clip {} has a caption of {} tokens, longer than the model's [model] \
-                     text_len = {text_len} ({:?})",
-                    c.key, c.tokens, c.caption
+                    "captions are stored {} tokens long (the longest has {longest} tokens), more \
+                     than the model's [model] text_len = {text_len}",
+                    i.text_len
                 ),
             ));
         }
@@ -344,8 +359,12 @@ mod tests {
         );
         let e = c.check_model(4, 16, 12).unwrap_err().to_string();
         assert!(e.contains("text_dim (caption channels) is 16"), "{e}");
-        let e = c.check_model(4, 32, 4).unwrap_err().to_string();
-        assert!(e.contains("5 tokens") && e.contains("text_len = 4"), "{e}");
+        let e = c.check_model(4, 32, 11).unwrap_err().to_string();
+        assert!(
+            e.contains("stored 12 tokens") && e.contains("text_len = 11"),
+            "{e}"
+        );
+        c.check_model(4, 32, 20).unwrap();
 
         let d = copy_fixture("changed");
         let shard = d.join(&c.index.shards[1].file);
