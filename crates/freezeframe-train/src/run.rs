@@ -28,6 +28,10 @@ impl Run {
     pub fn plan_path(&self) -> PathBuf {
         self.dir.join("plan.toml")
     }
+    /// A latent run's record of its cache's identity (`LatentCache::identity`).
+    pub fn latent_cache_path(&self) -> PathBuf {
+        self.dir.join("latent-cache.txt")
+    }
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")
     }

@@ -327,6 +327,30 @@ fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), Tr
     Ok(())
 }
 
+/// A latent run resumes on the cache it started with: the path in the config is not enough,
+/// as a cache may be written again at the same path.
+fn check_same_latents(run: &Run, data: &Dataset) -> Result<(), TrainError> {
+    let (Some(cache), Ok(saved)) = (
+        data.latents(),
+        std::fs::read_to_string(run.latent_cache_path()),
+    ) else {
+        return Ok(());
+    };
+    if saved.trim() != cache.identity {
+        return Err(TrainError::Config {
+            path: run.latent_cache_path(),
+            message: format!(
+                "the run started on a latent cache with index hash {}; {} now has {}: it was \
+                 written again since",
+                saved.trim(),
+                cache.dir.display(),
+                cache.identity
+            ),
+        });
+    }
+    Ok(())
+}
+
 /// A checkpoint's `state.json` must belong to this run: its step is its folder's, its seed the
 /// config's and its plan the run's (a hand-edited or foreign file is refused), and the run must
 /// not already be past the config's `train.steps`. (The plan's text is also checked against
@@ -461,6 +485,9 @@ fn open_or_resume<'a>(
         check_saved_run(&run, cfg, &loaded_plan.text)?;
     }
     let data = Dataset::open(&cfg.data)?;
+    if opts.resume && run.config_path().is_file() {
+        check_same_latents(&run, &data)?;
+    }
     let encoder = crate::sample::encoder_for_data(cfg, &data)?;
     // Sample prompts the encoder cannot read (a latent run: captions its cache lacks) fail
     // here, not after the training — when the run will sample them.
@@ -484,6 +511,9 @@ fn open_or_resume<'a>(
         // Through a rename: a kill mid-write must not leave a config that later fails to parse.
         write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
         write_atomic(&run.plan_path(), loaded_plan.text.as_bytes())?;
+        if let Some(cache) = data.latents() {
+            write_atomic(&run.latent_cache_path(), cache.identity.as_bytes())?;
+        }
         if opts.resume {
             MetricsLog::truncate_after(&run.metrics_path(), start)?;
         }

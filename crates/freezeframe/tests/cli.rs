@@ -929,6 +929,10 @@ fn an_imported_pixart_trains_on_a_latent_cache_and_resumes_exactly() {
         [read("model.safetensors"), read("ema.safetensors")] == straight,
         "resumed from step 3, the run must end bit-identical to the straight one"
     );
+    // Resuming on a cache written again at the same path is refused.
+    std::fs::write(dir.join("runs/lat/latent-cache.txt"), "0123456789abcdef").unwrap();
+    let (ok, _, err) = train("lat", 6, &["--resume"]);
+    assert!(!ok && err.contains("written again"), "{err}");
     let metrics = std::fs::read_to_string(dir.join("runs/lat/metrics.jsonl")).unwrap();
     assert!(metrics.contains("\"val_loss\""), "{metrics}");
     // Final samples are latents, [n, T, C, h, w] of the largest bucket.

@@ -81,6 +81,9 @@ pub type BucketShape = (usize, usize, usize);
 pub struct LatentCache {
     pub dir: PathBuf,
     pub index: LatentIndex,
+    /// [`content_hash`] of `index.json`, which lists every shard's hash: the cache's identity,
+    /// recorded by a run so that resuming on a rewritten cache is refused.
+    pub identity: String,
     clips: Vec<LatentClip>,
 }
 
@@ -147,6 +150,10 @@ impl LatentCache {
     /// against the index.
     pub fn open(dir: &Path) -> Result<Self, RealError> {
         let index = LatentIndex::load(dir)?;
+        let index_path = dir.join("index.json");
+        let identity = content_hash(
+            &std::fs::read(&index_path).map_err(|e| cache_err(&index_path, e.to_string()))?,
+        );
         let mut clips: Vec<Option<LatentClip>> = vec![None; index.clips.len()];
         for (s, shard) in index.shards.iter().enumerate() {
             let p = dir.join(&shard.file);
@@ -173,6 +180,7 @@ impl LatentCache {
         Ok(Self {
             dir: dir.to_path_buf(),
             index,
+            identity,
             clips,
         })
     }
