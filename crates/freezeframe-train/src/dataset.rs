@@ -137,8 +137,10 @@ impl Dataset {
     }
 
     /// Refuses data the model cannot read: a latent cache whose channels, caption width or
-    /// caption length differ from the model's, or whose clips' sizes the patch does not divide.
-    pub fn check_model(&self, m: &StdiTConfig) -> Result<(), TrainError> {
+    /// caption length differ from the model's, whose clips' sizes the patch does not divide, or
+    /// whose largest batches (`batch` clips of one size) exceed the activation limit that
+    /// `[data]` sizes are held to.
+    pub fn check_model(&self, m: &StdiTConfig, batch: usize) -> Result<(), TrainError> {
         let Dataset::Latents { cache, .. } = self else {
             return Ok(());
         };
@@ -147,12 +149,23 @@ impl Dataset {
             .map_err(cache_error)?;
         let all: Vec<usize> = (0..cache.len()).collect();
         for (t, h, w) in cache.buckets(&all).into_keys() {
+            let index = cache.dir.join("index.json");
             if !h.is_multiple_of(m.patch) || !w.is_multiple_of(m.patch) {
                 return Err(TrainError::Data(format!(
                     "{}: clips of {t} frames of {h}×{w} latents, which the model's patch {} does \
                      not divide",
-                    cache.dir.join("index.json").display(),
+                    index.display(),
                     m.patch
+                )));
+            }
+            let values = (batch * t * (h / m.patch) * (w / m.patch)) as u64 * m.hidden as u64;
+            if values > crate::limits::MAX_ACTIVATION_VALUES {
+                return Err(TrainError::Data(format!(
+                    "{}: a batch of {batch} clips of {t} frames of {h}×{w} latents at hidden {} \
+                     makes activations of {values} values, above the limit {}",
+                    index.display(),
+                    m.hidden,
+                    crate::limits::MAX_ACTIVATION_VALUES
                 )));
             }
         }

@@ -45,7 +45,7 @@ pub fn encoder_for_data(
         return encoder_for(cfg);
     };
     let m = cfg.model()?;
-    data.check_model(&m)?;
+    data.check_model(&m, cfg.train.batch_size)?;
     Ok(RunEncoder::Cached(CachedCaptions::new(cache, m.text_len)))
 }
 
