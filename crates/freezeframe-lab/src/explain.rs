@@ -155,14 +155,8 @@ pub fn inflation_check(base: &RunConfig, image: &Path) -> Result<InflationCheck,
 /// a weights file or an image run's folder, as `[init] from` takes it).
 fn image_frame_slots(image: &Path) -> Result<Option<usize>, LabError> {
     let image = &init_weights_file(image)?;
-    let src = freezeframe_interop::st::Source::open(image).map_err(|e| LabError::Config {
-        path: image.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let Some(v) = src
-        .metadata()
-        .and_then(|m| m.get(checkpoint::FRAME_SLOTS_KEY))
-    else {
+    let meta = checkpoint::file_metadata(image)?;
+    let Some(v) = meta.get(checkpoint::FRAME_SLOTS_KEY) else {
         return Ok(None);
     };
     v.parse().map(Some).map_err(|_| LabError::Config {
