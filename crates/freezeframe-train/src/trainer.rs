@@ -327,6 +327,32 @@ fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), Tr
     Ok(())
 }
 
+/// The run's data and text encoder, after checking a resumed run against what it started with
+/// (config, plan, latent cache) and that the encoder reads the sample prompts — when the run
+/// will sample them: a latent run's prompt its cache lacks fails here, not after the training.
+fn open_inputs(
+    cfg: &RunConfig,
+    opts: &TrainOptions,
+    run: &Run,
+    plan_text: &str,
+) -> Result<(Dataset, RunEncoder), TrainError> {
+    let resuming = opts.resume && run.config_path().is_file();
+    if resuming {
+        check_saved_run(run, cfg, plan_text)?;
+    }
+    let data = Dataset::open(&cfg.data)?;
+    if resuming {
+        check_same_latents(run, &data)?;
+    }
+    let encoder = crate::sample::encoder_for_data(cfg, &data)?;
+    if opts.final_samples || cfg.log.sample_every > 0 {
+        for p in &cfg.sample.prompts {
+            freezeframe_model::TextEncoder::encode(&encoder, p)?;
+        }
+    }
+    Ok((data, encoder))
+}
+
 /// A latent run resumes on the cache it started with: the path in the config is not enough,
 /// as a cache may be written again at the same path.
 fn check_same_latents(run: &Run, data: &Dataset) -> Result<(), TrainError> {
@@ -481,21 +507,7 @@ fn open_or_resume<'a>(
     let loaded_plan = freezeframe_plan::load(&cfg.plan)?;
     let fresh_model = plans::build_for_plan(&mcfg, &loaded_plan, cfg.seed, &device)?;
     let bound = plans::bind_loaded(cfg, &loaded_plan, &fresh_model, mcfg.depth)?;
-    if opts.resume && run.config_path().is_file() {
-        check_saved_run(&run, cfg, &loaded_plan.text)?;
-    }
-    let data = Dataset::open(&cfg.data)?;
-    if opts.resume && run.config_path().is_file() {
-        check_same_latents(&run, &data)?;
-    }
-    let encoder = crate::sample::encoder_for_data(cfg, &data)?;
-    // Sample prompts the encoder cannot read (a latent run: captions its cache lacks) fail
-    // here, not after the training — when the run will sample them.
-    if opts.final_samples || cfg.log.sample_every > 0 {
-        for p in &cfg.sample.prompts {
-            freezeframe_model::TextEncoder::encode(&encoder, p)?;
-        }
-    }
+    let (data, encoder) = open_inputs(cfg, opts, &run, &loaded_plan.text)?;
     let (start, weights) = starting_weights(cfg, opts, &run, &mcfg, &bound, fresh_model, &plain)?;
 
     let created = create_run_dir(&run.dir)?;
