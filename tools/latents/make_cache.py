@@ -145,12 +145,15 @@ def folder_clips(videos: pathlib.Path, captions_csv: pathlib.Path, frames: int, 
     out = []
     with open(captions_csv, newline="") as f:
         for row in csv.DictReader(f):
+            # Open-Sora's optional columns give a clip its own size (a bucket of its own).
+            t = int(row.get("num_frames") or frames)
+            h, w = int(row.get("height") or size), int(row.get("width") or size)
             frames_all = iio.imread(videos / row["path"], plugin="pyav")  # [N, H, W, 3] u8
-            if len(frames_all) < frames:
-                print(f"skipped {row['path']}: {len(frames_all)} frames < {frames}")
+            if len(frames_all) < t:
+                print(f"skipped {row['path']}: {len(frames_all)} frames < {t}")
                 continue
-            clip = torch.from_numpy(frames_all[:frames]).float().permute(0, 3, 1, 2) / 255.0
-            clip = torch.nn.functional.interpolate(clip, size=(size, size), mode="area")
+            clip = torch.from_numpy(frames_all[:t]).float().permute(0, 3, 1, 2) / 255.0
+            clip = torch.nn.functional.interpolate(clip, size=(h, w), mode="area")
             out.append((clip.permute(0, 2, 3, 1).numpy(), row["text"]))
     return out
 
@@ -239,7 +242,11 @@ def main():
     p.add_argument("--text-encoder", default="random-tiny")
     p.add_argument("--synthetic", action="store_true", help="the fixture's synthetic clips")
     p.add_argument("--videos", type=pathlib.Path)
-    p.add_argument("--captions", type=pathlib.Path, help="CSV with columns path,text")
+    p.add_argument(
+        "--captions",
+        type=pathlib.Path,
+        help="CSV with columns path,text and optionally num_frames,height,width (per-clip size)",
+    )
     p.add_argument("--frames", type=int, default=8)
     p.add_argument("--size", type=int, default=256)
     p.add_argument("--text-len", type=int, help="caption tokens stored (default 120; 12 with --synthetic)")

@@ -110,6 +110,38 @@ impl TextEncoder for RunEncoder {
     }
 }
 
+/// What a latent run records of its cache (`latent-cache.json` in the run folder): the cache's
+/// identity, checked on resume, and its clips per size bucket.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheRecord {
+    pub identity: String,
+    pub cache: String,
+    /// (frames, height, width, clips) per bucket of the training split …
+    pub train_buckets: Vec<(usize, usize, usize, usize)>,
+    /// … and of the held-out split.
+    pub val_buckets: Vec<(usize, usize, usize, usize)>,
+}
+
+impl CacheRecord {
+    /// The record of a latent run's data (`None` for pixel data).
+    pub fn of(data: &crate::dataset::Dataset) -> Option<Self> {
+        let cache = data.latents()?;
+        let counts = |split| {
+            data.buckets(split)
+                .iter()
+                .map(|((t, h, w), v)| (*t, *h, *w, v.len()))
+                .collect()
+        };
+        Some(Self {
+            identity: cache.identity.clone(),
+            cache: cache.dir.display().to_string(),
+            train_buckets: counts(freezeframe_data::Split::Train),
+            val_buckets: counts(freezeframe_data::Split::Val),
+        })
+    }
+}
+
 /// One size bucket: (shape, clip indices into the cache).
 pub type Bucket = (BucketShape, Vec<usize>);
 /// Size buckets of a split, in shape order.

@@ -28,9 +28,10 @@ impl Run {
     pub fn plan_path(&self) -> PathBuf {
         self.dir.join("plan.toml")
     }
-    /// A latent run's record of its cache's identity (`LatentCache::identity`).
+    /// A latent run's record of its cache: identity (`LatentCache::identity`), folder and the
+    /// clips per size bucket of each split.
     pub fn latent_cache_path(&self) -> PathBuf {
-        self.dir.join("latent-cache.txt")
+        self.dir.join("latent-cache.json")
     }
     pub fn metrics_path(&self) -> PathBuf {
         self.dir.join("metrics.jsonl")

@@ -356,21 +356,25 @@ fn open_inputs(
 /// A latent run resumes on the cache it started with: the path in the config is not enough,
 /// as a cache may be written again at the same path.
 fn check_same_latents(run: &Run, data: &Dataset) -> Result<(), TrainError> {
-    let (Some(cache), Ok(saved)) = (
-        data.latents(),
+    let (Some(now), Ok(text)) = (
+        crate::latent::CacheRecord::of(data),
         std::fs::read_to_string(run.latent_cache_path()),
     ) else {
         return Ok(());
     };
-    if saved.trim() != cache.identity {
+    let path = run.latent_cache_path();
+    let saved: crate::latent::CacheRecord =
+        serde_json::from_str(&text).map_err(|e| TrainError::RunFile {
+            path: path.clone(),
+            message: format!("not a latent cache record: {e}"),
+        })?;
+    if saved.identity != now.identity {
         return Err(TrainError::Config {
-            path: run.latent_cache_path(),
+            path,
             message: format!(
                 "the run started on a latent cache with index hash {}; {} now has {}: it was \
                  written again since",
-                saved.trim(),
-                cache.dir.display(),
-                cache.identity
+                saved.identity, now.cache, now.identity
             ),
         });
     }
@@ -523,8 +527,10 @@ fn open_or_resume<'a>(
         // Through a rename: a kill mid-write must not leave a config that later fails to parse.
         write_atomic(&run.config_path(), cfg.to_toml().as_bytes())?;
         write_atomic(&run.plan_path(), loaded_plan.text.as_bytes())?;
-        if let Some(cache) = data.latents() {
-            write_atomic(&run.latent_cache_path(), cache.identity.as_bytes())?;
+        if let Some(record) = crate::latent::CacheRecord::of(&data) {
+            let text = serde_json::to_string_pretty(&record)
+                .map_err(|e| TrainError::Data(e.to_string()))?;
+            write_atomic(&run.latent_cache_path(), text.as_bytes())?;
         }
         if opts.resume {
             MetricsLog::truncate_after(&run.metrics_path(), start)?;

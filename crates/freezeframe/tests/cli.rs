@@ -929,8 +929,17 @@ fn an_imported_pixart_trains_on_a_latent_cache_and_resumes_exactly() {
         [read("model.safetensors"), read("ema.safetensors")] == straight,
         "resumed from step 3, the run must end bit-identical to the straight one"
     );
-    // Resuming on a cache written again at the same path is refused.
-    std::fs::write(dir.join("runs/lat/latent-cache.txt"), "0123456789abcdef").unwrap();
+    // The run folder records the buckets; resuming on a cache written again at the same path
+    // is refused.
+    let record = dir.join("runs/lat/latent-cache.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    let rec: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        rec["train_buckets"],
+        serde_json::json!([[2, 8, 16, 3], [4, 8, 8, 8]])
+    );
+    let id = rec["identity"].as_str().unwrap();
+    std::fs::write(&record, text.replace(id, "0123456789abcdef")).unwrap();
     let (ok, _, err) = train("lat", 6, &["--resume"]);
     assert!(!ok && err.contains("written again"), "{err}");
     let metrics = std::fs::read_to_string(dir.join("runs/lat/metrics.jsonl")).unwrap();
