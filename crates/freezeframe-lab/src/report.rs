@@ -145,7 +145,9 @@ fn table_of(r: &Results, keys: &[&str]) -> Block {
             // A seed whose figure is not a number (a diverged run) is not averaged in: say so.
             let n = summary.map_or(0, |x| x.n);
             if n < r.seeds.len() {
-                text = format!("{text} (n = {n} of {})", r.seeds.len());
+                // "(n = 1 of 3)" says what "(1 seed)" says, and more.
+                let bare = text.trim_end_matches(" (1 seed)");
+                text = format!("{bare} (n = {n} of {})", r.seeds.len());
             }
             if is_best(r, k, s) {
                 text = format!("**{text}**");
