@@ -82,7 +82,12 @@ pub fn file_metadata(path: &Path) -> Result<HashMap<String, String>, TrainError>
         .map_err(io(format!("read {}", path.display())))?;
     let header: safetensors::tensor::Metadata = serde_json::from_slice(&text)
         .map_err(|e| ckpt_err(path, format!("not a safetensors header: {e}")))?;
-    Ok(header.metadata().clone().unwrap_or_default())
+    // `__metadata__` is optional in the format: a file written without it (any reader's failure
+    // has returned above) has no keys, which callers read as "not recorded".
+    match header.metadata() {
+        Some(m) => Ok(m.clone()),
+        None => Ok(HashMap::new()),
+    }
 }
 
 /// Weights to start a run from (`[init] from`): [`load_model_partial`], except that adapters
