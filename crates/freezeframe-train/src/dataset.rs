@@ -21,7 +21,9 @@ pub enum Dataset {
     /// A latent cache (`[data] kind = "latents"`), split as a clip cache is, each split's clips
     /// grouped by size.
     Latents {
-        cache: LatentCache,
+        /// Shared with the run's text encoder ([`crate::latent::CachedCaptions`]), which reads
+        /// its caption features in place rather than holding a second copy of them.
+        cache: std::sync::Arc<LatentCache>,
         train: Vec<usize>,
         val: Vec<usize>,
         buckets: [Buckets; 2],
@@ -129,7 +131,7 @@ impl Dataset {
             tracing::info!(split = name, buckets = %counts.join(", "), "latent clips by size (frames×h×w)");
         }
         Ok(Dataset::Latents {
-            cache,
+            cache: std::sync::Arc::new(cache),
             train,
             val,
             buckets,
@@ -182,7 +184,7 @@ impl Dataset {
     }
 
     /// The latent cache, for latent runs.
-    pub fn latents(&self) -> Option<&LatentCache> {
+    pub fn latents(&self) -> Option<&std::sync::Arc<LatentCache>> {
         match self {
             Dataset::Latents { cache, .. } => Some(cache),
             _ => None,

@@ -1,6 +1,7 @@
 //! Training on a latent cache (`[data] kind = "latents"`, issue 27): captions come as the
 //! cache's precomputed features, and each batch is drawn from one size bucket.
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -11,38 +12,42 @@ use freezeframe_model::{TextEncoder, TextError, WordEncoder};
 use rand::Rng;
 
 /// The text encoder of a latent run: the cache's features, looked up by caption text and padded
-/// to the model's `text_len`. A caption the cache lacks is an error naming it.
+/// to the model's `text_len`. A caption the cache lacks is an error naming it. The features stay
+/// in the cache (shared, not copied): T5 features are about 2 MB a caption, so a second copy of
+/// a real cache's would double its memory.
 #[derive(Debug, Clone)]
 pub struct CachedCaptions {
-    cache: String,
-    dim: usize,
+    cache: Arc<LatentCache>,
     max_len: usize,
-    by_text: HashMap<String, EncodedText>,
+    /// Caption text → the first clip carrying it.
+    by_text: HashMap<String, usize>,
 }
 
 impl CachedCaptions {
-    /// Features of every caption in `cache`, padded to `max_len` (≥ the cache's `text_len`,
-    /// checked by `LatentCache::check_model`).
-    pub fn new(cache: &LatentCache, max_len: usize) -> Self {
-        let (l, d) = (cache.index.text_len, cache.index.caption_channels);
+    /// Every caption in `cache`, read padded to `max_len` (≥ the cache's `text_len`, checked by
+    /// `LatentCache::check_model`).
+    pub fn new(cache: Arc<LatentCache>, max_len: usize) -> Self {
         let mut by_text = HashMap::new();
         for i in 0..cache.len() {
-            let clip = cache.clip(i);
-            let mut tokens = clip.features.clone();
-            tokens.resize(max_len * d, 0.0);
-            let mut pad: Vec<bool> = clip.mask.iter().map(|&m| !m).collect();
-            pad.resize(max_len, true);
-            debug_assert_eq!(clip.features.len(), l * d);
-            by_text
-                .entry(cache.entry(i).caption.clone())
-                .or_insert(EncodedText { tokens, pad });
+            by_text.entry(cache.entry(i).caption.clone()).or_insert(i);
         }
         Self {
-            cache: cache.dir.display().to_string(),
-            dim: d,
+            cache,
             max_len,
             by_text,
         }
+    }
+
+    /// Clip `i`'s caption features padded to `max_len` tokens.
+    fn padded(&self, i: usize) -> EncodedText {
+        let d = self.cache.index.caption_channels;
+        let clip = self.cache.clip(i);
+        let mut tokens = Vec::with_capacity(self.max_len * d);
+        tokens.extend_from_slice(&clip.features);
+        tokens.resize(self.max_len * d, 0.0);
+        let mut pad: Vec<bool> = clip.mask.iter().map(|&m| !m).collect();
+        pad.resize(self.max_len, true);
+        EncodedText { tokens, pad }
     }
 
     /// The cached captions, sorted.
@@ -55,7 +60,7 @@ impl CachedCaptions {
 
 impl TextEncoder for CachedCaptions {
     fn dim(&self) -> usize {
-        self.dim
+        self.cache.index.caption_channels
     }
 
     fn max_len(&self) -> usize {
@@ -65,10 +70,10 @@ impl TextEncoder for CachedCaptions {
     fn encode(&self, prompt: &str) -> Result<EncodedText, TextError> {
         self.by_text
             .get(prompt)
-            .cloned()
+            .map(|&i| self.padded(i))
             .ok_or_else(|| TextError::NotCached {
                 prompt: prompt.to_string(),
-                cache: self.cache.clone(),
+                cache: self.cache.dir.display().to_string(),
                 examples: self
                     .captions()
                     .iter()

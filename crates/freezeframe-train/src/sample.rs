@@ -10,6 +10,7 @@ use freezeframe_model::{CaptionBatch, StdiTConfig, Stdit, TextEncoder, WordEncod
 use crate::latent::{CachedCaptions, RunEncoder};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
+use std::sync::Arc;
 
 use crate::batch::{normal_tensor, tensor_to_videos};
 use crate::checkpoint::load_model;
@@ -46,7 +47,10 @@ pub fn encoder_for_data(
     };
     let m = cfg.model()?;
     data.check_model(&m, cfg.train.batch_size)?;
-    Ok(RunEncoder::Cached(CachedCaptions::new(cache, m.text_len)))
+    Ok(RunEncoder::Cached(CachedCaptions::new(
+        Arc::clone(cache),
+        m.text_len,
+    )))
 }
 
 fn cat_captions(a: &CaptionBatch, b: &CaptionBatch) -> CaptionBatch {
