@@ -22,6 +22,10 @@ pub struct Done {
     /// The commit of the binary that finished the run (absent in markers of older builds).
     #[serde(default)]
     pub commit: Option<String>,
+    /// The machine that finished the run (CPU and threads; absent in markers of older builds):
+    /// step and compute times compare only between runs of one machine.
+    #[serde(default)]
+    pub machine: Option<String>,
 }
 
 pub fn path(run: &Run) -> PathBuf {

@@ -167,6 +167,8 @@ pub struct CellOptions {
     pub stop_after: Option<usize>,
     /// Recorded in the run's done marker.
     pub commit: Option<String>,
+    /// Recorded in the run's done marker.
+    pub machine: Option<String>,
 }
 
 /// What [`run_cell`] did.
@@ -175,6 +177,29 @@ pub enum CellOutcome {
     AlreadyDone,
     Finished,
     Interrupted,
+}
+
+/// A run marked finished whose evaluation is missing or used other `[eval]` settings is
+/// evaluated again from its checkpoints. Without them (a run kept without checkpoints, as
+/// `tools/study/keep-finished.sh` keeps them) the trainer would start it again from step 0 and
+/// rewrite its training log: refused, naming the run, instead.
+fn refuse_kept_unfinished(run: &Run) -> Result<(), LabError> {
+    if done::path(run).is_file() && run.latest_checkpoint().is_none() {
+        let why = if run.eval_path().is_file() {
+            "its evaluation (eval.json) used other [eval] settings than the study's"
+        } else {
+            "it has no evaluation (eval.json)"
+        };
+        return Err(LabError::Config {
+            path: run.dir.clone(),
+            message: format!(
+                "is marked finished (ablate.json) but {why}, and it holds no checkpoint to evaluate \
+                 again (a run kept without checkpoints): restore the study's [eval] as the run was \
+                 evaluated, or its checkpoints; or move the folder away to train the run again"
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Trains (or resumes), evaluates and measures one cell, then marks it done. The cell's lock
@@ -196,6 +221,7 @@ pub fn run_cell(
     if done::is_done(&run, &ab.eval)? {
         return Ok(CellOutcome::AlreadyDone);
     }
+    refuse_kept_unfinished(&run)?;
     let wrap = |e: TrainError| LabError::Run {
         run: run.dir.clone(),
         source: Box::new(e),
@@ -233,6 +259,7 @@ pub fn run_cell(
         drift: explain::drift(&run)?,
         cka: explain::cka(&run, &image.path)?,
         commit: opts.commit.clone(),
+        machine: opts.machine.clone(),
     };
     done::write(&run, &marker)?;
     Ok(CellOutcome::Finished)

@@ -373,11 +373,14 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
         b.push(Para("**QUICK SMOKE TEST: every stage ran at the smallest size. These numbers mean nothing; they only show that the pipeline works end to end.**".into()));
     }
     b.push(Para(format!(
-        "Command: `{}` · report written by commit `{}`; runs trained by {} · machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
+        "Command: `{}` · report written by commit `{}`; runs trained by {} on {} · report machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
         r.meta.command, r.meta.commit, r.trained_by.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
-        r.meta.machine, r.wall_seconds / 60.0,
+        r.trained_on.join("; "), r.meta.machine, r.wall_seconds / 60.0,
         plural(r.strategies.len(), "strategy", "strategies"), r.seeds.len(), r.steps, r.batch_size
     )));
+    if r.trained_on.len() > 1 {
+        b.push(Para(format!("Runs were finished on {} machines (or by builds that did not record theirs): step and compute times compare only between runs of one machine.", r.trained_on.len())));
+    }
     if r.meta.jobs > 1 {
         b.push(Para(format!("Runs shared the machine in {} worker processes: step and wall times are not comparable between strategies.", r.meta.jobs)));
     }

@@ -55,6 +55,8 @@ pub struct Results {
     pub image_weights: String,
     /// Commits of the binaries that finished the runs ("not recorded" for older markers).
     pub trained_by: Vec<String>,
+    /// Machines that finished the runs ("not recorded" for older markers).
+    pub trained_on: Vec<String>,
     /// When the claims were recorded, and whether they changed since (see [`crate::marker`]).
     pub preregistration: crate::marker::Preregistration,
 }
@@ -71,11 +73,13 @@ pub fn results(
     let mut runs = Vec::new();
     let mut wall = 0.0;
     let mut trained_by = std::collections::BTreeSet::new();
+    let mut trained_on = std::collections::BTreeSet::new();
     for c in cells {
         let (run, done) = collect(out, &c.rel(), &c.strategy, c.seed)?;
         runs.push(run);
         wall += done.attempt_seconds;
         trained_by.insert(done.commit.unwrap_or_else(|| "not recorded".into()));
+        trained_on.insert(done.machine.unwrap_or_else(|| "not recorded".into()));
     }
     let strategies: Vec<String> = ab.strategies.iter().map(|s| label(s)).collect();
     // A strategy's per-seed values of a metric, with one seed left out or none.
@@ -135,6 +139,7 @@ pub fn results(
         setting: setting(base),
         image_weights,
         trained_by: trained_by.into_iter().collect(),
+        trained_on: trained_on.into_iter().collect(),
         preregistration: crate::marker::preregistration(ab, out)?,
     })
 }

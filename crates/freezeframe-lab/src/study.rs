@@ -47,6 +47,8 @@ pub struct Prepared {
     pub image: ImageWeights,
     pub base: RunConfig,
     pub cells: Vec<Cell>,
+    /// Finished runs under `out/runs/` that are no cell of this grid (see [`strays`]).
+    pub strays: Vec<String>,
 }
 
 /// `base` is the shared run config with the budget applied ([`AblationConfig::base_config`]).
@@ -63,7 +65,39 @@ pub fn prepare(
     crate::marker::claim(ab, out)?;
     let image = image_weights(ab, out, progress)?;
     let cells = cells(ab, &base, &strategies, &image, out);
-    Ok(Prepared { image, base, cells })
+    let strays = strays(&cells, out);
+    if !strays.is_empty() {
+        tracing::warn!(
+            runs = %strays.join(", "),
+            "finished runs under {} belong to no cell of this grid (another config, plan or \
+             build named them): they are not read",
+            out.join("runs").display()
+        );
+    }
+    Ok(Prepared {
+        image,
+        base,
+        cells,
+        strays,
+    })
+}
+
+/// Finished runs (holding `ablate.json`) under `out/runs/` whose folder is no cell's: a run is
+/// named by the hash of what shapes it, so an edited config or plan — or a build that hashes
+/// them differently — names every cell anew, and runs kept from before would be silently
+/// left out (and trained again) without this.
+fn strays(cells: &[Cell], out: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(out.join("runs")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().join("ablate.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !cells.iter().any(|c| &c.cfg.name == name))
+        .collect();
+    v.sort();
+    v
 }
 
 /// How many of `cells` are finished (see [`is_done`]).
@@ -85,7 +119,23 @@ pub fn run_study(
     out: &Path,
     opts: &StudyOptions,
 ) -> Result<StudyOutcome, LabError> {
-    let Prepared { image, base, cells } = prepare(ab, base, out, opts.progress)?;
+    let Prepared {
+        image,
+        base,
+        cells,
+        strays,
+    } = prepare(ab, base, out, opts.progress)?;
+    let mut meta = opts.meta.clone();
+    if !strays.is_empty() {
+        meta.left_out.push(format!(
+            "Finished runs under runs/ that are no cell of this grid (another config, plan or build named them), not read: {}.",
+            strays.join(", ")
+        ));
+    }
+    let opts = &StudyOptions {
+        meta,
+        ..opts.clone()
+    };
     let inflation = inflation_check(&base, &image.path)?;
     tracing::info!(
         max_abs_diff = inflation.max_abs_diff,
@@ -137,6 +187,7 @@ pub fn run_study(
         progress: opts.progress,
         stop_after: opts.stop_after,
         commit: Some(opts.meta.commit.clone()),
+        machine: Some(opts.meta.machine.clone()),
     };
     // Each cell's eval.json is read once here (and again under its lock by `run_cell`).
     let mut finished_mine = 0;

@@ -266,3 +266,67 @@ fn a_report_of_a_partial_grid_decides_no_claim_whose_runs_are_missing() {
     assert!(md.contains("had not finished"), "{md}");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[test]
+fn a_finished_run_kept_without_checkpoints_reports_and_is_never_trained_again() {
+    // What `tools/study/keep-finished.sh` keeps of a finished run (marker, evaluation, logs, GIFs;
+    // no checkpoints) must read as finished; when it cannot (the study's [eval] changed), the
+    // run must be refused by name rather than trained again from step 0 over its own log.
+    let (ab, base) = quick();
+    let dir = temp("kept");
+    let first = run_study(
+        &ab,
+        base.clone(),
+        &dir,
+        &StudyOptions {
+            max_cells: Some(1),
+            ..opts()
+        },
+    )
+    .expect("one run");
+    assert!(matches!(first, StudyOutcome::Partial { done: 1, .. }));
+    let run = std::fs::read_dir(dir.join("runs"))
+        .expect("runs")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("ablate.json").is_file())
+        .expect("the finished run");
+    std::fs::remove_dir_all(run.join("checkpoints")).expect("drop checkpoints");
+    let log = std::fs::read(run.join("metrics.jsonl")).expect("log");
+    let report_only = StudyOptions {
+        report_only: true,
+        ..opts()
+    };
+    let kept = complete(run_study(&ab, base.clone(), &dir, &report_only).expect("report"));
+    assert_eq!(kept.runs.len(), 1);
+
+    let mut other_eval = ab.clone();
+    other_eval.eval.n += 1;
+    let e = run_study(
+        &other_eval,
+        base.clone(),
+        &dir,
+        &StudyOptions {
+            max_cells: Some(1),
+            ..opts()
+        },
+    )
+    .err()
+    .expect("a kept run evaluated with other settings is refused")
+    .to_string();
+    let name = run
+        .file_name()
+        .expect("name")
+        .to_string_lossy()
+        .into_owned();
+    assert!(e.contains(&name) && e.contains("no checkpoint"), "{e}");
+    assert_eq!(std::fs::read(run.join("metrics.jsonl")).expect("log"), log);
+
+    // A config edit names every cell anew: the kept run is listed as a stray, not silently lost.
+    let mut edited = base;
+    edited.train.lr *= 0.5;
+    let prepared =
+        freezeframe_lab::study::prepare(&ab, edited, &dir, false).expect("prepare the edited grid");
+    assert_eq!(prepared.strays, vec![name]);
+    let _ = std::fs::remove_dir_all(dir);
+}

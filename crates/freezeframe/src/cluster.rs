@@ -74,6 +74,7 @@ fn run_cell(a: RunCellArgs) -> Result<()> {
     let opts = CellOptions {
         progress: true,
         commit: Some(env!("FREEZEFRAME_COMMIT").to_string()),
+        machine: Some(crate::lab::machine()),
         ..CellOptions::default()
     };
     let task = cluster::Task {

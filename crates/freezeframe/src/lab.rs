@@ -210,6 +210,18 @@ fn run_workers(
 pub fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
     // The commit the binary was built from (build.rs), not that of the working directory.
     let commit = env!("FREEZEFRAME_COMMIT").to_string();
+    Meta {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        commit,
+        machine: machine(),
+        quick,
+        left_out,
+        jobs,
+    }
+}
+
+/// This machine in words (CPU model and threads), for reports and done markers.
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -220,14 +232,7 @@ pub fn meta(quick: bool, left_out: Vec<String>, jobs: usize) -> Meta {
         })
         .unwrap_or_else(|| "unknown CPU".into());
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    Meta {
-        command: std::env::args().collect::<Vec<_>>().join(" "),
-        commit,
-        machine: format!("{cpu}, {cores} threads"),
-        quick,
-        left_out,
-        jobs,
-    }
+    format!("{cpu}, {cores} threads")
 }
 
 /// A `--jobs` worker ends with the process that started it: a killed coordinator must not
