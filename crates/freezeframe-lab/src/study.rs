@@ -112,31 +112,21 @@ fn finished<'a>(
     Ok(n)
 }
 
-/// Runs (or resumes) the study into `out`.
-pub fn run_study(
-    ab: &AblationConfig,
-    base: RunConfig,
-    out: &Path,
-    opts: &StudyOptions,
-) -> Result<StudyOutcome, LabError> {
-    let Prepared {
-        image,
-        base,
-        cells,
-        strays,
-    } = prepare(ab, base, out, opts.progress)?;
-    let mut meta = opts.meta.clone();
+/// The report's note on finished runs that are no cell of this grid (see [`strays`]).
+fn with_strays(meta: &Meta, strays: &[String]) -> Meta {
+    let mut meta = meta.clone();
     if !strays.is_empty() {
         meta.left_out.push(format!(
             "Finished runs under runs/ that are no cell of this grid (another config, plan or build named them), not read: {}.",
             strays.join(", ")
         ));
     }
-    let opts = &StudyOptions {
-        meta,
-        ..opts.clone()
-    };
-    let inflation = inflation_check(&base, &image.path)?;
+    meta
+}
+
+/// Logs the inflation check, and warns (once, not in every `--jobs` worker) when the inflated
+/// model is not its image model.
+fn log_inflation(inflation: &InflationCheck, warn: bool) {
     tracing::info!(
         max_abs_diff = inflation.max_abs_diff,
         weights_only = inflation.max_abs_diff_weights,
@@ -154,24 +144,23 @@ pub fn run_study(
             "although this wiring should keep the identity: the image weights do not fit this model",
         ),
     };
-    if let Some(why) = why.filter(|_| opts.shard.is_none()) {
+    if let Some(why) = why.filter(|_| warn) {
         tracing::warn!(
             max_abs_diff = inflation.max_abs_diff,
             temporal_pos = %inflation.temporal_pos,
             "the inflated model is not its image model, {why}"
         );
     }
-    if opts.report_only {
-        return report_finished(
-            ab,
-            &base,
-            &cells,
-            out,
-            (inflation, image),
-            &opts.meta,
-            "the same command without `--report-only` trains them and rewrites this report from every run",
-        );
-    }
+}
+
+/// Trains this process's cells in order (all of them, or a `--jobs` worker's share), skipping
+/// finished ones, until the grid is done, `max_cells` have trained or a run is interrupted.
+fn train_grid(
+    ab: &AblationConfig,
+    cells: &[Cell],
+    image: &ImageWeights,
+    opts: &StudyOptions,
+) -> Result<(), LabError> {
     let mine: Vec<&Cell> = cells
         .iter()
         .enumerate()
@@ -203,14 +192,48 @@ pub fn run_study(
         }
         grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         trained += 1;
-        match run_cell(cell, ab, &image, &copts)? {
+        match run_cell(cell, ab, image, &copts)? {
             CellOutcome::Interrupted => break,
             CellOutcome::Finished | CellOutcome::AlreadyDone => finished_mine += 1,
         }
         grid.set_position(finished_mine);
     }
-    let done = finished(cells.iter(), ab)?;
     freezeframe_train::progress::finish(&grid);
+    Ok(())
+}
+
+/// Runs (or resumes) the study into `out`.
+pub fn run_study(
+    ab: &AblationConfig,
+    base: RunConfig,
+    out: &Path,
+    opts: &StudyOptions,
+) -> Result<StudyOutcome, LabError> {
+    let Prepared {
+        image,
+        base,
+        cells,
+        strays,
+    } = prepare(ab, base, out, opts.progress)?;
+    let opts = &StudyOptions {
+        meta: with_strays(&opts.meta, &strays),
+        ..opts.clone()
+    };
+    let inflation = inflation_check(&base, &image.path)?;
+    log_inflation(&inflation, opts.shard.is_none());
+    if opts.report_only {
+        return report_finished(
+            ab,
+            &base,
+            &cells,
+            out,
+            (inflation, image),
+            &opts.meta,
+            "the same command without `--report-only` trains them and rewrites this report from every run",
+        );
+    }
+    train_grid(ab, &cells, &image, opts)?;
+    let done = finished(cells.iter(), ab)?;
     if done < cells.len() || opts.shard.is_some() {
         return Ok(StudyOutcome::Partial {
             done,
