@@ -50,15 +50,19 @@ fn read(out: &Path) -> Result<Marker, LabError> {
     Ok(m)
 }
 
-/// Runs already marked finished under `out/runs/` (a folder made before markers existed).
-fn finished_runs(out: &Path) -> usize {
-    std::fs::read_dir(out.join("runs"))
-        .map(|rd| {
-            rd.flatten()
-                .filter(|e| e.path().join("ablate.json").is_file())
-                .count()
-        })
-        .unwrap_or(0)
+/// The folder names of the runs marked finished (holding `ablate.json`) under `out/runs/`,
+/// sorted; none when there is no such folder.
+pub fn finished_runs(out: &Path) -> Vec<String> {
+    let Ok(rd) = std::fs::read_dir(out.join("runs")) else {
+        return Vec::new();
+    };
+    let mut v: Vec<String> = rd
+        .flatten()
+        .filter(|e| e.path().join("ablate.json").is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
 }
 
 /// Makes `out` this study's folder, or checks that it already is.
@@ -84,7 +88,7 @@ pub fn claim(ab: &AblationConfig, out: &Path) -> Result<(), LabError> {
     let recorded = if empty {
         "before any run".to_string()
     } else {
-        match finished_runs(out) {
+        match finished_runs(out).len() {
             0 => {
                 return Err(err(
                     out,

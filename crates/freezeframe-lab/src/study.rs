@@ -87,17 +87,10 @@ pub fn prepare(
 /// them differently — names every cell anew, and runs kept from before would be silently
 /// left out (and trained again) without this.
 fn strays(cells: &[Cell], out: &Path) -> Vec<String> {
-    let Ok(rd) = std::fs::read_dir(out.join("runs")) else {
-        return Vec::new();
-    };
-    let mut v: Vec<String> = rd
-        .flatten()
-        .filter(|e| e.path().join("ablate.json").is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+    crate::marker::finished_runs(out)
+        .into_iter()
         .filter(|name| !cells.iter().any(|c| &c.cfg.name == name))
-        .collect();
-    v.sort();
-    v
+        .collect()
 }
 
 /// How many of `cells` are finished (see [`is_done`]).
