@@ -36,8 +36,9 @@ pub struct Sampling {
 #[derive(Subcommand)]
 pub enum Command {
     /// A small version of the study in under 15 minutes: `full` and `temporal-only`, two seeds
-    /// each, from the shipped image model on the calibrated world, evaluated, with an HTML
-    /// report and a verdict on claim 1 (temporal-only gives too-static videos).
+    /// each, from the shipped image model on the calibrated world cut to 4-frame clips
+    /// (1800 steps × batch 8 at a constant learning rate), evaluated, with an HTML report and a
+    /// verdict on claim 1 (temporal-only gives too-static videos).
     Demo(DemoArgs),
     /// Run an ablation study: strategies × seeds on one budget, evaluated, with verdicts and an
     /// HTML report. Resumable: a re-run skips finished runs and resumes interrupted ones. On a
