@@ -95,19 +95,11 @@ pub fn demo_config(quick: bool) -> Result<(AblationConfig, RunConfig, Vec<String
         base.train.steps,
         base.train.batch_size,
         base.data.frames,
-        schedule_word(base.train.schedule),
+        base.train.schedule.name(),
         study_budget.0,
         study_budget.1,
         study_clip.0,
-        schedule_word(study_clip.1),
+        study_clip.1.name(),
     ));
     Ok((ab, base, left_out))
-}
-
-/// The schedule as a config names it (`schedule = "…"`), for the report's "left out" line.
-fn schedule_word(s: Schedule) -> &'static str {
-    match s {
-        Schedule::Constant => "constant",
-        Schedule::Cosine => "cosine",
-    }
 }

@@ -13,7 +13,7 @@ use crate::error::{LabError, io};
 use crate::explain::{IDENTITY_TOLERANCE, Identity};
 use crate::files::write_atomic;
 use crate::metrics::{Better, METRICS, RunResult, Section, keys_of};
-use crate::results::Results;
+use crate::results::{NOT_RECORDED, Results};
 use crate::stats::Summary;
 use crate::verdict::{Outcome, Verdict};
 
@@ -365,6 +365,22 @@ fn gifs(r: &Results, out: &Path) -> Result<Block, LabError> {
     Ok(Block::Gifs(r.prompts.clone(), rows))
 }
 
+/// `a (3 runs), b (1 run)`: each commit or machine with how many runs it finished; commits in
+/// backticks, the "not recorded" entry never.
+fn counted(by: &BTreeMap<String, usize>, code: bool, sep: &str) -> String {
+    by.iter()
+        .map(|(k, n)| {
+            let k = if code && k != NOT_RECORDED {
+                format!("`{k}`")
+            } else {
+                k.clone()
+            };
+            format!("{k} ({})", plural(*n, "run", "runs"))
+        })
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
 fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     use Block::*;
     let mut b = Vec::new();
@@ -374,12 +390,16 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     }
     b.push(Para(format!(
         "Command: `{}` · report written by commit `{}`; runs trained by {} on {} · report machine: {} · compute time {:.1} min (the sum of the runs' last attempts: training, evaluation, measurements) · {} × {} seeds, {} steps × batch {} each, identical data order, noise, t and caption-dropout draws and LR schedule; only the plan differs.",
-        r.meta.command, r.meta.commit, r.trained_by.iter().map(|c| format!("`{c}`")).collect::<Vec<_>>().join(", "),
-        r.trained_on.join("; "), r.meta.machine, r.wall_seconds / 60.0,
+        r.meta.command, r.meta.commit, counted(&r.trained_by, true, ", "),
+        counted(&r.trained_on, false, "; "), r.meta.machine, r.wall_seconds / 60.0,
         plural(r.strategies.len(), "strategy", "strategies"), r.seeds.len(), r.steps, r.batch_size
     )));
-    if r.trained_on.len() > 1 {
-        b.push(Para(format!("Runs were finished on {} machines (or by builds that did not record theirs): step and compute times compare only between runs of one machine.", r.trained_on.len())));
+    let machines = r.trained_on.keys().filter(|m| *m != NOT_RECORDED).count();
+    if machines > 1 {
+        b.push(Para(format!("Runs were finished on {machines} machines: step and compute times compare only between runs of one machine.")));
+    }
+    if let Some(n) = r.trained_on.get(NOT_RECORDED) {
+        b.push(Para(format!("{} recorded no machine (their markers predate the field): compare their step and compute times with the others only where the machine is known otherwise.", plural(*n, "run", "runs"))));
     }
     if r.meta.jobs > 1 {
         b.push(Para(format!("Runs shared the machine in {} worker processes: step and wall times are not comparable between strategies.", r.meta.jobs)));
@@ -621,6 +641,21 @@ pub fn write(r: &Results, out: &Path) -> Result<PathBuf, LabError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn commits_and_machines_are_counted() {
+        let by: BTreeMap<String, usize> = [("abc1234".into(), 3), (NOT_RECORDED.into(), 1)]
+            .into_iter()
+            .collect();
+        assert_eq!(
+            counted(&by, true, ", "),
+            "`abc1234` (3 runs), not recorded (1 run)"
+        );
+        assert_eq!(
+            counted(&by, false, "; "),
+            "abc1234 (3 runs); not recorded (1 run)"
+        );
+    }
 
     #[test]
     fn figures_never_print_nan() {

@@ -29,6 +29,9 @@ pub struct Meta {
     pub jobs: usize,
 }
 
+/// What a run's marker says when it predates a field (commit, machine).
+pub const NOT_RECORDED: &str = "not recorded";
+
 /// Everything the report shows, also written as `results.json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
@@ -53,10 +56,12 @@ pub struct Results {
     pub setting: String,
     /// The image weights every run started from, in words (file, origin, content hash).
     pub image_weights: String,
-    /// Commits of the binaries that finished the runs ("not recorded" for older markers).
-    pub trained_by: Vec<String>,
-    /// Machines that finished the runs ("not recorded" for older markers).
-    pub trained_on: Vec<String>,
+    /// Commits of the binaries that finished the runs, each with its number of runs (older
+    /// markers recorded none: [`NOT_RECORDED`]).
+    pub trained_by: BTreeMap<String, usize>,
+    /// Machines that finished the runs, each with its number of runs ([`NOT_RECORDED`] for
+    /// markers written before the machine was recorded).
+    pub trained_on: BTreeMap<String, usize>,
     /// When the claims were recorded, and whether they changed since (see [`crate::marker`]).
     pub preregistration: crate::marker::Preregistration,
 }
@@ -72,14 +77,18 @@ pub fn results(
 ) -> Result<Results, LabError> {
     let mut runs = Vec::new();
     let mut wall = 0.0;
-    let mut trained_by = std::collections::BTreeSet::new();
-    let mut trained_on = std::collections::BTreeSet::new();
+    let mut trained_by = BTreeMap::new();
+    let mut trained_on = BTreeMap::new();
     for c in cells {
         let (run, done) = collect(out, &c.rel(), &c.strategy, c.seed)?;
         runs.push(run);
         wall += done.attempt_seconds;
-        trained_by.insert(done.commit.unwrap_or_else(|| "not recorded".into()));
-        trained_on.insert(done.machine.unwrap_or_else(|| "not recorded".into()));
+        *trained_by
+            .entry(done.commit.unwrap_or_else(|| NOT_RECORDED.into()))
+            .or_insert(0) += 1;
+        *trained_on
+            .entry(done.machine.unwrap_or_else(|| NOT_RECORDED.into()))
+            .or_insert(0) += 1;
     }
     let strategies: Vec<String> = ab.strategies.iter().map(|s| label(s)).collect();
     // A strategy's per-seed values of a metric, with one seed left out or none.
@@ -138,8 +147,8 @@ pub fn results(
         prompts: base.sample.prompts.clone(),
         setting: setting(base),
         image_weights,
-        trained_by: trained_by.into_iter().collect(),
-        trained_on: trained_on.into_iter().collect(),
+        trained_by,
+        trained_on,
         preregistration: crate::marker::preregistration(ab, out)?,
     })
 }

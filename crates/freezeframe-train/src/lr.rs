@@ -8,6 +8,17 @@ pub enum Schedule {
     Cosine,
 }
 
+impl Schedule {
+    /// The name a config gives it (`schedule = "…"`), for reports and messages; a test keeps it
+    /// equal to serde's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Schedule::Constant => "constant",
+            Schedule::Cosine => "cosine",
+        }
+    }
+}
+
 /// Linear warm-up from 0 to `base` over `warmup` steps (step 0 already gets base/warmup), then
 /// constant or cosine decay to `base·min_ratio` at `total`.
 pub fn lr_at(
@@ -47,5 +58,15 @@ mod tests {
         assert!((f(110) - 1e-4).abs() < 1e-12);
         assert!((f(500) - 1e-4).abs() < 1e-12);
         assert_eq!(lr_at(50, 100, 0, 2e-4, Schedule::Constant, 0.1), 2e-4);
+    }
+
+    #[test]
+    fn name_is_serde_name() {
+        for s in [Schedule::Constant, Schedule::Cosine] {
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.name())
+            );
+        }
     }
 }
