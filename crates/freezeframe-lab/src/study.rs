@@ -161,9 +161,10 @@ fn train_grid(
         .map(|(_, c)| c)
         .collect();
     let grid = freezeframe_train::progress::bar(
+        "grid",
         mine.len() as u64,
         opts.progress,
-        "grid [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
     );
     let copts = CellOptions {
         progress: opts.progress,
@@ -171,27 +172,29 @@ fn train_grid(
         commit: Some(opts.meta.commit.clone()),
         machine: Some(opts.meta.machine.clone()),
     };
-    // Each cell's eval.json is read once here (and again under its lock by `run_cell`).
-    let mut finished_mine = 0;
-    let mut trained = 0;
+    // Each cell's eval.json is read once here (and again under its lock by `run_cell`). The
+    // finished cells are counted before any trains, so the grid's rate and eta count only the
+    // runs trained now.
+    let mut todo = Vec::new();
     for cell in &mine {
-        if is_done(&cell.run(), &ab.eval)? {
-            finished_mine += 1;
-            grid.set_position(finished_mine);
-            continue;
+        if !is_done(&cell.run(), &ab.eval)? {
+            todo.push(*cell);
         }
+    }
+    let mut finished_mine = (mine.len() - todo.len()) as u64;
+    grid.set_position(finished_mine);
+    for (trained, cell) in todo.into_iter().enumerate() {
         if opts.max_cells.is_some_and(|m| trained >= m) {
             break;
         }
         grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
-        trained += 1;
         match run_cell(cell, ab, image, &copts)? {
             CellOutcome::Interrupted => break,
             CellOutcome::Finished | CellOutcome::AlreadyDone => finished_mine += 1,
         }
         grid.set_position(finished_mine);
     }
-    freezeframe_train::progress::finish(&grid);
+    grid.finish();
     Ok(())
 }
 

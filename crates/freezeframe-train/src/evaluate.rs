@@ -174,10 +174,12 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
     let fps = clip_fps(&data);
 
     let bar = crate::progress::bar(
+        &format!("eval {}", cfg.name),
         prompts.len() as u64,
         opts.progress,
-        "eval [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
     );
+    bar.set_position(0);
     let spec = loaded.spec(settings.steps, settings.cfg, settings.seed);
     let t0 = Instant::now();
     let mut generated = Vec::with_capacity(prompts.len());
@@ -222,7 +224,7 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
         }
         None => Vec::new(),
     };
-    crate::progress::finish(&bar);
+    bar.finish();
     let report = EvalReport {
         run: run.dir.clone(),
         checkpoint_step: loaded.step,

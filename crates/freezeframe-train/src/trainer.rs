@@ -651,7 +651,7 @@ impl Session<'_> {
         step: usize,
         st: &mut LoopState,
         mut w: Weights,
-        bar: &indicatif::ProgressBar,
+        bar: &crate::progress::Bar,
     ) -> Result<Weights, TrainError> {
         let plan = &self.bound.plan;
         let ph = plan.phase_at(step);
@@ -726,7 +726,7 @@ impl Session<'_> {
         end: usize,
         st: &mut LoopState,
         w: Weights,
-        bar: &indicatif::ProgressBar,
+        bar: &crate::progress::Bar,
     ) -> Result<Weights, TrainError> {
         let Weights {
             model,
@@ -816,7 +816,7 @@ impl Session<'_> {
         ph: usize,
         st: &mut LoopState,
         w: &Weights,
-        bar: &indicatif::ProgressBar,
+        bar: &crate::progress::Bar,
     ) -> Result<(), TrainError> {
         let (log_cfg, is_last) = (&self.cfg.log, done == self.cfg.train.steps);
         if every(done, log_cfg.val_every) || is_last {
@@ -863,11 +863,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         .stop_after
         .map_or(t.steps, |n| (start + n).min(t.steps));
     let bar = crate::progress::bar(
+        &cfg.name,
         t.steps as u64,
         opts.progress,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
     );
-    bar.set_prefix(cfg.name.clone());
     bar.set_position(start as u64);
     if opts.progress && start == 0 {
         bar.println(freezeframe_plan::explain(&s.bound.plan, t.lr));
@@ -881,7 +881,7 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
     for step in start..end {
         w = s.step(step, end, &mut st, w, &bar)?;
     }
-    crate::progress::finish(&bar);
+    bar.finish();
 
     // ---- finish: the last checkpoint, the CSV, the final samples ----
     let completed = end.max(start);

@@ -37,15 +37,17 @@ fn prepare(a: PrepareArgs) -> Result<()> {
         clips_per_video,
     };
     let bar = freezeframe_train::progress::bar(
+        "prepare",
         0,
         true,
-        "prepare [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
     );
+    bar.set_position(0);
     let r = freezeframe_data::real::prepare(&csv, &out, &settings, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);
     })?;
-    bar.finish_and_clear();
+    bar.finish();
     for s in &r.skipped {
         eprintln!("skipped line {}: {} — {}", s.line, s.path, s.reason);
     }

@@ -165,9 +165,10 @@ fn run_workers(
         children.push(child);
     }
     let bar = freezeframe_train::progress::bar(
+        "grid",
         prepared.cells.len() as u64,
         true,
-        "grid [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
     );
     bar.set_message(format!("{jobs} workers × {threads} threads"));
     let mut failed = Vec::new();
@@ -195,7 +196,7 @@ fn run_workers(
         children = still;
         std::thread::sleep(Duration::from_millis(500));
     }
-    freezeframe_train::progress::finish(&bar);
+    bar.finish();
     if !failed.is_empty() {
         bail!(
             "{} worker(s) failed ({}); the finished runs are kept, run again to resume",

@@ -38,10 +38,12 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
     let m = &loaded.model_config;
     grid_size(n, n, (m.height, m.width), SAMPLE_GIF_SCALE)?;
     let bar = freezeframe_train::progress::bar(
+        "sample",
         steps as u64,
         true,
-        "sample [{elapsed_precise}] {wide_bar} {pos}/{len} steps",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} steps",
     );
+    bar.set_position(0);
     let prompts = vec![prompt.to_string(); n.max(1)];
     let videos = generate(
         &loaded.model,
@@ -51,7 +53,7 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
         &device,
         |i| bar.set_position(i as u64),
     )?;
-    bar.finish_and_clear();
+    bar.finish();
     write_grid(out, &videos, n.max(1), SAMPLE_GIF_SCALE, 15)?;
     println!(
         "wrote {} ({} videos of {prompt:?}, {steps} steps, cfg {cfg})",
