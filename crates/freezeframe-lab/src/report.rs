@@ -382,6 +382,14 @@ fn counted(by: &BTreeMap<String, usize>, code: bool, sep: &str) -> String {
 }
 
 fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
+    let mut b = header_blocks(r);
+    result_blocks(r, out, &mut b)?;
+    explanation_blocks(r, &mut b);
+    Ok(b)
+}
+
+/// The title, how the study was run (commands, commits, machines, budget) and what is left out.
+fn header_blocks(r: &Results) -> Vec<Block> {
     use Block::*;
     let mut b = Vec::new();
     b.push(Heading(1, format!("Ablation study `{}`", r.name)));
@@ -412,11 +420,17 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     for l in &r.meta.left_out {
         b.push(Para(format!("Left out: {l}")));
     }
+    b
+}
+
+/// Verdicts, the metric tables, the samples and the curves.
+fn result_blocks(r: &Results, out: &Path, b: &mut Vec<Block>) -> Result<(), LabError> {
+    use Block::*;
     b.push(Heading(2, "Verdicts".into()));
     if r.verdicts.is_empty() {
         b.push(Para("The ablation config states no claims: this study measures, it tests nothing. Add `[[claims]]` with their decision rules before the runs to have verdicts.".into()));
     } else {
-        verdict_blocks(r, &mut b);
+        verdict_blocks(r, b);
     }
     b.push(Heading(
         2,
@@ -441,6 +455,12 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
     b.push(gifs(r, out)?);
     b.push(Heading(2, "Curves".into()));
     b.extend(charts(r)?);
+    Ok(())
+}
+
+/// The measured explanations: the inflation identity, drift, CKA and would-be gradients.
+fn explanation_blocks(r: &Results, b: &mut Vec<Block>) {
+    use Block::*;
     b.push(Heading(2, "The study's explanations, measured".into()));
     let inf = &r.inflation;
     let why = match inf.identity() {
@@ -484,7 +504,6 @@ fn blocks(r: &Results, out: &Path) -> Result<Vec<Block>, LabError> {
             )
             .collect()
     }));
-    Ok(b)
 }
 
 fn markdown(blocks: &[Block]) -> String {

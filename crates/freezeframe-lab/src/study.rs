@@ -183,15 +183,19 @@ fn train_grid(
     }
     let mut finished_mine = (mine.len() - todo.len()) as u64;
     grid.set_position(finished_mine);
-    for (trained, cell) in todo.into_iter().enumerate() {
+    let mut trained = 0;
+    for cell in todo {
         if opts.max_cells.is_some_and(|m| trained >= m) {
             break;
         }
         grid.set_message(format!("{} seed {}", cell.strategy, cell.seed));
         match run_cell(cell, ab, image, &copts)? {
             CellOutcome::Interrupted => break,
-            CellOutcome::Finished | CellOutcome::AlreadyDone => finished_mine += 1,
+            CellOutcome::Finished => trained += 1,
+            // Finished by another process since the count above: not trained here.
+            CellOutcome::AlreadyDone => {}
         }
+        finished_mine += 1;
         grid.set_position(finished_mine);
     }
     grid.finish();

@@ -38,6 +38,9 @@ struct Plain {
     origin: Option<(u64, Instant)>,
     /// The last position logged and when.
     last: Option<(u64, Instant)>,
+    /// The furthest position set: parallel workers may report out of order, and the closing
+    /// line must not read 999 of 1000.
+    furthest: u64,
 }
 
 /// A bar of `len` steps named `name` (its `{prefix}`, and the label of its plain lines), drawn
@@ -69,6 +72,7 @@ impl Bar {
         let mut p = plain.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         let origin = *p.origin.get_or_insert((pos, now));
+        p.furthest = p.furthest.max(pos);
         let len = self.bar.length().unwrap_or(0);
         if due(p.last, origin, pos, len, now) {
             p.last = Some((pos, now));
@@ -100,13 +104,14 @@ impl Bar {
     /// Clears the bar and takes it off the stack; in plain mode, the closing line.
     pub fn finish(&self) {
         if let Some(plain) = &self.plain {
-            let p = plain.lock().unwrap_or_else(|e| e.into_inner());
-            let pos = self.bar.position();
+            let mut p = plain.lock().unwrap_or_else(|e| e.into_inner());
+            let pos = p.furthest;
             if let Some(origin) = p.origin
                 && p.last.is_none_or(|(at, _)| at != pos)
             {
-                let len = self.bar.length().unwrap_or(0);
-                tracing::info!("{}", self.plain_line(origin, pos, len, Instant::now()));
+                let (len, now) = (self.bar.length().unwrap_or(0), Instant::now());
+                p.last = Some((pos, now));
+                tracing::info!("{}", self.plain_line(origin, pos, len, now));
             }
         }
         self.bar.finish_and_clear();
@@ -132,7 +137,8 @@ impl Bar {
                 s += &format!(", eta {}", duration(eta));
             }
         }
-        s += &format!(", {} elapsed", duration((now - origin.1).as_secs_f64()));
+        let elapsed = now.saturating_duration_since(origin.1).as_secs_f64();
+        s += &format!(", {} elapsed", duration(elapsed));
         if !msg.is_empty() {
             s += &format!(" · {msg}");
         }
@@ -156,7 +162,7 @@ fn due(
         return false;
     }
     let gap = now.saturating_duration_since(when);
-    let step = (len * PLAIN_EVERY_PCT / 100).max(1);
+    let step = (len.saturating_mul(PLAIN_EVERY_PCT) / 100).max(1);
     (pos.saturating_sub(at) >= step && gap >= PLAIN_MIN_GAP) || gap >= PLAIN_MAX_GAP
 }
 
@@ -216,6 +222,8 @@ mod tests {
         assert!(!due(Some((5, t0)), origin, 5, 4000, at(900)));
         // Short jobs (24 runs of a grid): every item counts.
         assert!(due(Some((3, t0)), origin, 4, 24, at(1800)));
+        // Any length, however large, is safe.
+        assert!(!due(Some((0, t0)), origin, 1, u64::MAX, at(31)));
     }
 
     #[test]

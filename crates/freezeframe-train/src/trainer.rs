@@ -761,9 +761,10 @@ impl Session<'_> {
         ema = ema::update(ema, &model, t.ema_decay, &st.trained);
         st.losses.push((done, loss));
         st.window.push((loss, out.grad_norm));
-        bar.set_position(done as u64);
+        // The message first: a plain log line is written by `set_position` and reads it.
         let phase_name = &self.bound.plan.phases[ph].name;
         bar.set_message(format!("loss {loss:.4} lr {lr:.1e} [{phase_name}]"));
+        bar.set_position(done as u64);
 
         if diag || would_be.is_some() {
             let ratios = match before {

@@ -1,4 +1,5 @@
 //! The `freezeframe` command line: a thin layer over the library crates.
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 mod bench;
@@ -39,6 +40,8 @@ fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_writer(std::io::stderr)
+        // A log file (nohup, SLURM) gets no colour codes.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
