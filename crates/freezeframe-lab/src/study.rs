@@ -258,6 +258,35 @@ pub fn run_study(
     })
 }
 
+/// The report's line on the runs not finished: each named (with the step of its newest
+/// checkpoint, where it has one), and the compute they still need at the finished runs' mean.
+fn unfinished_note(missing: &[Cell], total: usize, done: &Results, to_finish: &str) -> String {
+    let mut left = 0.0;
+    let names: Vec<String> = missing
+        .iter()
+        .map(|c| {
+            let steps = c.cfg.train.steps;
+            let at = c.run().latest_checkpoint().map_or(0, |(n, _)| n.min(steps));
+            left += 1.0 - at as f64 / steps.max(1) as f64;
+            match at {
+                0 => format!("{} seed {}", c.strategy, c.seed),
+                n => format!(
+                    "{} seed {} (checkpoint at step {n} of {steps})",
+                    c.strategy, c.seed
+                ),
+            }
+        })
+        .collect();
+    let mean = done.wall_seconds / done.runs.len().max(1) as f64;
+    format!(
+        "{} of the study's {total} runs had not finished when this report was written: {}. Claims that need them are not tested here; {to_finish}. At the finished runs' mean of {:.0} min a run (their last attempts, on the machines above, pauses included), what is left needs about {:.1} h of compute.",
+        missing.len(),
+        names.join(", "),
+        mean / 60.0,
+        left * mean / 3600.0,
+    )
+}
+
 /// The report of the cells finished so far; the others are named in it as not finished, and
 /// the claims that need them are not tested.
 pub(crate) fn report_finished(
@@ -283,21 +312,13 @@ pub(crate) fn report_finished(
             message: format!("none of the study's {} runs has finished yet", cells.len()),
         });
     }
-    let mut meta = meta.clone();
-    if !missing.is_empty() {
-        let names: Vec<String> = missing
-            .iter()
-            .map(|c| format!("{} seed {}", c.strategy, c.seed))
-            .collect();
-        meta.left_out.push(format!(
-            "{} of the study's {} runs had not finished when this report was written: {}. Claims that need them are not tested here; {to_finish}.",
-            missing.len(),
-            cells.len(),
-            names.join(", ")
-        ));
-    }
     let image_weights = crate::image::describe(ab, &image);
-    let mut results = results(ab, base, &finished, out, (inflation, image_weights), &meta)?;
+    let mut results = results(ab, base, &finished, out, (inflation, image_weights), meta)?;
+    if !missing.is_empty() {
+        let note = unfinished_note(&missing, cells.len(), &results, to_finish);
+        tracing::info!("{note}");
+        results.meta.left_out.push(note);
+    }
     for v in &mut results.verdicts {
         let needs = v.claim.compared_with(&results.strategies);
         let unfinished: Vec<String> = missing

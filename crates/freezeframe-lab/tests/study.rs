@@ -80,6 +80,27 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
         .filter(|p| p.join("ablate.json").is_file())
         .collect();
     assert_eq!(finished.len(), 1);
+    // The report of a grid half way names the interrupted run's checkpoint and what is left.
+    let halfway = complete(
+        run_study(
+            &ab,
+            base.clone(),
+            &cut,
+            &StudyOptions {
+                report_only: true,
+                ..opts()
+            },
+        )
+        .expect("report half way"),
+    );
+    let note = halfway
+        .meta
+        .left_out
+        .iter()
+        .find(|l| l.starts_with("3 of the study's 4 runs had not finished"))
+        .expect("the unfinished runs' line");
+    assert!(note.contains("(checkpoint at step 3 of 6)"), "{note}");
+    assert!(note.contains("what is left needs about"), "{note}");
     let marker = std::fs::read(finished[0].join("ablate.json")).expect("marker");
     let resumed = complete(run_study(&ab, base, &cut, &opts()).expect("third call"));
     assert_eq!(
