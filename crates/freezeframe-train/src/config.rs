@@ -309,36 +309,87 @@ impl RunConfig {
     /// Reads and validates a config file. Every path in it (`out_dir`, `plan` files,
     /// `[init] from`, `[data] cache` and `csv`) is relative to the file's folder, as in Cargo —
     /// `out_dir`'s default `runs` too — whatever the working directory.
+    ///
+    /// A config with `base = "other.toml"` is that config with this file's keys over it (see
+    /// [`crate::inherit`]); it must set its own `name`, or its runs would land in the base's
+    /// run folder.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
         let text = std::fs::read_to_string(path).map_err(|source| TrainError::ReadConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let mut cfg = Self::parse(&text, path)?;
-        cfg.resolve_paths(&config_dir(path)?);
+        let dir = config_dir(path)?;
+        match crate::inherit::table_of(&text) {
+            Some(t) if t.contains_key("base") => {
+                if !t.contains_key("name") {
+                    return Err(TrainError::Config {
+                        path: path.to_path_buf(),
+                        message: "a config with `base` sets its own `name` (else its runs would go to the base's run folder)".into(),
+                    });
+                }
+                Self::load_merged(path, &dir)
+            }
+            _ => {
+                let mut cfg = Self::parse(&text, path)?;
+                cfg.resolve_paths(&|_| dir.as_path());
+                Ok(cfg)
+            }
+        }
+    }
+
+    /// [`RunConfig::load`] of a config with a `base`: merged, then checked as one file is.
+    fn load_merged(path: &Path, dir: &Path) -> Result<Self, TrainError> {
+        let m = crate::inherit::load(path)?;
+        let bad = |message: String| TrainError::Config {
+            path: path.to_path_buf(),
+            message: format!(
+                "{message} (merged with its base: {})",
+                m.files
+                    .iter()
+                    .skip(1)
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ),
+        };
+        // The merged table has no lines to point at: the error names the key's section instead.
+        let mut cfg: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(
+            m.table.clone(),
+        ))
+        .map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+            let at = e.path().to_string();
+            let msg = e.into_inner().message().trim_end().to_string();
+            bad(if at == "." {
+                msg
+            } else {
+                format!("{at}: {msg}")
+            })
+        })?;
+        cfg.validate().map_err(bad)?;
+        cfg.resolve_paths(&|key| m.dirs.get(key).map_or(dir, |d| d.as_path()));
         Ok(cfg)
     }
 
-    /// Makes every relative path absolute against `dir` (see [`resolve_path`]).
-    fn resolve_paths(&mut self, dir: &Path) {
-        self.out_dir = resolve_path(dir, &self.out_dir);
+    /// Makes every relative path absolute (see [`resolve_path`]) against the folder of the
+    /// file that wrote it: `dir_of` maps a dotted key (`init.from`) to that folder.
+    fn resolve_paths<'a>(&mut self, dir_of: &dyn Fn(&str) -> &'a Path) {
+        self.out_dir = resolve_path(dir_of("out_dir"), &self.out_dir);
         let is_preset = freezeframe_plan::PRESETS
             .iter()
             .any(|(n, _)| *n == self.plan);
         if !is_preset {
-            self.plan = resolve_path(dir, Path::new(&self.plan))
+            self.plan = resolve_path(dir_of("plan"), Path::new(&self.plan))
                 .display()
                 .to_string();
         }
-        for p in [
-            &mut self.init.from,
-            &mut self.data.cache,
-            &mut self.data.csv,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            *p = resolve_path(dir, p);
+        for (key, p) in [
+            ("init.from", &mut self.init.from),
+            ("data.cache", &mut self.data.cache),
+            ("data.csv", &mut self.data.csv),
+        ] {
+            if let Some(p) = p {
+                *p = resolve_path(dir_of(key), p);
+            }
         }
     }
 

@@ -11,6 +11,7 @@ pub mod ema;
 pub mod error;
 pub mod evaluate;
 pub mod grads;
+pub mod inherit;
 pub mod latent;
 pub mod limits;
 pub mod lr;
