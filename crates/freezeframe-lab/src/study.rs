@@ -266,20 +266,19 @@ fn unfinished_note(missing: &[Cell], total: usize, done: &Results, to_finish: &s
         .iter()
         .map(|c| {
             let steps = c.cfg.train.steps;
-            let at = c.run().latest_checkpoint().map_or(0, |(n, _)| n.min(steps));
-            left += 1.0 - at as f64 / steps.max(1) as f64;
+            let at = c.run().latest_checkpoint().map_or(0, |(n, _)| n);
+            left += 1.0 - at.min(steps) as f64 / steps.max(1) as f64;
+            let (s, seed) = (&c.strategy, c.seed);
             match at {
-                0 => format!("{} seed {}", c.strategy, c.seed),
-                n => format!(
-                    "{} seed {} (checkpoint at step {n} of {steps})",
-                    c.strategy, c.seed
-                ),
+                0 => format!("{s} seed {seed}"),
+                n if n >= steps => format!("{s} seed {seed} (trained; its evaluation is left)"),
+                n => format!("{s} seed {seed} (checkpoint at step {n} of {steps})"),
             }
         })
         .collect();
     let mean = done.wall_seconds / done.runs.len().max(1) as f64;
     format!(
-        "{} of the study's {total} runs had not finished when this report was written: {}. Claims that need them are not tested here; {to_finish}. At the finished runs' mean of {:.0} min a run (their last attempts, on the machines above, pauses included), what is left needs about {:.1} h of compute.",
+        "{} of the study's {total} runs had not finished when this report was written: {}. Claims that need them are not tested here; {to_finish}. At the finished runs' mean of {:.0} min a run (their last attempts, on the machines above, pauses included), what is left needs about {:.1} h of compute (training; evaluations not counted).",
         missing.len(),
         names.join(", "),
         mean / 60.0,

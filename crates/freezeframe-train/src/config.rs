@@ -339,12 +339,12 @@ impl RunConfig {
 
     /// [`RunConfig::load`] of a config with a `base`: merged, then checked as one file is.
     fn load_merged(path: &Path, dir: &Path) -> Result<Self, TrainError> {
-        let m = crate::inherit::load(path)?;
+        let crate::inherit::Merged { table, dirs, files } = crate::inherit::load(path)?;
         let bad = |message: String| TrainError::Config {
             path: path.to_path_buf(),
             message: format!(
                 "{message} (merged with its base: {})",
-                m.files
+                files
                     .iter()
                     .skip(1)
                     .map(|p| p.display().to_string())
@@ -353,20 +353,31 @@ impl RunConfig {
             ),
         };
         // The merged table has no lines to point at: the error names the key's section instead.
-        let mut cfg: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(
-            m.table.clone(),
-        ))
-        .map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
-            let at = e.path().to_string();
-            let msg = e.into_inner().message().trim_end().to_string();
-            bad(if at == "." {
-                msg
-            } else {
-                format!("{at}: {msg}")
-            })
-        })?;
+        let mut cfg: RunConfig = serde_path_to_error::deserialize(toml::Value::Table(table))
+            .map_err(|e: serde_path_to_error::Error<toml::de::Error>| {
+                let at = e.path().to_string();
+                let msg = e.into_inner().message().trim_end().to_string();
+                bad(if at == "." {
+                    msg
+                } else {
+                    format!("{at}: {msg}")
+                })
+            })?;
         cfg.validate().map_err(bad)?;
-        cfg.resolve_paths(&|key| m.dirs.get(key).map_or(dir, |d| d.as_path()));
+        cfg.resolve_paths(&|key| dirs.get(key).map_or(dir, |d| d.as_path()));
+        // A name of its own is not enough when `out_dir` is inherited too: the same folder
+        // would let `train --resume` go on with the base's run under the child's settings. A
+        // base that is no whole config alone (a fragment without `name`) has no run folder.
+        if let Some(base) = files.get(1)
+            && let Ok(b) = RunConfig::load(base)
+            && b.out_dir.join(&b.name) == cfg.out_dir.join(&cfg.name)
+        {
+            return Err(bad(format!(
+                "its run folder {} is its base's ({}): give it a `name` of its own",
+                cfg.out_dir.join(&cfg.name).display(),
+                base.display()
+            )));
+        }
         Ok(cfg)
     }
 

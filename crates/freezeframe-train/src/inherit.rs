@@ -17,7 +17,7 @@ pub const MAX_DEPTH: usize = 8;
 /// A config merged with its bases.
 pub struct Merged {
     pub table: toml::Table,
-    /// Dotted key → the folder of the file that wrote it (for keys written in some base).
+    /// Dotted key → the folder of the last file in the chain that wrote it.
     pub dirs: HashMap<String, PathBuf>,
     /// The chain's files, the config itself first.
     pub files: Vec<PathBuf>,
@@ -42,9 +42,16 @@ pub fn load(path: &Path) -> Result<Merged, TrainError> {
     let mut tables = Vec::new();
     let mut next = Some(path.to_path_buf());
     while let Some(p) = next.take() {
-        let text = std::fs::read_to_string(&p).map_err(|source| TrainError::ReadConfig {
-            path: p.clone(),
-            source,
+        let text = std::fs::read_to_string(&p).map_err(|source| match chain.len() {
+            1 => TrainError::ReadConfig {
+                path: p.clone(),
+                source,
+            },
+            // A base that cannot be read: named with the file that names it.
+            n => bad(
+                &chain[n - 2],
+                format!("its `base` {} cannot be read: {source}", p.display()),
+            ),
         })?;
         let mut table: toml::Table =
             toml::from_str(&text).map_err(|e| bad(&p, e.to_string().trim_end().to_string()))?;
@@ -72,13 +79,8 @@ pub fn load(path: &Path) -> Result<Merged, TrainError> {
     // Oldest base first, each file's keys over it.
     let mut merged = toml::Table::new();
     let mut dirs = HashMap::new();
-    let child_dir = tables.first().map(|(_, d)| d.clone());
     for (table, dir) in tables.into_iter().rev() {
         merge(&mut merged, table, &dir, "", &mut dirs);
-    }
-    // Keys the config itself wrote resolve against its own folder, the default.
-    if let Some(cd) = child_dir {
-        dirs.retain(|_, d| *d != cd);
     }
     Ok(Merged {
         table: merged,
@@ -224,6 +226,13 @@ frames = 4
         let top = write(&d.join("top.toml"), "base = \"mid.toml\"\nname = \"top\"\n");
         let c = RunConfig::load(&top).unwrap();
         assert_eq!((c.seed, c.train.steps, c.name.as_str()), (5, 500, "top"));
+        // A base may be a fragment, no whole config alone (here: no `name`).
+        write(&d.join("fragment.toml"), "[train]\nsteps = 700\n");
+        let f = write(
+            &d.join("f.toml"),
+            "base = \"fragment.toml\"\nname = \"f\"\n",
+        );
+        assert_eq!(RunConfig::load(&f).unwrap().train.steps, 700);
 
         write(&d.join("a.toml"), "base = \"b.toml\"\nname = \"a\"\n");
         let b = write(&d.join("b.toml"), "base = \"a.toml\"\nname = \"b\"\n");
@@ -247,7 +256,15 @@ frames = 4
             "base = \"nope.toml\"\nname = \"m\"\n",
         );
         let e = RunConfig::load(&missing).unwrap_err().to_string();
-        assert!(e.contains("nope.toml"), "{e}");
+        assert!(e.contains("missing.toml") && e.contains("nope.toml"), "{e}");
+
+        // Its own name, but the base's: the base's run folder.
+        let copy = write(
+            &d.join("copy.toml"),
+            "base = \"base.toml\"\nname = \"base\"\n",
+        );
+        let e = RunConfig::load(&copy).unwrap_err().to_string();
+        assert!(e.contains("is its base's"), "{e}");
         let _ = std::fs::remove_dir_all(d);
     }
 
