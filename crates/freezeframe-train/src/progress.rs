@@ -3,7 +3,8 @@
 //! Anywhere else — a log file, `nohup`, a SLURM job — indicatif draws nothing (and drops
 //! `println`), which would leave an eleven-hour study silent; there a [`Bar`] writes plain
 //! `tracing` lines instead: one every [`PLAIN_EVERY_PCT`] % of the work (at most one per
-//! [`PLAIN_MIN_GAP`]), one at least every [`PLAIN_MAX_GAP`], and one at the end.
+//! [`PLAIN_MIN_GAP`]), one at least every [`PLAIN_MAX_GAP`], and one at the end; each with the
+//! rate since the previous line and the eta at that rate.
 use std::io::IsTerminal;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -75,8 +76,9 @@ impl Bar {
         p.furthest = p.furthest.max(pos);
         let len = self.bar.length().unwrap_or(0);
         if due(p.last, origin, pos, len, now) {
+            let since = span_start(p.last, origin, pos);
             p.last = Some((pos, now));
-            tracing::info!("{}", self.plain_line(origin, pos, len, now));
+            tracing::info!("{}", self.plain_line(origin, since, pos, len, now));
         }
     }
 
@@ -110,8 +112,9 @@ impl Bar {
                 && p.last.is_none_or(|(at, _)| at != pos)
             {
                 let (len, now) = (self.bar.length().unwrap_or(0), Instant::now());
+                let since = span_start(p.last, origin, pos);
                 p.last = Some((pos, now));
-                tracing::info!("{}", self.plain_line(origin, pos, len, now));
+                tracing::info!("{}", self.plain_line(origin, since, pos, len, now));
             }
         }
         self.bar.finish_and_clear();
@@ -127,8 +130,18 @@ impl Bar {
         }
     }
 
-    fn plain_line(&self, origin: (u64, Instant), pos: u64, len: u64, now: Instant) -> String {
-        let rate = rate(origin, pos, now);
+    /// `origin` starts the elapsed time; `since` the span the rate (and so the eta) is taken
+    /// over: the work since the previous line, so that a job paused or slowed for a while reads
+    /// its present speed again at the next line.
+    fn plain_line(
+        &self,
+        origin: (u64, Instant),
+        since: (u64, Instant),
+        pos: u64,
+        len: u64,
+        now: Instant,
+    ) -> String {
+        let rate = rate(since, pos, now);
         let msg = self.bar.message();
         let mut s = format!("{}{}", self.label(), position(pos, len));
         if let Some(r) = rate {
@@ -164,6 +177,12 @@ fn due(
     let gap = now.saturating_duration_since(when);
     let step = (len.saturating_mul(PLAIN_EVERY_PCT) / 100).max(1);
     (pos.saturating_sub(at) >= step && gap >= PLAIN_MIN_GAP) || gap >= PLAIN_MAX_GAP
+}
+
+/// Where the rate of a line at `pos` is measured from: the previous line, while the work has
+/// moved on since; else the first position set.
+fn span_start(last: Option<(u64, Instant)>, origin: (u64, Instant), pos: u64) -> (u64, Instant) {
+    last.filter(|(at, _)| *at < pos).unwrap_or(origin)
 }
 
 /// Items a second since `origin`; none before any work or any time.
@@ -241,6 +260,12 @@ mod tests {
             rate((1000, t0), 1500, t0 + Duration::from_secs(250)),
             Some(2.0)
         );
+        // The rate of a line is that since the previous line, while the work moved on.
+        let origin = (0, t0);
+        let last = (800, t0 + Duration::from_secs(900));
+        assert_eq!(span_start(Some(last), origin, 1000), last);
+        assert_eq!(span_start(Some(last), origin, 800), origin);
+        assert_eq!(span_start(None, origin, 1000), origin);
     }
 
     #[test]
