@@ -200,12 +200,13 @@ fn position(pos: u64, len: u64) -> String {
     }
 }
 
-/// `2.39/s`, or `41.0 s each` when an item takes longer than a second.
+/// `2.39/s`, `41.0 s each` when an item takes longer than a second, `37 min 46 s each` when it
+/// takes minutes (a grid's runs).
 fn per_unit(rate: f64) -> String {
-    if rate >= 1.0 {
-        format!("{rate:.2}/s")
-    } else {
-        format!("{:.1} s each", 1.0 / rate)
+    match 1.0 / rate {
+        _ if rate >= 1.0 => format!("{rate:.2}/s"),
+        each if each < 60.0 => format!("{each:.1} s each"),
+        each => format!("{} each", duration(each)),
     }
 }
 
@@ -250,7 +251,8 @@ mod tests {
         assert_eq!(position(1200, 4000), "1200/4000 (30 %)");
         assert_eq!(position(7, 0), "7");
         assert_eq!(per_unit(2.3936), "2.39/s");
-        assert_eq!(per_unit(1.0 / 1800.0), "1800.0 s each");
+        assert_eq!(per_unit(1.0 / 2.6), "2.6 s each");
+        assert_eq!(per_unit(1.0 / 2266.2), "37 min 46 s each");
         assert_eq!(duration(45.4), "45 s");
         assert_eq!(duration(723.0), "12 min 3 s");
         assert_eq!(duration(26_640.0), "7 h 24 min");
