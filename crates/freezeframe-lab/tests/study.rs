@@ -4,7 +4,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{assert_untested, complete, figures, opts, quick, temp};
+use common::{assert_untested, complete, figures, opts, quick, report_only, temp};
 use freezeframe_lab::demo::demo_config;
 use freezeframe_lab::study::{StudyOptions, StudyOutcome, run_study};
 use freezeframe_lab::verdict::Outcome;
@@ -39,16 +39,7 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
     // `--report-only`: the report of what has finished so far — that one run, with the figures
     // the uninterrupted grid gave it, the other three named, and no claim decided.
     let partial = complete(
-        run_study(
-            &ab,
-            base.clone(),
-            &cut,
-            &StudyOptions {
-                report_only: true,
-                ..opts()
-            },
-        )
-        .expect("report of the finished runs"),
+        run_study(&ab, base.clone(), &cut, &report_only()).expect("report of the finished runs"),
     );
     assert_eq!(figures(&partial), figures(&reference)[..1]);
     assert!(
@@ -81,18 +72,8 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
         .collect();
     assert_eq!(finished.len(), 1);
     // The report of a grid half way names the interrupted run's checkpoint and what is left.
-    let halfway = complete(
-        run_study(
-            &ab,
-            base.clone(),
-            &cut,
-            &StudyOptions {
-                report_only: true,
-                ..opts()
-            },
-        )
-        .expect("report half way"),
-    );
+    let halfway =
+        complete(run_study(&ab, base.clone(), &cut, &report_only()).expect("report half way"));
     let note = halfway
         .meta
         .left_out
@@ -256,18 +237,8 @@ fn a_report_of_a_partial_grid_decides_no_claim_whose_runs_are_missing() {
     )
     .expect("three runs");
     assert!(matches!(first, StudyOutcome::Partial { done: 3, .. }));
-    let partial = complete(
-        run_study(
-            &ab,
-            base,
-            &dir,
-            &StudyOptions {
-                report_only: true,
-                ..opts()
-            },
-        )
-        .expect("report of the finished runs"),
-    );
+    let partial =
+        complete(run_study(&ab, base, &dir, &report_only()).expect("report of the finished runs"));
     assert_eq!(partial.runs.len(), 3);
     let claim1 = partial
         .verdicts
@@ -314,11 +285,7 @@ fn a_finished_run_kept_without_checkpoints_reports_and_is_never_trained_again() 
         .expect("the finished run");
     std::fs::remove_dir_all(run.join("checkpoints")).expect("drop checkpoints");
     let log = std::fs::read(run.join("metrics.jsonl")).expect("log");
-    let report_only = StudyOptions {
-        report_only: true,
-        ..opts()
-    };
-    let kept = complete(run_study(&ab, base.clone(), &dir, &report_only).expect("report"));
+    let kept = complete(run_study(&ab, base.clone(), &dir, &report_only()).expect("report"));
     assert_eq!(kept.runs.len(), 1);
 
     let mut other_eval = ab.clone();

@@ -22,6 +22,14 @@ pub fn opts() -> StudyOptions {
     StudyOptions::default()
 }
 
+/// `ablate --report-only`: the report of the runs finished so far.
+pub fn report_only() -> StudyOptions {
+    StudyOptions {
+        report_only: true,
+        ..opts()
+    }
+}
+
 pub fn complete(o: StudyOutcome) -> freezeframe_lab::Results {
     match o {
         StudyOutcome::Complete { results, .. } => *results,
