@@ -227,6 +227,7 @@ pub fn run_cell(
         source: Box::new(e),
     };
     let started = Instant::now();
+    let cpu_at_start = done::process_cpu_seconds();
     let steps = cell.cfg.train.steps;
     // Always a resume: the trainer starts at step 0 when there is no checkpoint, and a finished
     // training only writes its final samples again.
@@ -256,6 +257,9 @@ pub fn run_cell(
         strategy: cell.strategy.clone(),
         seed: cell.seed,
         attempt_seconds: started.elapsed().as_secs_f64(),
+        cpu_seconds: done::process_cpu_seconds()
+            .zip(cpu_at_start)
+            .map(|(now, then)| now - then),
         drift: explain::drift(&run)?,
         cka: explain::cka(&run, &image.path)?,
         commit: opts.commit.clone(),

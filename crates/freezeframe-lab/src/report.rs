@@ -402,6 +402,13 @@ fn header_blocks(r: &Results) -> Vec<Block> {
         counted(&r.trained_on, false, "; "), r.meta.machine, r.wall_seconds / 60.0,
         plural(r.strategies.len(), "strategy", "strategies"), r.seeds.len(), r.steps, r.batch_size
     )));
+    if r.cpu_runs > 0 {
+        b.push(Para(format!(
+            "CPU time {:.1} h over the {} that recorded it (user + system, every thread; unlike the compute time above, it does not count a process paused or waiting for the machine).",
+            r.cpu_seconds / 3600.0,
+            plural(r.cpu_runs, "run", "runs")
+        )));
+    }
     let machines = r.trained_on.keys().filter(|m| *m != NOT_RECORDED).count();
     if machines > 1 {
         b.push(Para(format!("Runs were finished on {machines} machines: step and compute times compare only between runs of one machine.")));

@@ -45,6 +45,10 @@ pub struct Results {
     /// Compute time: the sum of the runs' last attempts (training, evaluation, measurements),
     /// seconds. Interrupted attempts and image pre-training are not in it.
     pub wall_seconds: f64,
+    /// CPU time of the runs whose markers recorded it (see [`crate::done::Done::cpu_seconds`]),
+    /// seconds, and how many runs that is.
+    pub cpu_seconds: f64,
+    pub cpu_runs: usize,
     pub inflation: InflationCheck,
     pub runs: Vec<RunResult>,
     /// Strategy → metric → mean and 95 % interval across seeds.
@@ -77,12 +81,17 @@ pub fn results(
 ) -> Result<Results, LabError> {
     let mut runs = Vec::new();
     let mut wall = 0.0;
+    let (mut cpu, mut cpu_runs) = (0.0, 0);
     let mut trained_by = BTreeMap::new();
     let mut trained_on = BTreeMap::new();
     for c in cells {
         let (run, done) = collect(out, &c.rel(), &c.strategy, c.seed)?;
         runs.push(run);
         wall += done.attempt_seconds;
+        if let Some(c) = done.cpu_seconds {
+            cpu += c;
+            cpu_runs += 1;
+        }
         *trained_by
             .entry(done.commit.unwrap_or_else(|| NOT_RECORDED.into()))
             .or_insert(0) += 1;
@@ -140,6 +149,8 @@ pub fn results(
         batch_size: base.train.batch_size,
         alpha: ab.alpha,
         wall_seconds: wall,
+        cpu_seconds: cpu,
+        cpu_runs,
         inflation,
         runs,
         summary,

@@ -160,12 +160,6 @@ fn train_grid(
         .filter(|(i, _)| opts.shard.is_none_or(|(k, n)| i % n == k))
         .map(|(_, c)| c)
         .collect();
-    let grid = freezeframe_train::progress::bar(
-        "grid",
-        mine.len() as u64,
-        opts.progress,
-        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
-    );
     let copts = CellOptions {
         progress: opts.progress,
         stop_after: opts.stop_after,
@@ -182,7 +176,13 @@ fn train_grid(
         }
     }
     let mut finished_mine = (mine.len() - todo.len()) as u64;
-    grid.set_position(finished_mine);
+    let grid = freezeframe_train::progress::bar(
+        "grid",
+        finished_mine,
+        mine.len() as u64,
+        opts.progress,
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+    );
     let mut trained = 0;
     for cell in todo {
         if opts.max_cells.is_some_and(|m| trained >= m) {

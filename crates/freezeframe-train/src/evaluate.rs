@@ -175,11 +175,11 @@ pub fn evaluate_run(run: &Run, opts: &EvalOptions) -> Result<EvalReport, TrainEr
 
     let bar = crate::progress::bar(
         &format!("eval {}", cfg.name),
+        0,
         prompts.len() as u64,
         opts.progress,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta}) {msg}",
     );
-    bar.set_position(0);
     let spec = loaded.spec(settings.steps, settings.cfg, settings.seed);
     let t0 = Instant::now();
     let mut generated = Vec::with_capacity(prompts.len());

@@ -45,8 +45,9 @@ struct Plain {
 }
 
 /// A bar of `len` steps named `name` (its `{prefix}`, and the label of its plain lines), drawn
-/// with `template` (indicatif syntax): see [`Bar`].
-pub fn bar(name: &str, len: u64, visible: bool, template: &str) -> Bar {
+/// with `template` (indicatif syntax), at `start` (work done before this call, such as a
+/// resumed run's checkpoint step: plain lines count their rate from there): see [`Bar`].
+pub fn bar(name: &str, start: u64, len: u64, visible: bool, template: &str) -> Bar {
     let terminal = std::io::stderr().is_terminal();
     let bar = if visible && terminal {
         multi().add(ProgressBar::new(len))
@@ -58,10 +59,12 @@ pub fn bar(name: &str, len: u64, visible: bool, template: &str) -> Bar {
         ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
     );
     bar.set_prefix(name.to_string());
-    Bar {
+    let bar = Bar {
         bar,
         plain: (visible && !terminal).then(|| Mutex::new(Plain::default())),
-    }
+    };
+    bar.set_position(start);
+    bar
 }
 
 impl Bar {
@@ -272,8 +275,9 @@ mod tests {
 
     #[test]
     fn a_hidden_bar_keeps_its_state_and_writes_nothing() {
-        let b = bar("test", 10, false, "{prefix} {pos}/{len}");
+        let b = bar("test", 3, 10, false, "{prefix} {pos}/{len}");
         assert!(b.plain.is_none());
+        assert_eq!(b.bar.position(), 3);
         b.set_position(4);
         b.set_message("loss 0.1");
         b.println("not shown");

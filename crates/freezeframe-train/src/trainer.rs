@@ -865,11 +865,11 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
         .map_or(t.steps, |n| (start + n).min(t.steps));
     let bar = crate::progress::bar(
         &cfg.name,
+        start as u64,
         t.steps as u64,
         opts.progress,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} ({per_sec}, eta {eta}) {msg}",
     );
-    bar.set_position(start as u64);
     if opts.progress && start == 0 {
         bar.println(freezeframe_plan::explain(&s.bound.plan, t.lr));
     }

@@ -39,10 +39,10 @@ fn prepare(a: PrepareArgs) -> Result<()> {
     let bar = freezeframe_train::progress::bar(
         "prepare",
         0,
+        0,
         true,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} videos (eta {eta})",
     );
-    bar.set_position(0);
     let r = freezeframe_data::real::prepare(&csv, &out, &settings, |done, total| {
         bar.set_length(total as u64);
         bar.set_position(done as u64);

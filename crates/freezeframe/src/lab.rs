@@ -164,8 +164,19 @@ fn run_workers(
             .with_context(|| format!("start worker {i}"))?;
         children.push(child);
     }
+    // Display only: an unreadable evaluation is reported by the worker or the report.
+    let finished = || {
+        prepared
+            .cells
+            .iter()
+            .filter(|c| matches!(freezeframe_lab::done::is_done(&c.run(), &ab.eval), Ok(true)))
+            .count() as u64
+    };
+    // Started at the runs finished before this call, so that the rate counts only runs
+    // trained now.
     let bar = freezeframe_train::progress::bar(
         "grid",
+        finished(),
         prepared.cells.len() as u64,
         true,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
@@ -173,13 +184,7 @@ fn run_workers(
     bar.set_message(format!("{jobs} workers × {threads} threads"));
     let mut failed = Vec::new();
     while !children.is_empty() {
-        // Display only: an unreadable evaluation is reported by the worker or the report.
-        let done = prepared
-            .cells
-            .iter()
-            .filter(|c| matches!(freezeframe_lab::done::is_done(&c.run(), &ab.eval), Ok(true)))
-            .count();
-        bar.set_position(done as u64);
+        bar.set_position(finished());
         let mut still = Vec::new();
         for mut c in children {
             match c.try_wait() {

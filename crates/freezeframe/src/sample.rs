@@ -39,11 +39,11 @@ fn sample(run: &Path, prompt: &str, n: usize, out: &Path, sampling: Sampling) ->
     grid_size(n, n, (m.height, m.width), SAMPLE_GIF_SCALE)?;
     let bar = freezeframe_train::progress::bar(
         "sample",
+        0,
         steps as u64,
         true,
         "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} steps",
     );
-    bar.set_position(0);
     let prompts = vec![prompt.to_string(); n.max(1)];
     let videos = generate(
         &loaded.model,
