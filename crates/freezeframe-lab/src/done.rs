@@ -48,7 +48,8 @@ pub fn process_cpu_seconds() -> Option<f64> {
         if !ok {
             return None;
         }
-        // SAFETY: zero-initialised, then filled by the successful call above.
+        // SAFETY: filled by the successful call above (and an all-zero `rusage`, which it
+        // started as, is valid too: it holds integers only).
         let u = unsafe { u.assume_init() };
         let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
         Some(secs(u.ru_utime) + secs(u.ru_stime))
@@ -86,17 +87,30 @@ pub fn is_done(run: &Run, eval: &EvalSettings) -> Result<bool, LabError> {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
     #[test]
-    fn cpu_time_grows_with_work_and_an_old_marker_reads_without_it() {
+    fn cpu_time_grows_with_work_and_not_while_asleep() {
         let a = process_cpu_seconds().expect("getrusage on this platform");
-        // Busy work the optimiser cannot remove: its result is printed on failure.
-        let mut x = 0u64;
-        let t = std::time::Instant::now();
-        while t.elapsed().as_millis() < 200 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        // Busy work the optimiser cannot remove (its result is printed), until 0.1 CPU s
+        // were spent or 20 s passed on a machine too busy to give them.
+        let (mut x, t) = (0u64, std::time::Instant::now());
+        let mut b = a;
+        while b - a < 0.1 && t.elapsed().as_secs() < 20 {
+            for _ in 0..100_000 {
+                x = std::hint::black_box(x.wrapping_mul(6364136223846793005).wrapping_add(1));
+            }
+            b = process_cpu_seconds().expect("getrusage on this platform");
         }
-        let b = process_cpu_seconds().expect("getrusage on this platform");
-        assert!(b - a > 0.05, "cpu {a} -> {b} after 200 ms busy ({x})");
+        assert!(b - a >= 0.1, "cpu {a} -> {b} in 20 s of busy work ({x})");
+        // Asleep, the wall clock moves and the CPU time (nearly) does not: this is what keeps
+        // a paused run's time out of it.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let c = process_cpu_seconds().expect("getrusage on this platform");
+        assert!(c - b < 0.2, "cpu {b} -> {c} over a 300 ms sleep");
+    }
+
+    #[test]
+    fn a_marker_of_an_older_build_reads_without_the_newer_fields() {
         let old = r#"{"strategy":"full","seed":0,"attempt_seconds":1.0,"drift":{},"cka":[]}"#;
         let d: Done = serde_json::from_str(old).expect("an old marker");
         assert_eq!((d.cpu_seconds, d.commit, d.machine), (None, None, None));

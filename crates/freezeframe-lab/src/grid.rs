@@ -253,6 +253,8 @@ pub fn run_cell(
         },
     )
     .map_err(wrap)?;
+    // The measurements are part of the attempt: both times are read after them.
+    let (drift, cka) = (explain::drift(&run)?, explain::cka(&run, &image.path)?);
     let marker = Done {
         strategy: cell.strategy.clone(),
         seed: cell.seed,
@@ -260,8 +262,8 @@ pub fn run_cell(
         cpu_seconds: done::process_cpu_seconds()
             .zip(cpu_at_start)
             .map(|(now, then)| now - then),
-        drift: explain::drift(&run)?,
-        cka: explain::cka(&run, &image.path)?,
+        drift,
+        cka,
         commit: opts.commit.clone(),
         machine: opts.machine.clone(),
     };

@@ -404,9 +404,13 @@ fn header_blocks(r: &Results) -> Vec<Block> {
     )));
     if r.cpu_runs > 0 {
         b.push(Para(format!(
-            "CPU time {:.1} h over the {} that recorded it (user + system, every thread; unlike the compute time above, it does not count a process paused or waiting for the machine).",
-            r.cpu_seconds / 3600.0,
-            plural(r.cpu_runs, "run", "runs")
+            "CPU time {:.1} min over the last attempts of {}: user + system, summed over threads, so on several cores it can exceed the compute time above; unlike that, it does not grow while a process is stopped or waiting for a core.",
+            r.cpu_seconds / 60.0,
+            if r.cpu_runs == r.runs.len() {
+                plural(r.cpu_runs, "run", "runs")
+            } else {
+                format!("{} of {} runs (the others' markers predate the field)", r.cpu_runs, r.runs.len())
+            }
         )));
     }
     let machines = r.trained_on.keys().filter(|m| *m != NOT_RECORDED).count();

@@ -217,16 +217,18 @@ fn the_report_has_every_strategy_every_claim_and_no_nan() {
     );
     // Every verdict says how it fares with one seed left out (two seeds here: it cannot).
     assert!(md.contains("| leave one seed out |"), "{md}");
-    // Every run of this build recorded its CPU time, and the header sums it.
-    assert_eq!(
-        json["cpu_runs"].as_u64(),
-        json["runs"].as_array().map(|r| r.len() as u64)
-    );
-    assert!(
-        json["cpu_seconds"].as_f64().is_some_and(|c| c > 0.0),
-        "{json}"
-    );
-    assert!(md.contains("CPU time "), "{md}");
+    // Every run of this build recorded its CPU time (where the platform tells it), and the
+    // header sums it.
+    if cfg!(unix) {
+        assert_eq!(
+            json["cpu_runs"].as_u64(),
+            json["runs"].as_array().map(|r| r.len() as u64)
+        );
+        let cpu = json["cpu_seconds"].as_f64().expect("cpu_seconds");
+        assert!(cpu > 0.0, "{json}");
+        let line = format!("CPU time {:.1} min over the last attempts of", cpu / 60.0);
+        assert!(md.contains(&line), "{md}");
+    }
     let _ = std::fs::remove_dir_all(out);
 }
 

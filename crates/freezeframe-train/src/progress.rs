@@ -49,6 +49,17 @@ struct Plain {
 /// resumed run's checkpoint step: plain lines count their rate from there): see [`Bar`].
 pub fn bar(name: &str, start: u64, len: u64, visible: bool, template: &str) -> Bar {
     let terminal = std::io::stderr().is_terminal();
+    make(name, (start, len), visible, terminal, template)
+}
+
+/// [`bar`], with whether stderr is a terminal given (tests choose plain mode with it).
+fn make(
+    name: &str,
+    (start, len): (u64, u64),
+    visible: bool,
+    terminal: bool,
+    template: &str,
+) -> Bar {
     let bar = if visible && terminal {
         multi().add(ProgressBar::new(len))
     } else {
@@ -271,6 +282,21 @@ mod tests {
         assert_eq!(span_start(Some(last), origin, 1000), last);
         assert_eq!(span_start(Some(last), origin, 800), origin);
         assert_eq!(span_start(None, origin, 1000), origin);
+    }
+
+    #[test]
+    fn a_plain_bar_counts_its_rate_from_its_start() {
+        let b = make("test", (1200, 4000), true, false, "{prefix} {pos}/{len}");
+        let plain = b.plain.as_ref().expect("plain mode off a terminal");
+        {
+            let p = plain.lock().expect("lock");
+            assert_eq!(p.origin.map(|(at, _)| at), Some(1200));
+            // The start got its line (a resumed run says where it resumes).
+            assert_eq!(p.last.map(|(at, _)| at), Some(1200));
+        }
+        b.set_position(1300);
+        let p = plain.lock().expect("lock");
+        assert_eq!((p.origin.map(|(at, _)| at), p.furthest), (Some(1200), 1300));
     }
 
     #[test]

@@ -148,6 +148,8 @@ fn run_workers(
         );
     }
     let threads = (cores / jobs).max(1);
+    // Counted before any worker starts, so that the grid's rate counts only runs trained now.
+    let before = finished_cells(&prepared.cells, &ab.eval);
     let exe = std::env::current_exe().context("locate the freezeframe binary")?;
     let mut children = Vec::new();
     for i in 0..jobs {
@@ -164,27 +166,16 @@ fn run_workers(
             .with_context(|| format!("start worker {i}"))?;
         children.push(child);
     }
-    // Display only: an unreadable evaluation is reported by the worker or the report.
-    let finished = || {
-        prepared
-            .cells
-            .iter()
-            .filter(|c| matches!(freezeframe_lab::done::is_done(&c.run(), &ab.eval), Ok(true)))
-            .count() as u64
-    };
-    // Started at the runs finished before this call, so that the rate counts only runs
-    // trained now.
     let bar = freezeframe_train::progress::bar(
-        "grid",
-        finished(),
+        &format!("grid ({jobs} workers × {threads} threads)"),
+        before,
         prepared.cells.len() as u64,
         true,
-        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta}) {msg}",
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} runs (eta {eta})",
     );
-    bar.set_message(format!("{jobs} workers × {threads} threads"));
     let mut failed = Vec::new();
     while !children.is_empty() {
-        bar.set_position(finished());
+        bar.set_position(finished_cells(&prepared.cells, &ab.eval));
         let mut still = Vec::new();
         for mut c in children {
             match c.try_wait() {
@@ -210,6 +201,18 @@ fn run_workers(
         );
     }
     Ok(())
+}
+
+/// How many of `cells` are finished, for the grid bar only: an unreadable evaluation counts as
+/// unfinished here and is reported by the worker or the report.
+fn finished_cells(
+    cells: &[freezeframe_lab::grid::Cell],
+    eval: &freezeframe_train::evaluate::EvalSettings,
+) -> u64 {
+    cells
+        .iter()
+        .filter(|c| matches!(freezeframe_lab::done::is_done(&c.run(), eval), Ok(true)))
+        .count() as u64
 }
 
 /// The command, commit and machine, for the report.
