@@ -263,6 +263,12 @@ fn row_sources(map: &[Mapping]) -> HashMap<String, (String, usize, usize)> {
     parts
 }
 
+/// Whether a freezeframe tensor (or layer) path has a place in diffusers' PixArt transformer:
+/// the temporal attention and the null caption have none, so the PixArt export leaves them out.
+pub fn has_diffusers_place(path: &str) -> bool {
+    path != NULL_CAPTION && !path.contains(".attn_temp.")
+}
+
 /// Writes the spatial part of the freezeframe model `model` stored at `checkpoint` as a
 /// diffusers `PixArtTransformer2DModel` folder: `out_dir/diffusion_pytorch_model.safetensors`
 /// and `out_dir/config.json`. Existing files are never replaced.
@@ -286,10 +292,8 @@ pub fn export_pixart(
     });
     let mut src = Source::open(checkpoint)?;
     let ours: Vec<(String, Vec<usize>)> = map.iter().map(|m| m.ours.clone()).collect();
-    // Tensors with no diffusers place: the temporal attention and the null caption.
-    let no_diffusers_place = |n: &str| n == NULL_CAPTION || n.contains(".attn_temp.");
     let what = "a freezeframe model of this config";
-    let skipped = check_tensors(&src, &ours, no_diffusers_place, what)?;
+    let skipped = check_tensors(&src, &ours, |n| !has_diffusers_place(n), what)?;
     let (weights, config) = fresh_outputs(out_dir)?;
     let text = serde_json::to_string_pretty(&cfg).map_err(|e| InteropError::File {
         path: config.clone(),

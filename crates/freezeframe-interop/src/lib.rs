@@ -10,7 +10,8 @@ pub mod pixart;
 pub mod st;
 
 pub use convert::{
-    Exported, ImportOptions, Imported, NULL_CAPTION, export_pixart, import_pixart, model_section,
+    Exported, ImportOptions, Imported, NULL_CAPTION, export_pixart, has_diffusers_place,
+    import_pixart, model_section,
 };
 pub use error::InteropError;
 pub use pixart::PixartConfig;

@@ -400,13 +400,20 @@ mod tests {
         let mut ls = layers("mlp.fc1", &m, 2);
         ls[1].rank = 3;
         ls[1].alpha = 6.0;
-        let m = m.with_lora(&ls, 1).unwrap();
+        // B with distinct values (a fresh one is zero, where a wrong layout would not show).
+        let m = map_values(m.with_lora(&ls, 1).unwrap(), |p, shape, _| {
+            p.ends_with(".lora_b").then(|| {
+                (0..shape.iter().product::<usize>())
+                    .map(|i| 0.01 * (i + 1) as f32)
+                    .collect()
+            })
+        });
         let t = peft_tensors(&m).unwrap();
         assert_eq!(t.len(), 4);
         let a = &t[0];
         assert_eq!(a.key, "base_model.model.blocks.0.mlp.fc1.lora_A.weight");
         let lin = &m.blocks[0].mlp.fc1;
-        let (d_in, _) = lin.dims();
+        let (d_in, d_out) = lin.dims();
         assert_eq!(a.shape, vec![2, d_in]);
         // Burn's A is [d_in, r]: PEFT's [r, d_in] is its transpose.
         let burn: Vec<f32> = lin
@@ -420,6 +427,18 @@ mod tests {
         assert_eq!(a.values[1], burn[2]); // PEFT [0, 1] = Burn [1, 0]
         assert_eq!(a.values[d_in], burn[1]); // PEFT [1, 0] = Burn [0, 1]
         assert_eq!(t[1].key, "base_model.model.blocks.0.mlp.fc1.lora_B.weight");
+        // Burn's B is [r, d_out]: PEFT's [d_out, r] is its transpose.
+        assert_eq!(t[1].shape, vec![d_out, 2]);
+        let burn_b: Vec<f32> = lin
+            .lora_b
+            .as_ref()
+            .unwrap()
+            .val()
+            .into_data()
+            .try_into_vec()
+            .unwrap();
+        assert_eq!(t[1].values[1], burn_b[d_out]); // PEFT [0, 1] = Burn [1, 0]
+        assert_eq!(t[1].values[2], burn_b[1]); // PEFT [1, 0] = Burn [0, 1]
         let c = peft_config(&m.lora_layers());
         assert_eq!(c["target_modules"].as_array().unwrap().len(), 2);
         // Ranks 2 and 3 (α 4 and 6): one of each is `r` / `lora_alpha`, the other a pattern.
@@ -492,7 +511,11 @@ mod tests {
         let bias = lin.bias.as_ref().map(|p| p.val()).unwrap();
         let x = x.require_grad();
         let loss = (lin.forward(x.clone()) * probe.clone()).sum();
-        let g = GradientsParams::from_grads(loss.backward(), &lin);
+        let grads0 = loss.backward();
+        // The input's gradient too: with the base frozen the fused kernel keeps its input for
+        // the adapter alone, and a block below needs this gradient.
+        let gx = x.grad(&grads0).expect("input gradient");
+        let g = GradientsParams::from_grads(grads0, &lin);
         let ga = g.get::<2>(lin.lora_a.as_ref().unwrap().id).unwrap();
         let gb = g.get::<2>(lin.lora_b.as_ref().unwrap().id).unwrap();
         assert!(
@@ -502,10 +525,10 @@ mod tests {
 
         // Reference: the same function on Burn's matmuls.
         let (ra, rb) = (a.clone().require_grad(), b.clone().require_grad());
-        let y = x.clone().detach().matmul(w.clone())
+        let rx = x.clone().detach().require_grad();
+        let y = rx.clone().matmul(w.clone())
             + bias.clone().detach().unsqueeze::<2>()
-            + x.clone()
-                .detach()
+            + rx.clone()
                 .matmul(ra.clone())
                 .matmul(rb.clone())
                 .mul_scalar(0.75);
@@ -516,6 +539,10 @@ mod tests {
         };
         close(ga.clone(), Tensor::from_inner(ra.grad(&grads).unwrap()));
         close(gb.clone(), Tensor::from_inner(rb.grad(&grads).unwrap()));
+        close(
+            Tensor::from_inner(gx),
+            Tensor::from_inner(rx.grad(&grads).unwrap()),
+        );
 
         // Central differences in f64 on the plain values, for a few entries of A and B.
         fn vals<const D: usize>(t: &Tensor<D>) -> Vec<f64> {

@@ -908,6 +908,44 @@ pub fn train(cfg: &RunConfig, opts: &TrainOptions) -> Result<TrainSummary, Train
 mod tests {
     use super::*;
 
+    #[test]
+    fn adapters_that_change_the_model_at_step_0_are_refused() {
+        let mcfg = StdiTConfig::tiny();
+        // adaLN-zero leaves every block silent at initialisation, and an adapter on a silent
+        // block could not show: the zero tensors get small values first, as after training.
+        let mut k = 0u32;
+        let m = map_values(
+            initialize(Stdit::new(&mcfg, &Device::flex()), 1),
+            |_, shape, read| {
+                read().iter().all(|&x| x == 0.0).then(|| {
+                    (0..shape.iter().product::<usize>())
+                        .map(|_| {
+                            k += 1;
+                            0.05 * ((k % 7) as f32 - 3.0)
+                        })
+                        .collect()
+                })
+            },
+        );
+        let layers: Vec<freezeframe_model::lora::LoraLayer> =
+            ["blocks.0.attn.qkv", "blocks.1.mlp.fc2"]
+                .map(|layer| freezeframe_model::lora::LoraLayer {
+                    layer: layer.into(),
+                    rank: 2,
+                    alpha: 2.0,
+                })
+                .to_vec();
+        let m = m.with_lora(&layers, 0).expect("adapters");
+        check_adapters_start_silent(&m, &mcfg).expect("fresh adapters start silent");
+        // `lora_b` not at zero: the adapted model is not the model it was made from.
+        let bad = map_values(m, |path, shape, _| {
+            path.ends_with("blocks.1.mlp.fc2.lora_b")
+                .then(|| vec![0.5; shape.iter().product()])
+        });
+        let e = check_adapters_start_silent(&bad, &mcfg).expect_err("a non-zero B is refused");
+        assert!(e.to_string().contains("must start at zero"), "{e}");
+    }
+
     fn summary(losses: Vec<(usize, f32)>) -> TrainSummary {
         TrainSummary {
             run: Run::new(std::path::Path::new("r")),

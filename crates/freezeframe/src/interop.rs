@@ -93,7 +93,8 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     // has no place for them, and leaving them out would export the base model.
     let merged = if checkpoint::file_metadata(&ema)?.contains_key(checkpoint::LORA_KEY) {
         let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
-        let n = m.lora_layers().len();
+        let layers = m.lora_layers();
+        let n = layers.len();
         // Beside the export (where there is room for it), removed when done.
         std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
         let tmp = TempFile(out.join(format!(
@@ -102,6 +103,7 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
         )));
         checkpoint::save_model(&m.merge_lora(), &tmp.0)?;
         println!("merged {n} LoRA adapters into their weights");
+        warn_dropped_adapters(&layers);
         Some(tmp)
     } else {
         None
@@ -115,6 +117,35 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
         ex.skipped.len()
     );
     Ok(())
+}
+
+/// Adapters merged into layers that diffusers' PixArt has no place for (the temporal
+/// attention) are left out with those layers: said on stderr, since an export of a
+/// `lora-temporal` run would otherwise read as its trained model and be the image model.
+fn warn_dropped_adapters(layers: &[freezeframe_model::lora::LoraLayer]) {
+    let dropped: Vec<&str> = layers
+        .iter()
+        .map(|l| l.layer.as_str())
+        .filter(|l| !freezeframe_interop::has_diffusers_place(&format!("{l}.weight")))
+        .collect();
+    if dropped.is_empty() {
+        return;
+    }
+    let (k, n) = (dropped.len(), layers.len());
+    let which = if k == n {
+        format!("all {n} merged adapters sit on the temporal attention")
+    } else {
+        format!("{k} of the {n} merged adapters sit on the temporal attention")
+    };
+    let effect = if k == n {
+        "none of what they learned is in this export"
+    } else {
+        "they are left out with it"
+    };
+    eprintln!(
+        "warning: {which}, which diffusers' PixArt transformer has no place for: {effect} ({}). `export --format lora-peft` writes every adapter.",
+        dropped.join(", ")
+    );
 }
 
 /// The adapters alone, as PEFT saves a LoRA of Open-Sora's PyTorch STDiT:
