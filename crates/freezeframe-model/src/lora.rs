@@ -415,28 +415,22 @@ mod tests {
         let lin = &m.blocks[0].mlp.fc1;
         let (d_in, d_out) = lin.dims();
         assert_eq!(a.shape, vec![2, d_in]);
+        let values = |p: &Option<Param<Tensor<2>>>| -> Vec<f32> {
+            p.as_ref()
+                .unwrap()
+                .val()
+                .into_data()
+                .try_into_vec()
+                .unwrap()
+        };
         // Burn's A is [d_in, r]: PEFT's [r, d_in] is its transpose.
-        let burn: Vec<f32> = lin
-            .lora_a
-            .as_ref()
-            .unwrap()
-            .val()
-            .into_data()
-            .try_into_vec()
-            .unwrap();
+        let burn = values(&lin.lora_a);
         assert_eq!(a.values[1], burn[2]); // PEFT [0, 1] = Burn [1, 0]
         assert_eq!(a.values[d_in], burn[1]); // PEFT [1, 0] = Burn [0, 1]
         assert_eq!(t[1].key, "base_model.model.blocks.0.mlp.fc1.lora_B.weight");
         // Burn's B is [r, d_out]: PEFT's [d_out, r] is its transpose.
         assert_eq!(t[1].shape, vec![d_out, 2]);
-        let burn_b: Vec<f32> = lin
-            .lora_b
-            .as_ref()
-            .unwrap()
-            .val()
-            .into_data()
-            .try_into_vec()
-            .unwrap();
+        let burn_b = values(&lin.lora_b);
         assert_eq!(t[1].values[1], burn_b[d_out]); // PEFT [0, 1] = Burn [1, 0]
         assert_eq!(t[1].values[2], burn_b[1]); // PEFT [1, 0] = Burn [0, 1]
         let c = peft_config(&m.lora_layers());
