@@ -269,6 +269,20 @@ pub fn has_diffusers_place(path: &str) -> bool {
     path != NULL_CAPTION && !path.contains(".attn_temp.")
 }
 
+/// The key map of a freezeframe model written out: its output is diffusers' whole output (no
+/// learned-variance half to keep or drop).
+pub(crate) fn export_map(model: &StdiTConfig) -> Vec<Mapping> {
+    key_map(&Shape {
+        hidden: model.hidden,
+        channels: model.channels,
+        out_channels: model.channels,
+        patch: model.patch,
+        caption: model.text_dim,
+        mlp: model.mlp_hidden(),
+        depth: model.depth,
+    })
+}
+
 /// Writes the spatial part of the freezeframe model `model` stored at `checkpoint` as a
 /// diffusers `PixArtTransformer2DModel` folder: `out_dir/diffusion_pytorch_model.safetensors`
 /// and `out_dir/config.json`. Existing files are never replaced.
@@ -281,15 +295,7 @@ pub fn export_pixart(
         path: checkpoint.to_path_buf(),
         message: format!("cannot be written as diffusers' PixArt: {message}"),
     })?;
-    let map = key_map(&Shape {
-        hidden: model.hidden,
-        channels: model.channels,
-        out_channels: model.channels,
-        patch: model.patch,
-        caption: model.text_dim,
-        mlp: model.mlp_hidden(),
-        depth: model.depth,
-    });
+    let map = export_map(model);
     let mut src = Source::open(checkpoint)?;
     let ours: Vec<(String, Vec<usize>)> = map.iter().map(|m| m.ours.clone()).collect();
     let what = "a freezeframe model of this config";

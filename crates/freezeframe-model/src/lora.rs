@@ -148,40 +148,77 @@ impl Stdit {
     }
 }
 
-/// One adapter tensor as PEFT stores it.
+/// One tensor in PyTorch's row-major layout.
 #[derive(Debug, Clone, PartialEq)]
-pub struct PeftTensor {
-    pub key: String,
-    /// PyTorch's layout: `lora_A` [r, d_in], `lora_B` [d_out, r].
+pub struct Matrix {
     pub shape: Vec<usize>,
     pub values: Vec<f32>,
 }
 
-/// The adapters as PEFT stores them for a PyTorch model whose modules carry these paths:
-/// `base_model.model.<layer>.lora_A.weight` and `.lora_B.weight`, in PyTorch's [out, in]
-/// layout (the transpose of Burn's).
-pub fn peft_tensors(model: &Stdit) -> Result<Vec<PeftTensor>, LoraError> {
+/// One adapter as PEFT holds it: the module it sits on (named in the target model's layout),
+/// its rank and α, and its two matrices in PyTorch's [out, in] layout (the transpose of
+/// Burn's): `a` [r, d_in], `b` [d_out, r] — or, on a convolution, `a` [r, C, kh, kw] and `b`
+/// [d_out, r, 1, 1].
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeftAdapter {
+    pub spec: LoraLayer,
+    pub a: Matrix,
+    pub b: Matrix,
+}
+
+/// One adapter tensor as PEFT stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeftTensor {
+    pub key: String,
+    pub shape: Vec<usize>,
+    pub values: Vec<f32>,
+}
+
+/// The model's adapters in PyTorch's layout, named by Open-Sora paths.
+pub fn peft_adapters(model: &Stdit) -> Result<Vec<PeftAdapter>, LoraError> {
     let transpose = |layer: &str, p: &Param<Tensor<2>>| {
         let [i, o] = p.dims();
         let v = p.val().transpose().into_data().convert::<f32>();
         v.try_into_vec::<f32>()
-            .map(|values| (vec![o, i], values))
+            .map(|values| Matrix {
+                shape: vec![o, i],
+                values,
+            })
             .map_err(|e| LoraError::Read(layer.to_string(), format!("{e:?}")))
     };
     let mut out = Vec::new();
     for (layer, lin) in model.linears() {
-        if let (Some(a), Some(b)) = (&lin.lora_a, &lin.lora_b) {
-            for (name, p) in [("lora_A", a), ("lora_B", b)] {
-                let (shape, values) = transpose(&layer, p)?;
-                out.push(PeftTensor {
-                    key: format!("base_model.model.{layer}.{name}.weight"),
-                    shape,
-                    values,
-                });
-            }
+        if let (Some(a), Some(b), Some(rank)) = (&lin.lora_a, &lin.lora_b, lin.lora_rank()) {
+            out.push(PeftAdapter {
+                a: transpose(&layer, a)?,
+                b: transpose(&layer, b)?,
+                spec: LoraLayer {
+                    layer,
+                    rank,
+                    alpha: lin.lora_alpha,
+                },
+            });
         }
     }
     Ok(out)
+}
+
+/// The tensors PEFT saves for these adapters: `base_model.model.<module>.lora_A.weight` and
+/// `.lora_B.weight`, in the adapters' order.
+pub fn peft_tensors(adapters: Vec<PeftAdapter>) -> Vec<PeftTensor> {
+    let key = |m: &str, w: &str| format!("base_model.model.{m}.{w}.weight");
+    adapters
+        .into_iter()
+        .flat_map(|ad| {
+            let m = ad.spec.layer;
+            [(key(&m, "lora_A"), ad.a), (key(&m, "lora_B"), ad.b)]
+        })
+        .map(|(key, t)| PeftTensor {
+            key,
+            shape: t.shape,
+            values: t.values,
+        })
+        .collect()
 }
 
 /// PEFT's `adapter_config.json` for these adapters: the most common rank and α as `r` and
@@ -408,7 +445,7 @@ mod tests {
                     .collect()
             })
         });
-        let t = peft_tensors(&m).unwrap();
+        let t = peft_tensors(peft_adapters(&m).unwrap());
         assert_eq!(t.len(), 4);
         let a = &t[0];
         assert_eq!(a.key, "base_model.model.blocks.0.mlp.fc1.lora_A.weight");

@@ -73,8 +73,13 @@ pub enum Command {
 
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 pub enum ExportFormat {
+    /// diffusers' `PixArtTransformer2DModel` folder: the spatial weights, LoRA adapters merged.
     DiffusersPixart,
+    /// The LoRA adapters alone for PEFT, on Open-Sora's STDiT module names (every adapter).
     LoraPeft,
+    /// The LoRA adapters alone for PEFT, on diffusers' PixArt transformer module names (fused
+    /// q/k/v split; temporal-attention adapters have no place there and are left out).
+    LoraDiffusersPixart,
 }
 
 #[derive(Subcommand)]

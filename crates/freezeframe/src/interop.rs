@@ -22,7 +22,8 @@ pub fn import(c: ImportCommand) -> Result<()> {
 pub fn export(a: ExportArgs) -> Result<()> {
     match a.format {
         ExportFormat::DiffusersPixart => export_pixart(&a.run, &a.out),
-        ExportFormat::LoraPeft => export_lora(&a.run, &a.out),
+        ExportFormat::LoraPeft => export_lora(&a.run, &a.out, Names::OpenSora),
+        ExportFormat::LoraDiffusersPixart => export_lora(&a.run, &a.out, Names::DiffusersPixart),
     }
 }
 
@@ -103,7 +104,12 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
         )));
         checkpoint::save_model(&m.merge_lora(), &tmp.0)?;
         println!("merged {n} LoRA adapters into their weights");
-        warn_dropped_adapters(&layers);
+        let dropped: Vec<String> = layers
+            .into_iter()
+            .map(|l| l.layer)
+            .filter(|l| !freezeframe_interop::has_diffusers_place(&format!("{l}.weight")))
+            .collect();
+        warn_dropped_adapters("merged adapters", &dropped, n);
         Some(tmp)
     } else {
         None
@@ -119,23 +125,18 @@ fn export_pixart(run_dir: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Adapters merged into layers that diffusers' PixArt has no place for (the temporal
-/// attention) are left out with those layers: said on stderr, since an export of a
+/// Adapters (`what`: merged or written) on layers that diffusers' PixArt has no place for (the
+/// temporal attention) are left out with those layers: said on stderr, since an export of a
 /// `lora-temporal` run would otherwise read as its trained model and be the image model.
-fn warn_dropped_adapters(layers: &[freezeframe_model::lora::LoraLayer]) {
-    let dropped: Vec<&str> = layers
-        .iter()
-        .map(|l| l.layer.as_str())
-        .filter(|l| !freezeframe_interop::has_diffusers_place(&format!("{l}.weight")))
-        .collect();
+fn warn_dropped_adapters(what: &str, dropped: &[String], n: usize) {
     if dropped.is_empty() {
         return;
     }
-    let (k, n) = (dropped.len(), layers.len());
+    let k = dropped.len();
     let which = if k == n {
-        format!("all {n} merged adapters sit on the temporal attention")
+        format!("all {n} {what} sit on the temporal attention")
     } else {
-        format!("{k} of the {n} merged adapters sit on the temporal attention")
+        format!("{k} of the {n} {what} sit on the temporal attention")
     };
     let effect = if k == n {
         "none of what they learned is in this export"
@@ -148,20 +149,69 @@ fn warn_dropped_adapters(layers: &[freezeframe_model::lora::LoraLayer]) {
     );
 }
 
-/// The adapters alone, as PEFT saves a LoRA of Open-Sora's PyTorch STDiT:
-/// `adapter_model.safetensors` with `base_model.model.<layer>.lora_A.weight` [r, d_in] and
-/// `.lora_B.weight` [d_out, r], and `adapter_config.json` (rank and α; per-layer ones in
-/// `rank_pattern` / `alpha_pattern`).
-fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
+/// Whose module names a PEFT export uses.
+#[derive(Clone, Copy, PartialEq)]
+enum Names {
+    /// Open-Sora's PyTorch STDiT (`blocks.0.attn.qkv`).
+    OpenSora,
+    /// diffusers' `PixArtTransformer2DModel` (`transformer_blocks.0.attn1.to_q`), fused layers
+    /// split; the temporal attention has no place there.
+    DiffusersPixart,
+}
+
+/// The adapters alone, as PEFT saves a LoRA: `adapter_model.safetensors` with
+/// `base_model.model.<module>.lora_A.weight` [r, d_in] and `.lora_B.weight` [d_out, r], and
+/// `adapter_config.json` (rank and α; per-module ones in `rank_pattern` / `alpha_pattern`),
+/// on the modules of Open-Sora's STDiT or of diffusers' PixArt transformer.
+fn export_lora(run_dir: &Path, out: &Path, names: Names) -> Result<()> {
     let (model, step, ema) = newest_ema(run_dir)?;
     let m = checkpoint::load_model(Stdit::new(&model, &Device::flex()), &ema)?;
-    let layers = m.lora_layers();
+    let mut adapters = freezeframe_model::lora::peft_adapters(&m)?;
+    let n = adapters.len();
     anyhow::ensure!(
-        !layers.is_empty(),
+        n > 0,
         "{} has no LoRA adapters (its plan has no [[lora]])",
         ema.display()
     );
-    let tensors = freezeframe_model::lora::peft_tensors(&m)?;
+    let layers: Vec<String> = adapters.iter().map(|a| a.spec.layer.clone()).collect();
+    if names == Names::DiffusersPixart {
+        let moved = freezeframe_interop::pixart_lora(&model, adapters, &ema)?;
+        anyhow::ensure!(
+            !moved.adapters.is_empty(),
+            "all {n} adapters of {} sit on the temporal attention, which diffusers' PixArt transformer has no place for; `export --format lora-peft` writes them",
+            ema.display()
+        );
+        warn_dropped_adapters("adapters", &moved.left_out, n);
+        adapters = moved.adapters;
+    }
+    let specs: Vec<_> = adapters.iter().map(|a| a.spec.clone()).collect();
+    let (weights, config) = write_peft(out, adapters, &specs)?;
+    match names {
+        Names::OpenSora => note_foreign_layers(&layers),
+        Names::DiffusersPixart => {}
+    }
+    let layout = match names {
+        Names::OpenSora => format!("{n} adapters on Open-Sora's STDiT modules"),
+        Names::DiffusersPixart => format!(
+            "{} adapters on diffusers' PixArt transformer modules (from {n}; fused q/k/v and k/v split)",
+            specs.len()
+        ),
+    };
+    println!(
+        "wrote {} and {} from step {step} (EMA weights): {layout}, PEFT's key layout",
+        weights.display(),
+        config.display(),
+    );
+    Ok(())
+}
+
+/// `adapter_model.safetensors` and `adapter_config.json` in `out` (created if missing), neither
+/// of which may exist yet.
+fn write_peft(
+    out: &Path,
+    adapters: Vec<freezeframe_model::lora::PeftAdapter>,
+    specs: &[freezeframe_model::lora::LoraLayer],
+) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let (weights, config) = (
         out.join("adapter_model.safetensors"),
@@ -174,6 +224,7 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
             f.display()
         );
     }
+    let tensors = freezeframe_model::lora::peft_tensors(adapters);
     let shapes: Vec<(String, Vec<usize>)> = tensors
         .iter()
         .map(|t| (t.key.clone(), t.shape.clone()))
@@ -188,13 +239,21 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
                 message: format!("no values for {k}"),
             })
     })?;
-    let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(&layers))?;
-    freezeframe_interop::st::write_new(&config, text.as_bytes())?;
-    // Open-Sora's STDiT has no `attn_temp.y_cond`, and its `x_embedder.proj` is a Conv3d (a
-    // `lora_A` of [r, C·p·p] would need reshaping to [r, C, 1, p, p] there).
+    let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(specs))?;
+    // The pair or nothing: the weights this call wrote go if their config cannot follow.
+    if let Err(e) = freezeframe_interop::st::write_new(&config, text.as_bytes()) {
+        let _ = std::fs::remove_file(&weights);
+        return Err(e.into());
+    }
+    Ok((weights, config))
+}
+
+/// Open-Sora's STDiT has no `attn_temp.y_cond`, and its `x_embedder.proj` is a Conv3d (a
+/// `lora_A` of [r, C·p·p] would need reshaping to [r, C, 1, p, p] there): said, not hidden.
+fn note_foreign_layers(layers: &[String]) {
     let foreign: Vec<&str> = layers
         .iter()
-        .map(|l| l.layer.as_str())
+        .map(String::as_str)
         .filter(|l| l.ends_with("attn_temp.y_cond") || *l == "x_embedder.proj")
         .collect();
     if !foreign.is_empty() {
@@ -204,11 +263,4 @@ fn export_lora(run_dir: &Path, out: &Path) -> Result<()> {
             foreign.join(", ")
         );
     }
-    println!(
-        "wrote {} and {} from step {step} (EMA weights): {} adapters, PEFT's key layout on Open-Sora's module names",
-        weights.display(),
-        config.display(),
-        layers.len()
-    );
-    Ok(())
 }

@@ -1,4 +1,5 @@
 //! The command line as a user runs it (the real binary; `cargo test` builds it for this file).
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Command;
 
@@ -660,6 +661,50 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         (Some(8), Some(8.0))
     );
     assert!(dir.join("peft/adapter_model.safetensors").is_file());
+    // The same adapters on diffusers' module names (fused q/k/v and k/v split, 14 of the 18
+    // layers: the temporal attention has no place there).
+    let (ok, out, err) = export("lora-diffusers-pixart", "peft-pixart");
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("20 adapters on diffusers' PixArt transformer modules (from 18"),
+        "{out}"
+    );
+    assert!(
+        err.contains("warning: 4 of the 18 adapters sit on the temporal attention"),
+        "{err}"
+    );
+    // Applied as PEFT applies them to the base (the imported PixArt, which the plan froze),
+    // they give the merged export: this checks names, layouts, split and scale at once.
+    let peft = dir.join("peft-pixart");
+    let want = peft_applied(&fixture, &peft);
+    let merged = tensors(&dir.join("merged/diffusion_pytorch_model.safetensors"));
+    let base = tensors(&fixture);
+    assert_eq!(merged.len(), want.len());
+    let max_diff = |a: &[f32], b: &[f32]| {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    };
+    // The largest change the adapters made: a few training steps leave it small, so the
+    // tolerance is relative to it (a wrong split or layout errs by about the change itself).
+    let change = merged
+        .iter()
+        .map(|(name, (_, v))| max_diff(v, &base[name].1))
+        .fold(0.0, f32::max);
+    assert!(
+        change > 1e-5,
+        "the trained adapters must change the weights ({change})"
+    );
+    for (name, (shape, v)) in &merged {
+        let (w_shape, w) = &want[name];
+        assert_eq!(shape, w_shape, "{name}");
+        let d = max_diff(v, w);
+        assert!(
+            d < 1e-2 * change,
+            "{name}: merged export and PEFT-applied adapters differ by {d} (change {change})"
+        );
+    }
     // A run without adapters has nothing to export this way.
     let (ok, _, err) = ff(&[
         "export",
@@ -684,6 +729,67 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         dir.join("x.safetensors").to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("not a diffusers PixArt"), "{err}");
+}
+
+/// Every tensor of a safetensors file: name → (shape, values).
+fn tensors(path: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let mut src = freezeframe_interop::st::Source::open(path).unwrap();
+    src.shapes()
+        .into_iter()
+        .map(|(name, shape)| {
+            let v = src.read_f32(&name).unwrap();
+            (name, (shape, v))
+        })
+        .collect()
+}
+
+/// The diffusers weights at `base` with the PEFT LoRA folder `peft` applied as PEFT applies
+/// it: every target module's weight gains (lora_alpha / r)·B·A, a convolution's kernel A and
+/// 1 × 1 B read as the matrices of their row-major bytes.
+fn peft_applied(base: &Path, peft: &Path) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
+    let conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(peft.join("adapter_config.json")).unwrap())
+            .unwrap();
+    // One rank and α for every module here: PEFT's per-module patterns are not exercised.
+    assert!(conf["rank_pattern"].as_object().unwrap().is_empty());
+    assert!(conf["alpha_pattern"].as_object().unwrap().is_empty());
+    let scale = (conf["lora_alpha"].as_f64().unwrap() / conf["r"].as_f64().unwrap()) as f32;
+    let mut w = tensors(base);
+    let lora = tensors(&peft.join("adapter_model.safetensors"));
+    let mut modules: Vec<String> = Vec::new();
+    for (key, (a_shape, a)) in &lora {
+        let Some(m) = key
+            .strip_prefix("base_model.model.")
+            .and_then(|k| k.strip_suffix(".lora_A.weight"))
+        else {
+            continue;
+        };
+        let (b_shape, b) = &lora[&format!("base_model.model.{m}.lora_B.weight")];
+        let (r, d_out) = (a_shape[0], b_shape[0]);
+        let (shape, weight) = w.get_mut(&format!("{m}.weight")).unwrap();
+        assert_eq!(shape[0], d_out, "{m}");
+        let d_in = a.len() / r;
+        assert_eq!(weight.len(), d_out * d_in, "{m}");
+        for o in 0..d_out {
+            for i in 0..d_in {
+                let delta: f32 = (0..r).map(|k| b[o * r + k] * a[k * d_in + i]).sum();
+                weight[o * d_in + i] += scale * delta;
+            }
+        }
+        modules.push(m.to_string());
+    }
+    // The config targets exactly the modules the weights hold adapters for.
+    let mut targets: Vec<String> = conf["target_modules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    targets.sort();
+    modules.sort();
+    assert_eq!(targets, modules);
+    assert_eq!(lora.len(), 2 * modules.len());
+    w
 }
 
 /// The binary under `ulimit -v` (1 GB of address space): a size that were allocated before
