@@ -124,7 +124,7 @@ const LIMITS: [(&str, usize); 7] = [
 
 impl PixartConfig {
     pub fn load(path: &Path) -> Result<Self, InteropError> {
-        let text = std::fs::read_to_string(path).map_err(|e| InteropError::File {
+        let text = freezeframe_fs::read_text(path).map_err(|e| InteropError::File {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

@@ -112,7 +112,7 @@ impl Claim {
 
 impl AblationConfig {
     pub fn load(path: &Path) -> Result<Self, LabError> {
-        let text = std::fs::read_to_string(path).map_err(|e| LabError::Config {
+        let text = freezeframe_fs::read_text(path).map_err(|e| LabError::Config {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;

@@ -18,7 +18,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), LabError> {
 
 /// Reads a study file written by [`write_json_atomic`]; `what` names it in a parse error.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path, what: &str) -> Result<T, LabError> {
-    let text = std::fs::read_to_string(path).map_err(io(format!("read {}", path.display())))?;
+    let text = freezeframe_fs::read_text(path).map_err(io(format!("read {}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| LabError::Results {
         path: path.to_path_buf(),
         message: format!("{what}: {e}"),

@@ -80,7 +80,7 @@ pub fn load(name_or_path: &str) -> Result<LoadedPlan, PlanError> {
             presets: preset_names(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| PlanError::Io {
+    let text = freezeframe_fs::read_text(path).map_err(|e| PlanError::Io {
         path: path.display().to_string(),
         message: e.to_string(),
     })?;

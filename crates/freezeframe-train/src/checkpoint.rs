@@ -247,7 +247,7 @@ pub fn save(dir: &Path, ck: Checkpoint) -> Result<(), TrainError> {
 
 pub fn load_state(dir: &Path) -> Result<CheckpointState, TrainError> {
     let p = dir.join("state.json");
-    let text = std::fs::read_to_string(&p).map_err(|e| ckpt_err(&p, e.to_string()))?;
+    let text = freezeframe_fs::read_text(&p).map_err(|e| ckpt_err(&p, e.to_string()))?;
     let st: CheckpointState =
         serde_json::from_str(&text).map_err(|e| ckpt_err(&p, format!("corrupt state: {e}")))?;
     if st.format_version != FORMAT_VERSION {

@@ -314,7 +314,7 @@ impl RunConfig {
     /// [`crate::inherit`]); it must set its own `name`, or its runs would land in the base's
     /// run folder.
     pub fn load(path: &Path) -> Result<Self, TrainError> {
-        let text = std::fs::read_to_string(path).map_err(|source| TrainError::ReadConfig {
+        let text = freezeframe_fs::read_text(path).map_err(|source| TrainError::ReadConfig {
             path: path.to_path_buf(),
             source,
         })?;

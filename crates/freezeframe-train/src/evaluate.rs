@@ -135,7 +135,7 @@ fn clip_fps(data: &Dataset) -> f32 {
 /// Reads a run's `eval.json`; an error names the file and the field.
 pub fn read_report(run: &Run) -> Result<EvalReport, TrainError> {
     let path = run.eval_path();
-    let text = std::fs::read_to_string(&path).map_err(io(format!("read {}", path.display())))?;
+    let text = freezeframe_fs::read_text(&path).map_err(io(format!("read {}", path.display())))?;
     serde_json::from_str(&text).map_err(|e| TrainError::RunFile {
         path,
         message: format!("not an eval report of this build: {e}"),

@@ -42,7 +42,7 @@ pub fn load(path: &Path) -> Result<Merged, TrainError> {
     let mut tables = Vec::new();
     let mut next = Some(path.to_path_buf());
     while let Some(p) = next.take() {
-        let text = std::fs::read_to_string(&p).map_err(|source| match chain.len() {
+        let text = freezeframe_fs::read_text(&p).map_err(|source| match chain.len() {
             1 => TrainError::ReadConfig {
                 path: p.clone(),
                 source,

@@ -183,7 +183,9 @@ fn due(
     now: Instant,
 ) -> bool {
     let Some((at, when)) = last else {
-        return pos == origin.0;
+        // The first line: at the start once the length is known; a bar whose length comes
+        // with its first progress (`data prepare`'s) would otherwise open with a bare "0".
+        return len > 0 || pos != origin.0;
     };
     if pos == at {
         return false;
@@ -246,6 +248,9 @@ mod tests {
         // The start always gets a line; a resumed start too.
         assert!(due(None, origin, 0, 4000, t0));
         assert!(due(None, (1000, t0), 1000, 4000, t0));
+        // Length not yet known: no opening line at 0, the first one at the first progress.
+        assert!(!due(None, origin, 0, 0, t0));
+        assert!(due(None, origin, 1, 0, t0));
         // 5 % of 4000 is 200 steps: 199 steps on is too early, 200 is due once 30 s passed.
         assert!(!due(Some((0, t0)), origin, 199, 4000, at(100)));
         assert!(due(Some((0, t0)), origin, 200, 4000, at(100)));

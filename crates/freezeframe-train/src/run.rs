@@ -55,7 +55,7 @@ impl Run {
     /// against the run folder.
     pub fn load_config(&self) -> Result<RunConfig, TrainError> {
         let path = self.config_path();
-        let text = std::fs::read_to_string(&path).map_err(|source| TrainError::ReadConfig {
+        let text = freezeframe_fs::read_text(&path).map_err(|source| TrainError::ReadConfig {
             path: path.clone(),
             source,
         })?;

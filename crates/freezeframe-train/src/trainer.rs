@@ -311,7 +311,7 @@ fn has_content(dir: &std::path::Path) -> bool {
 /// Checks a resumed run's saved config and plan against the ones given now.
 fn check_saved_run(run: &Run, cfg: &RunConfig, plan_text: &str) -> Result<(), TrainError> {
     check_resumable(&run.load_config()?, cfg)?;
-    let saved = std::fs::read_to_string(run.plan_path()).map_err(io(format!(
+    let saved = freezeframe_fs::read_text(&run.plan_path()).map_err(io(format!(
         "read {} to check the plan",
         run.plan_path().display()
     )))?;
@@ -358,7 +358,7 @@ fn open_inputs(
 fn check_same_latents(run: &Run, data: &Dataset) -> Result<(), TrainError> {
     let (Some(now), Ok(text)) = (
         crate::latent::CacheRecord::of(data),
-        std::fs::read_to_string(run.latent_cache_path()),
+        freezeframe_fs::read_text(&run.latent_cache_path()),
     ) else {
         return Ok(());
     };

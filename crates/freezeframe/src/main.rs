@@ -46,10 +46,28 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", message(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes joined by `: ` as `{:#}` joins them, except a cause whose text the
+/// message before it already ends with: the libraries' errors print their source themselves
+/// (`cannot read config X: No such file …`), and `{:#}` would say it twice.
+fn message(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// One arm per command; each body lives in its module.
@@ -66,5 +84,23 @@ fn run(cli: Cli) -> Result<()> {
         Command::Bench(c) => bench::run(c),
         Command::Import(c) => interop::import(c),
         Command::Export(a) => interop::export(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_not_repeated() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let e = anyhow::Error::new(freezeframe_train::TrainError::ReadConfig {
+            path: "a.toml".into(),
+            source: io,
+        });
+        assert_eq!(message(&e), "cannot read config a.toml: no such file");
+        // A context that does not repeat its cause keeps it, as `{:#}` does.
+        let e = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(message(&e), "outer: inner");
     }
 }

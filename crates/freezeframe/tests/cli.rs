@@ -63,6 +63,8 @@ fn plan_explain_prints_the_table_and_rejects_an_invalid_plan() {
 
     let (ok, out, _) = ff(&["plan", "list"]);
     assert!(ok && out.lines().count() == 9, "{out}");
+    // Passed: nothing to look at, so nothing left in the temp folder.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -110,6 +112,8 @@ fn data_and_model_commands_run() {
         !ok && err.contains("index.json"),
         "a missing cache is an error naming the file: {err}"
     );
+    // Passed: nothing to look at, so nothing left in the temp folder.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -729,6 +733,8 @@ fn an_imported_pixart_trains_under_a_plan_and_exports_back() {
         dir.join("x.safetensors").to_str().unwrap(),
     ]);
     assert!(!ok && err.contains("not a diffusers PixArt"), "{err}");
+    // Passed: nothing to look at, so nothing left in the temp folder.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Every tensor of a safetensors file: name → (shape, values).
@@ -833,6 +839,31 @@ fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
             "{key}: a run folder was left behind"
         );
     }
+    // A text file far above the limit (sparse: 2 GiB that take no disk) is refused from its
+    // size, within the memory bound; an endless device after one byte past the limit.
+    let huge = dir.join("huge.toml");
+    std::fs::File::create(&huge)
+        .unwrap()
+        .set_len(2 << 30)
+        .unwrap();
+    let (ok, _, err) = ff_bounded(&["train", "--config", huge.to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("huge.toml") && err.contains("larger than 256 MiB"),
+        "{err}"
+    );
+    // Said once: the config error carries its cause, and the binary does not repeat it.
+    assert_eq!(err.matches("larger than").count(), 1, "{err}");
+    #[cfg(unix)]
+    for args in [
+        ["train", "--config", "/dev/zero"],
+        ["ablate", "--config", "/dev/zero"],
+    ] {
+        let (ok, _, err) = ff(&args);
+        assert!(
+            !ok && err.contains("larger than 256 MiB"),
+            "{args:?}: {err}"
+        );
+    }
     // A GIF whose header claims 65535 × 65535 (51 GB decoded) is refused by `eval --videos`
     // from its header, within the same memory bound.
     let gif = dir.join("huge.gif");
@@ -844,6 +875,8 @@ fn oversized_configs_are_refused_in_bounded_memory_and_leave_no_run_folder() {
     let (ok, out, err) = ff_bounded(&["eval", "--videos", gif.to_str().unwrap()]);
     assert!(!ok && err.contains("1 skipped"), "{out}{err}");
     assert!(err.contains("65535×65535"), "{err}");
+    // Passed: nothing to look at, so nothing left in the temp folder.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -929,6 +962,8 @@ fn sample_and_preview_never_replace_a_users_file() {
     assert_eq!(std::fs::read(&mine).unwrap(), b"the user's file");
     assert_eq!(std::fs::read(&txt).unwrap(), b"notes");
     assert!(!dir.join("p.gif").exists());
+    // Passed: nothing to look at, so nothing left in the temp folder.
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

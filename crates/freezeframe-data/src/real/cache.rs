@@ -61,7 +61,7 @@ impl CacheIndex {
 
     pub fn load(dir: &Path) -> Result<Self, RealError> {
         let p = Self::path(dir);
-        let text = std::fs::read_to_string(&p).map_err(|e| RealError::Cache {
+        let text = freezeframe_fs::read_text(&p).map_err(|e| RealError::Cache {
             path: p.display().to_string(),
             message: e.to_string(),
         })?;

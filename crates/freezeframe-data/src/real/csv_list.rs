@@ -30,7 +30,7 @@ pub struct Skip {
 /// Reads the list; a missing file, an unreadable header or a header without `path` and `text`
 /// is an error, everything row-level is a skip.
 pub fn read_list(csv_path: &Path) -> Result<(Vec<ListEntry>, Vec<Skip>), RealError> {
-    let text = std::fs::read_to_string(csv_path).map_err(|e| RealError::Io {
+    let text = freezeframe_fs::read_text(csv_path).map_err(|e| RealError::Io {
         path: csv_path.display().to_string(),
         message: e.to_string(),
     })?;

@@ -97,7 +97,7 @@ fn cache_err(path: &Path, message: impl Into<String>) -> RealError {
 impl LatentIndex {
     pub fn load(dir: &Path) -> Result<Self, RealError> {
         let p = dir.join("index.json");
-        let text = std::fs::read_to_string(&p).map_err(|e| cache_err(&p, e.to_string()))?;
+        let text = freezeframe_fs::read_text(&p).map_err(|e| cache_err(&p, e.to_string()))?;
         let idx: LatentIndex = serde_json::from_str(&text)
             .map_err(|e| cache_err(&p, format!("not a latent cache index: {e}")))?;
         if idx.kind != KIND || idx.format != LATENT_FORMAT {
