@@ -31,7 +31,7 @@ pub fn lock_file(path: &Path) -> Result<std::fs::File, LockError> {
             Ok(f)
         }
         Err(std::fs::TryLockError::WouldBlock) => Err(LockError::Held {
-            pid: std::fs::read_to_string(path)
+            pid: freezeframe_fs::read_text(path)
                 .map(|p| p.trim().to_string())
                 .unwrap_or_else(|e| format!("unknown: {e}")),
         }),

@@ -17,13 +17,28 @@ pub fn read_text(path: &Path) -> io::Result<String> {
     read_text_limited(path, MAX_TEXT_BYTES)
 }
 
+/// [`read_text`]'s bytes, not required to be UTF-8: a text file whose bytes are hashed.
+pub fn read_bytes(path: &Path) -> io::Result<Vec<u8>> {
+    read_limited(path, MAX_TEXT_BYTES)
+}
+
 fn read_text_limited(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_limited(path, limit)?).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            "not UTF-8 text: is it the right file?",
+        )
+    })
+}
+
+fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     let file = std::fs::File::open(path)?;
     let too_big = || {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!(
-                "larger than {} MiB, the limit for a text file (configs, plans, CSV lists, JSON records): is it the right file?",
+                "larger than {} MiB, the limit for a text file (configs, plans, CSV lists, JSON \
+                 records): is it the right file?",
                 limit >> 20
             ),
         )
@@ -38,12 +53,7 @@ fn read_text_limited(path: &Path, limit: u64) -> io::Result<String> {
     if bytes.len() as u64 > limit {
         return Err(too_big());
     }
-    String::from_utf8(bytes).map_err(|_| {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            "not UTF-8 text: is it the right file?",
-        )
-    })
+    Ok(bytes)
 }
 
 #[cfg(test)]
@@ -90,7 +100,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn an_endless_device_stops_one_byte_past_the_limit() {
-        let e = read_text_limited(Path::new("/dev/zero"), 1 << 20).unwrap_err();
+        let e = read_limited(Path::new("/dev/zero"), 1 << 20).unwrap_err();
         assert!(e.to_string().contains("larger than 1 MiB"), "{e}");
     }
 }

@@ -269,10 +269,18 @@ pub fn has_diffusers_place(path: &str) -> bool {
     path != NULL_CAPTION && !path.contains(".attn_temp.")
 }
 
-/// The key map of a freezeframe model written out: its output is diffusers' whole output (no
-/// learned-variance half to keep or drop).
-pub(crate) fn export_map(model: &StdiTConfig) -> Vec<Mapping> {
-    key_map(&Shape {
+/// diffusers' config of a freezeframe model written out, and its key map: the output is
+/// diffusers' whole output (no learned-variance half to keep or drop). A model diffusers'
+/// PixArt cannot hold is an error naming `checkpoint`.
+pub(crate) fn export_layout(
+    model: &StdiTConfig,
+    checkpoint: &Path,
+) -> Result<(PixartConfig, Vec<Mapping>), InteropError> {
+    let cfg = PixartConfig::from_stdit(model).map_err(|message| InteropError::Config {
+        path: checkpoint.to_path_buf(),
+        message: format!("cannot be written as diffusers' PixArt: {message}"),
+    })?;
+    let map = key_map(&Shape {
         hidden: model.hidden,
         channels: model.channels,
         out_channels: model.channels,
@@ -280,7 +288,8 @@ pub(crate) fn export_map(model: &StdiTConfig) -> Vec<Mapping> {
         caption: model.text_dim,
         mlp: model.mlp_hidden(),
         depth: model.depth,
-    })
+    });
+    Ok((cfg, map))
 }
 
 /// Writes the spatial part of the freezeframe model `model` stored at `checkpoint` as a
@@ -291,11 +300,7 @@ pub fn export_pixart(
     checkpoint: &Path,
     out_dir: &Path,
 ) -> Result<Exported, InteropError> {
-    let cfg = PixartConfig::from_stdit(model).map_err(|message| InteropError::Config {
-        path: checkpoint.to_path_buf(),
-        message: format!("cannot be written as diffusers' PixArt: {message}"),
-    })?;
-    let map = export_map(model);
+    let (cfg, map) = export_layout(model, checkpoint)?;
     let mut src = Source::open(checkpoint)?;
     let ours: Vec<(String, Vec<usize>)> = map.iter().map(|m| m.ours.clone()).collect();
     let what = "a freezeframe model of this config";

@@ -10,9 +10,9 @@ use std::path::Path;
 use freezeframe_model::StdiTConfig;
 use freezeframe_model::lora::{LoraLayer, Matrix, PeftAdapter};
 
-use crate::convert::{export_map, has_diffusers_place};
+use crate::convert::{export_layout, has_diffusers_place};
 use crate::error::InteropError;
-use crate::pixart::{PixartConfig, Rule};
+use crate::pixart::Rule;
 
 /// Adapters on diffusers' modules, and the Open-Sora layers whose adapters have no place there
 /// (the temporal attention).
@@ -24,18 +24,16 @@ pub struct PixartLora {
 
 /// `adapters` (Open-Sora layer names, PyTorch layout) on the modules of diffusers'
 /// `PixArtTransformer2DModel` that `model`'s PixArt export holds. `checkpoint` names the
-/// source in errors.
+/// source in errors; adapters that all sit on the temporal attention are one (nothing would be
+/// written).
 pub fn pixart_lora(
     model: &StdiTConfig,
     adapters: Vec<PeftAdapter>,
     checkpoint: &Path,
 ) -> Result<PixartLora, InteropError> {
     // Adapters for a transformer diffusers cannot build would fit nothing.
-    PixartConfig::from_stdit(model).map_err(|message| InteropError::Config {
-        path: checkpoint.to_path_buf(),
-        message: format!("cannot be written as diffusers' PixArt: {message}"),
-    })?;
-    let map = export_map(model);
+    let (_, map) = export_layout(model, checkpoint)?;
+    let n = adapters.len();
     let err = |layer: &str, what: String| InteropError::Weights {
         path: checkpoint.to_path_buf(),
         message: format!("the adapter on `{layer}` {what}"),
@@ -67,12 +65,22 @@ pub fn pixart_lora(
             start += shape.first().copied().unwrap_or(0);
             out.adapters.push(piece);
         }
-        if Some(&start) != ad.b.shape.first() {
+        let rows = ad.b.shape.first().copied().unwrap_or(0);
+        if rows != start {
             return Err(err(
                 layer,
-                format!("has {:?} rows of B for {start} output rows", ad.b.shape),
+                format!("has {rows} rows of B for {start} output rows"),
             ));
         }
+    }
+    if out.adapters.is_empty() && n > 0 {
+        return Err(InteropError::Weights {
+            path: checkpoint.to_path_buf(),
+            message: format!(
+                "all {n} adapters sit on the temporal attention, which diffusers' PixArt \
+                 transformer has no place for; `export --format lora-peft` writes them"
+            ),
+        });
     }
     Ok(out)
 }
@@ -199,6 +207,23 @@ mod tests {
         assert_eq!(conv.b.shape, vec![d, 2, 1, 1]);
         assert_eq!(out.adapters[1].spec.layer, "transformer_blocks.0.ff.net.2");
         assert_eq!(out.adapters[1].a.shape, vec![1, c.mlp_hidden()]);
+    }
+
+    #[test]
+    fn adapters_all_on_the_temporal_attention_are_an_error_not_an_empty_export() {
+        let c = model();
+        let d = c.hidden;
+        let ads = vec![
+            adapter("blocks.0.attn_temp.qkv", d, 3 * d, 2),
+            adapter("blocks.1.attn_temp.proj", d, d, 2),
+        ];
+        let e = pixart_lora(&c, ads, Path::new("ckpt"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("all 2 adapters sit on the temporal attention"),
+            "{e}"
+        );
     }
 
     #[test]

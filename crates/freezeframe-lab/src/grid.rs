@@ -140,7 +140,12 @@ fn footage_identity(d: &freezeframe_data::WorldConfig) -> Vec<u8> {
     use freezeframe_data::real::cache::CacheIndex;
     let mut out = Vec::new();
     if let Some(csv) = &d.csv {
-        out.extend(std::fs::read(csv).unwrap_or_else(|_| csv.display().to_string().into_bytes()));
+        // An unreadable list keys by its path here; loading the footage then says why it
+        // cannot be read, naming the file.
+        out.extend(
+            freezeframe_fs::read_bytes(csv)
+                .unwrap_or_else(|_| csv.display().to_string().into_bytes()),
+        );
     }
     if let Some(cache) = &d.cache {
         let text = match CacheIndex::load(cache) {

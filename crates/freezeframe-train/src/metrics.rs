@@ -2,7 +2,7 @@
 //! Every line is a [`Record`], the one schema the trainer writes and the lab reads.
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use freezeframe_eval::nan;
@@ -197,11 +197,8 @@ impl MetricsLog {
 }
 
 fn read_lines(path: &Path) -> Result<Vec<String>, TrainError> {
-    let f = File::open(path).map_err(io(format!("open {}", path.display())))?;
-    BufReader::new(f)
-        .lines()
-        .collect::<Result<_, _>>()
-        .map_err(io(format!("read {}", path.display())))
+    let text = freezeframe_fs::read_text(path).map_err(io(format!("read {}", path.display())))?;
+    Ok(text.lines().map(str::to_string).collect())
 }
 
 /// All records of a metrics file. A line that is not JSON (the torn last line of a killed run)

@@ -356,13 +356,21 @@ fn open_inputs(
 /// A latent run resumes on the cache it started with: the path in the config is not enough,
 /// as a cache may be written again at the same path.
 fn check_same_latents(run: &Run, data: &Dataset) -> Result<(), TrainError> {
-    let (Some(now), Ok(text)) = (
-        crate::latent::CacheRecord::of(data),
-        freezeframe_fs::read_text(&run.latent_cache_path()),
-    ) else {
+    let Some(now) = crate::latent::CacheRecord::of(data) else {
         return Ok(());
     };
     let path = run.latent_cache_path();
+    // No record: a run from before records were kept. Any other failure to read it is said.
+    let text = match freezeframe_fs::read_text(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(TrainError::RunFile {
+                path,
+                message: format!("cannot read the latent cache record: {e}"),
+            });
+        }
+    };
     let saved: crate::latent::CacheRecord =
         serde_json::from_str(&text).map_err(|e| TrainError::RunFile {
             path: path.clone(),

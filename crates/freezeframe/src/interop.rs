@@ -174,21 +174,20 @@ fn export_lora(run_dir: &Path, out: &Path, names: Names) -> Result<()> {
         ema.display()
     );
     let layers: Vec<String> = adapters.iter().map(|a| a.spec.layer.clone()).collect();
+    let mut left_out = Vec::new();
     if names == Names::DiffusersPixart {
         let moved = freezeframe_interop::pixart_lora(&model, adapters, &ema)?;
-        anyhow::ensure!(
-            !moved.adapters.is_empty(),
-            "all {n} adapters of {} sit on the temporal attention, which diffusers' PixArt transformer has no place for; `export --format lora-peft` writes them",
-            ema.display()
-        );
-        warn_dropped_adapters("adapters", &moved.left_out, n);
+        left_out = moved.left_out;
         adapters = moved.adapters;
     }
     let specs: Vec<_> = adapters.iter().map(|a| a.spec.clone()).collect();
     let (weights, config) = write_peft(out, adapters, &specs)?;
     match names {
         Names::OpenSora => note_foreign_layers(&layers),
-        Names::DiffusersPixart => {}
+        Names::DiffusersPixart => {
+            warn_dropped_adapters("adapters", &left_out, n);
+            note_proj_out(&specs, &model);
+        }
     }
     let layout = match names {
         Names::OpenSora => format!("{n} adapters on Open-Sora's STDiT modules"),
@@ -246,6 +245,18 @@ fn write_peft(
         return Err(e.into());
     }
     Ok((weights, config))
+}
+
+/// The adapter on `proj_out` fits the output of this model's PixArt export (C channels per
+/// pixel); PixArt-α's own `proj_out` also predicts a variance (2C), which it does not fit.
+fn note_proj_out(specs: &[freezeframe_model::lora::LoraLayer], model: &StdiTConfig) {
+    if specs.iter().any(|s| s.layer == "proj_out") {
+        println!(
+            "note: the adapter on proj_out fits the `diffusers-pixart` export of this run ({} output channels); a PixArt-α proj_out that also predicts a variance ({} channels) has other rows",
+            model.channels,
+            2 * model.channels
+        );
+    }
 }
 
 /// Open-Sora's STDiT has no `attn_temp.y_cond`, and its `x_embedder.proj` is a Conv3d (a

@@ -59,7 +59,8 @@ fn message(e: &anyhow::Error) -> String {
     let mut out = String::new();
     for cause in e.chain() {
         let text = cause.to_string();
-        if out.ends_with(&text) {
+        // Whole cause only: `read profile` does not swallow a cause `file`.
+        if out == text || out.ends_with(&format!(": {text}")) {
             continue;
         }
         if !out.is_empty() {
@@ -102,5 +103,8 @@ mod tests {
         // A context that does not repeat its cause keeps it, as `{:#}` does.
         let e = anyhow::anyhow!("inner").context("outer");
         assert_eq!(message(&e), "outer: inner");
+        // A cause that is only the tail of a word is a cause of its own.
+        let e = anyhow::anyhow!("file").context("read profile");
+        assert_eq!(message(&e), "read profile: file");
     }
 }

@@ -96,6 +96,11 @@ fn cache_err(path: &Path, message: impl Into<String>) -> RealError {
 
 impl LatentIndex {
     pub fn load(dir: &Path) -> Result<Self, RealError> {
+        Self::load_text(dir).map(|(idx, _)| idx)
+    }
+
+    /// [`LatentIndex::load`], with the text it was read from (the cache's identity is its hash).
+    fn load_text(dir: &Path) -> Result<(Self, String), RealError> {
         let p = dir.join("index.json");
         let text = freezeframe_fs::read_text(&p).map_err(|e| cache_err(&p, e.to_string()))?;
         let idx: LatentIndex = serde_json::from_str(&text)
@@ -141,7 +146,7 @@ impl LatentIndex {
                 ),
             ));
         }
-        Ok(idx)
+        Ok((idx, text))
     }
 }
 
@@ -149,11 +154,9 @@ impl LatentCache {
     /// Reads the index and every shard, checking each shard's hash and each clip's shapes
     /// against the index.
     pub fn open(dir: &Path) -> Result<Self, RealError> {
-        let index = LatentIndex::load(dir)?;
-        let index_path = dir.join("index.json");
-        let identity = content_hash(
-            &std::fs::read(&index_path).map_err(|e| cache_err(&index_path, e.to_string()))?,
-        );
+        // The identity hashes the very bytes that were parsed.
+        let (index, text) = LatentIndex::load_text(dir)?;
+        let identity = content_hash(text.as_bytes());
         let mut clips: Vec<Option<LatentClip>> = vec![None; index.clips.len()];
         for (s, shard) in index.shards.iter().enumerate() {
             let p = dir.join(&shard.file);
