@@ -166,14 +166,6 @@ pub struct PeftAdapter {
     pub b: Matrix,
 }
 
-/// One adapter tensor as PEFT stores it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PeftTensor {
-    pub key: String,
-    pub shape: Vec<usize>,
-    pub values: Vec<f32>,
-}
-
 /// The model's adapters in PyTorch's layout, named by Open-Sora paths.
 pub fn peft_adapters(model: &Stdit) -> Result<Vec<PeftAdapter>, LoraError> {
     let transpose = |layer: &str, p: &Param<Tensor<2>>| {
@@ -203,20 +195,15 @@ pub fn peft_adapters(model: &Stdit) -> Result<Vec<PeftAdapter>, LoraError> {
     Ok(out)
 }
 
-/// The tensors PEFT saves for these adapters: `base_model.model.<module>.lora_A.weight` and
-/// `.lora_B.weight`, in the adapters' order.
-pub fn peft_tensors(adapters: Vec<PeftAdapter>) -> Vec<PeftTensor> {
+/// The tensors PEFT saves for these adapters, keyed `base_model.model.<module>.lora_A.weight`
+/// and `.lora_B.weight`, in the adapters' order.
+pub fn peft_tensors(adapters: Vec<PeftAdapter>) -> Vec<(String, Matrix)> {
     let key = |m: &str, w: &str| format!("base_model.model.{m}.{w}.weight");
     adapters
         .into_iter()
         .flat_map(|ad| {
             let m = ad.spec.layer;
             [(key(&m, "lora_A"), ad.a), (key(&m, "lora_B"), ad.b)]
-        })
-        .map(|(key, t)| PeftTensor {
-            key,
-            shape: t.shape,
-            values: t.values,
         })
         .collect()
 }
@@ -447,8 +434,8 @@ mod tests {
         });
         let t = peft_tensors(peft_adapters(&m).unwrap());
         assert_eq!(t.len(), 4);
-        let a = &t[0];
-        assert_eq!(a.key, "base_model.model.blocks.0.mlp.fc1.lora_A.weight");
+        let (a_key, a) = &t[0];
+        assert_eq!(a_key, "base_model.model.blocks.0.mlp.fc1.lora_A.weight");
         let lin = &m.blocks[0].mlp.fc1;
         let (d_in, d_out) = lin.dims();
         assert_eq!(a.shape, vec![2, d_in]);
@@ -464,12 +451,12 @@ mod tests {
         let burn = values(&lin.lora_a);
         assert_eq!(a.values[1], burn[2]); // PEFT [0, 1] = Burn [1, 0]
         assert_eq!(a.values[d_in], burn[1]); // PEFT [1, 0] = Burn [0, 1]
-        assert_eq!(t[1].key, "base_model.model.blocks.0.mlp.fc1.lora_B.weight");
+        assert_eq!(t[1].0, "base_model.model.blocks.0.mlp.fc1.lora_B.weight");
         // Burn's B is [r, d_out]: PEFT's [d_out, r] is its transpose.
-        assert_eq!(t[1].shape, vec![d_out, 2]);
+        assert_eq!(t[1].1.shape, vec![d_out, 2]);
         let burn_b = values(&lin.lora_b);
-        assert_eq!(t[1].values[1], burn_b[d_out]); // PEFT [0, 1] = Burn [1, 0]
-        assert_eq!(t[1].values[2], burn_b[1]); // PEFT [1, 0] = Burn [0, 1]
+        assert_eq!(t[1].1.values[1], burn_b[d_out]); // PEFT [0, 1] = Burn [1, 0]
+        assert_eq!(t[1].1.values[2], burn_b[1]); // PEFT [1, 0] = Burn [0, 1]
         let c = peft_config(&m.lora_layers());
         assert_eq!(c["target_modules"].as_array().unwrap().len(), 2);
         // Ranks 2 and 3 (α 4 and 6): one of each is `r` / `lora_alpha`, the other a pattern.

@@ -181,7 +181,7 @@ fn export_lora(run_dir: &Path, out: &Path, names: Names) -> Result<()> {
         adapters = moved.adapters;
     }
     let specs: Vec<_> = adapters.iter().map(|a| a.spec.clone()).collect();
-    let (weights, config) = write_peft(out, adapters, &specs)?;
+    let (weights, config) = write_peft(out, adapters)?;
     match names {
         Names::OpenSora => note_foreign_layers(&layers),
         Names::DiffusersPixart => {
@@ -209,7 +209,6 @@ fn export_lora(run_dir: &Path, out: &Path, names: Names) -> Result<()> {
 fn write_peft(
     out: &Path,
     adapters: Vec<freezeframe_model::lora::PeftAdapter>,
-    specs: &[freezeframe_model::lora::LoraLayer],
 ) -> Result<(PathBuf, PathBuf)> {
     std::fs::create_dir_all(out).with_context(|| format!("create {}", out.display()))?;
     let (weights, config) = (
@@ -223,13 +222,16 @@ fn write_peft(
             f.display()
         );
     }
+    let specs: Vec<_> = adapters.iter().map(|a| a.spec.clone()).collect();
     let tensors = freezeframe_model::lora::peft_tensors(adapters);
     let shapes: Vec<(String, Vec<usize>)> = tensors
         .iter()
-        .map(|t| (t.key.clone(), t.shape.clone()))
+        .map(|(key, t)| (key.clone(), t.shape.clone()))
         .collect();
-    let mut values: std::collections::HashMap<String, Vec<f32>> =
-        tensors.into_iter().map(|t| (t.key, t.values)).collect();
+    let mut values: std::collections::HashMap<String, Vec<f32>> = tensors
+        .into_iter()
+        .map(|(key, t)| (key, t.values))
+        .collect();
     freezeframe_interop::st::write_f32(&weights, ("format", "pt"), &shapes, |k| {
         values
             .remove(k)
@@ -238,7 +240,7 @@ fn write_peft(
                 message: format!("no values for {k}"),
             })
     })?;
-    let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(specs))?;
+    let text = serde_json::to_string_pretty(&freezeframe_model::lora::peft_config(&specs))?;
     // The pair or nothing: the weights this call wrote go if their config cannot follow.
     if let Err(e) = freezeframe_interop::st::write_new(&config, text.as_bytes()) {
         let _ = std::fs::remove_file(&weights);
