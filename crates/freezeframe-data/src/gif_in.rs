@@ -103,13 +103,14 @@ mod tests {
         let e = read_gif(&path).unwrap_err();
         assert!(matches!(e, GifReadError::TooLarge { .. }), "{e}");
         assert!(e.to_string().contains("65535×65535"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
     fn a_written_gif_reads_back_within_palette_error() {
         let w = World::new(WorldConfig::default()).unwrap();
         let v = w.clip(Split::Val, 3).video;
-        let dir = std::env::temp_dir().join(format!("ff-gif-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ff-gif-read-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("one.gif");
         write_grid(&path, std::slice::from_ref(&v), 1, 1, 10).unwrap();
@@ -134,5 +135,6 @@ mod tests {
         std::fs::write(dir.join("bad.gif"), b"GIF89a garbage").unwrap();
         let e = read_gif(&dir.join("bad.gif")).unwrap_err().to_string();
         assert!(e.contains("bad.gif"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -168,7 +168,7 @@ mod tests {
 
     #[test]
     fn writes_a_decodable_animation() {
-        let dir = std::env::temp_dir().join(format!("ff-gif-{}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("ff-gif-write-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("g.gif");
         let mut v = Video::zeros(3, 3, 4, 4);
@@ -199,6 +199,7 @@ mod tests {
         std::fs::write(&theirs, b"mine").unwrap();
         write_grid(&path, &[Video::zeros(2, 3, 4, 4)], 1, 1, 10).unwrap();
         assert_eq!(std::fs::read(&theirs).unwrap(), b"mine");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
@@ -213,5 +214,6 @@ mod tests {
         assert!(e.to_string().contains("65535"), "{e}");
         assert!(!path.exists());
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

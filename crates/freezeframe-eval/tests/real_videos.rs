@@ -281,4 +281,5 @@ fn prepare_real_videos_skip_bad_ones_and_measure_motion() {
         s.robust_motion
     );
     assert_eq!(s.robust_dynamic_degree, 0.0, "frozen clips are still");
+    let _ = std::fs::remove_dir_all(&d);
 }

@@ -90,4 +90,5 @@ fn freezeframe_writes_open_soras_v1_0_stdit_keys() {
         ours, theirs,
         "freezeframe's keys and shapes differ from Open-Sora v1.0's"
     );
+    let _ = std::fs::remove_dir_all(&dir);
 }

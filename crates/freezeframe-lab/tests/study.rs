@@ -160,6 +160,7 @@ fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
         metrics
     );
     let _ = std::fs::remove_dir_all(out);
+    let _ = std::fs::remove_dir_all(cfg_dir);
 }
 
 #[test]

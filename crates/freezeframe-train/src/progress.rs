@@ -121,11 +121,11 @@ impl Bar {
     pub fn finish(&self) {
         if let Some(plain) = &self.plain {
             let mut p = plain.lock().unwrap_or_else(|e| e.into_inner());
-            let pos = p.furthest;
+            let (pos, len) = (p.furthest, self.bar.length().unwrap_or(0));
             if let Some(origin) = p.origin
-                && p.last.is_none_or(|(at, _)| at != pos)
+                && closing_due(p.last, origin, pos, len)
             {
-                let (len, now) = (self.bar.length().unwrap_or(0), Instant::now());
+                let now = Instant::now();
                 let since = span_start(p.last, origin, pos);
                 p.last = Some((pos, now));
                 tracing::info!("{}", self.plain_line(origin, since, pos, len, now));
@@ -193,6 +193,16 @@ fn due(
     let gap = now.saturating_duration_since(when);
     let step = (len.saturating_mul(PLAIN_EVERY_PCT) / 100).max(1);
     (pos.saturating_sub(at) >= step && gap >= PLAIN_MIN_GAP) || gap >= PLAIN_MAX_GAP
+}
+
+/// Whether [`Bar::finish`] writes a closing line at `pos`: not when the last line already says
+/// `pos`, nor (like [`due`]'s first line) for a bar that never learnt its length and never moved,
+/// which would close with a bare "0".
+fn closing_due(last: Option<(u64, Instant)>, origin: (u64, Instant), pos: u64, len: u64) -> bool {
+    match last {
+        Some((at, _)) => at != pos,
+        None => len > 0 || pos != origin.0,
+    }
 }
 
 /// Where the rate of a line at `pos` is measured from: the previous line, while the work has
@@ -263,6 +273,21 @@ mod tests {
         assert!(due(Some((3, t0)), origin, 4, 24, at(1800)));
         // Any length, however large, is safe.
         assert!(!due(Some((0, t0)), origin, 1, u64::MAX, at(31)));
+    }
+
+    #[test]
+    fn a_closing_line_only_when_it_says_something_new() {
+        let t0 = Instant::now();
+        let origin = (0, t0);
+        // Already said: no repeat. Moved since: the closing figure.
+        assert!(!closing_due(Some((4000, t0)), origin, 4000, 4000));
+        assert!(closing_due(Some((3900, t0)), origin, 4000, 4000));
+        // Never logged: a bar with a length closes with its line, even at 0 …
+        assert!(closing_due(None, origin, 0, 10));
+        assert!(closing_due(None, origin, 3, 0));
+        // … but one that never learnt its length and never moved writes nothing.
+        assert!(!closing_due(None, origin, 0, 0));
+        assert!(!closing_due(None, (7, t0), 7, 0));
     }
 
     #[test]
