@@ -286,16 +286,18 @@ fn header_bytes(
 mod tests {
     use super::*;
 
-    fn tmp(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("ff-st-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
+    /// A fresh, empty folder, removed when the returned guard drops.
+    fn tmp(name: &str) -> tempfile::TempDir {
+        tempfile::Builder::new()
+            .prefix(&format!("ff-st-{name}-"))
+            .tempdir()
+            .expect("a temporary folder")
     }
 
     #[test]
     fn written_files_read_back_and_match_the_crates_own_serializer() {
-        let d = tmp("rt");
+        let d_tmp = tmp("rt");
+        let d = d_tmp.path().to_path_buf();
         let p = d.join("a.safetensors");
         let tensors = vec![("z".to_string(), vec![2, 3]), ("a.b".to_string(), vec![4])];
         let vals = |n: &str| -> Result<Vec<f32>, InteropError> {
@@ -341,7 +343,8 @@ mod tests {
 
     #[test]
     fn truncated_and_foreign_files_are_named_errors() {
-        let d = tmp("bad");
+        let d_tmp = tmp("bad");
+        let d = d_tmp.path().to_path_buf();
         let p = d.join("a.safetensors");
         write_f32(&p, ("format", "pt"), &[("x".into(), vec![8])], |_| {
             Ok(vec![0.5; 8])
@@ -365,7 +368,8 @@ mod tests {
 
     #[test]
     fn a_failed_write_leaves_nothing_behind() {
-        let d = tmp("fail");
+        let d_tmp = tmp("fail");
+        let d = d_tmp.path().to_path_buf();
         let p = d.join("a.safetensors");
         let e = write_f32(&p, ("format", "pt"), &[("x".into(), vec![2])], |_| {
             Err(bad(Path::new("src"), "boom"))
@@ -391,7 +395,8 @@ mod tests {
 
     #[test]
     fn tensors_holding_nan_or_infinity_are_refused_naming_the_tensor() {
-        let d = tmp("nan");
+        let d_tmp = tmp("nan");
+        let d = d_tmp.path().to_path_buf();
         for (name, bad_value) in [
             ("nan.safetensors", f32::NAN),
             ("inf.safetensors", f32::INFINITY),

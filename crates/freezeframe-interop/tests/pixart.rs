@@ -25,11 +25,12 @@ fn fixture(name: &str) -> PathBuf {
         .join(name)
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-pixart-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// A fresh, empty folder, removed when the returned guard drops.
+fn scratch(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ff-pixart-{name}-"))
+        .tempdir()
+        .expect("a temporary folder")
 }
 
 fn weights(name: &str) -> PathBuf {
@@ -104,13 +105,15 @@ fn imported_error(name: &str, weights_file: &Path, dir: &Path, dev: &Device) -> 
 fn imported_models_match_diffusers() {
     let dev = Device::flex();
     for name in FIXTURES {
-        let dir = scratch(&format!("parity-{name}"));
+        let dir_tmp = scratch(&format!("parity-{name}"));
+        let dir = dir_tmp.path().to_path_buf();
         let e = imported_error(name, &weights(name), &dir, &dev);
         println!("{name}: relative error {e:.2e}");
         assert!(e <= TOLERANCE, "{name}: relative error {e}");
     }
     // Off the trained resolution (24×24 for a 16×16 model): positions rescaled by pos_base.
-    let dir = scratch("parity-24");
+    let dir_tmp = scratch("parity-24");
+    let dir = dir_tmp.path().to_path_buf();
     let file = dir.join("p2.safetensors");
     let imp = import_pixart(&weights("p2-rgb"), &config("p2-rgb"), &file, OPTS).unwrap();
     let model = load(&imp.model, &file, &dev);
@@ -125,7 +128,8 @@ fn imported_models_match_diffusers() {
 #[test]
 fn each_pixart_option_is_needed_for_parity() {
     let dev = Device::flex();
-    let dir = scratch("options");
+    let dir_tmp = scratch("options");
+    let dir = dir_tmp.path().to_path_buf();
     for (name, io, change) in [
         ("p2-rgb", "io.safetensors", "mlp_act"),
         ("p2-rgb", "io.safetensors", "caption_act"),
@@ -171,7 +175,8 @@ fn with_rolled(src_path: &Path, victim: &str, out: &Path) {
 fn permuting_any_one_tensor_breaks_parity() {
     let dev = Device::flex();
     let name = "p2-rgb";
-    let dir = scratch("permuted");
+    let dir_tmp = scratch("permuted");
+    let dir = dir_tmp.path().to_path_buf();
     let names = Source::open(&weights(name)).unwrap().names();
     let mut weakest = (f32::INFINITY, String::new());
     // A key bias adds q·b to every score of a query, which softmax ignores: no output can
@@ -225,7 +230,8 @@ fn permuting_any_one_tensor_breaks_parity() {
 #[test]
 fn export_gives_back_the_same_bytes() {
     let name = "p2-rgb";
-    let dir = scratch("roundtrip");
+    let dir_tmp = scratch("roundtrip");
+    let dir = dir_tmp.path().to_path_buf();
     let ours = dir.join("image.safetensors");
     let imp = import_pixart(&weights(name), &config(name), &ours, OPTS).unwrap();
     let out = dir.join("exported");
@@ -255,7 +261,8 @@ fn export_gives_back_the_same_bytes() {
 
 #[test]
 fn bad_inputs_are_named_errors() {
-    let dir = scratch("bad");
+    let dir_tmp = scratch("bad");
+    let dir = dir_tmp.path().to_path_buf();
     let name = "p2-rgb";
     let out = |f: &str| dir.join(f);
     // A safetensors file that is not PixArt: freezeframe's own checkpoint format.
@@ -338,7 +345,8 @@ fn bad_inputs_are_named_errors() {
 fn imported_weights_inflate_to_a_video_model_equal_per_frame() {
     let dev = Device::flex();
     let name = "p2-rgb";
-    let dir = scratch("inflate");
+    let dir_tmp = scratch("inflate");
+    let dir = dir_tmp.path().to_path_buf();
     let file = dir.join("image.safetensors");
     let imp = import_pixart(&weights(name), &config(name), &file, OPTS).unwrap();
     let image = load(&imp.model, &file, &dev);

@@ -24,10 +24,12 @@ fn task(index: usize, cells_per_task: usize) -> Task {
 #[test]
 fn plan_run_cell_in_any_order_and_report_match_ablate() {
     let (ab, base) = quick();
-    let whole = temp("cluster-whole");
+    let whole_tmp = temp("cluster-whole");
+    let whole = whole_tmp.path().join("out");
     let reference = complete(run_study(&ab, base.clone(), &whole, &opts()).expect("ablate"));
 
-    let out = temp("cluster");
+    let out_tmp = temp("cluster");
+    let out = out_tmp.path().join("out");
     let m = plan(&ab, base.clone(), &out, false).expect("plan");
     assert_eq!(m.cells.len(), 4);
     // Planning again is harmless: the same cells and image weights.
@@ -82,7 +84,8 @@ fn plan_run_cell_in_any_order_and_report_match_ablate() {
 #[test]
 fn bad_indices_foreign_manifests_and_edited_cells_are_refused() {
     let (ab, base) = quick();
-    let out = temp("cluster-bad");
+    let out_tmp = temp("cluster-bad");
+    let out = out_tmp.path().join("out");
     let m = plan(&ab, base.clone(), &out, false).expect("plan");
 
     // Index out of range, alone and with packed tasks.
@@ -101,7 +104,8 @@ fn bad_indices_foreign_manifests_and_edited_cells_are_refused() {
     // A manifest copied from another study's folder.
     let mut other: AblationConfig = ab.clone();
     other.name = "other-study".into();
-    let elsewhere = temp("cluster-other");
+    let elsewhere_tmp = temp("cluster-other");
+    let elsewhere = elsewhere_tmp.path().join("out");
     plan(&other, base.clone(), &elsewhere, false).expect("plan the other study");
     let own = std::fs::read(out.join("manifest.json")).expect("manifest");
     std::fs::copy(elsewhere.join("manifest.json"), out.join("manifest.json")).expect("copy");

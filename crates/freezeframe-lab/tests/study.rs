@@ -12,11 +12,13 @@ use freezeframe_lab::verdict::Outcome;
 #[test]
 fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
     let (ab, base) = quick();
-    let whole = temp("whole");
+    let whole_tmp = temp("whole");
+    let whole = whole_tmp.path().join("out");
     let reference = complete(run_study(&ab, base.clone(), &whole, &opts()).expect("grid"));
     assert_eq!(reference.runs.len(), 4);
 
-    let cut = temp("cut");
+    let cut_tmp = temp("cut");
+    let cut = cut_tmp.path().join("out");
     // One run finishes, then the next is stopped half-way (a checkpoint at step 3 of 6).
     let first = run_study(
         &ab,
@@ -133,8 +135,10 @@ steps = 2
 fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
     let (mut ab, base) = quick();
     ab.seeds = vec![0];
-    let out = temp("image");
-    let cfg_dir = temp("image-cfg");
+    let out_tmp = temp("image");
+    let out = out_tmp.path().join("out");
+    let cfg_dir_tmp = temp("image-cfg");
+    let cfg_dir = cfg_dir_tmp.path().join("out");
     ab.image.from = None;
     ab.image.pretrain = Some(image_config(&cfg_dir));
     let first = run_study(&ab, base.clone(), &out, &opts()).expect("first");
@@ -166,7 +170,8 @@ fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
 #[test]
 fn the_report_has_every_strategy_every_claim_and_no_nan() {
     let (ab, base, left_out) = demo_config(true).expect("demo config");
-    let out = temp("report");
+    let out_tmp = temp("report");
+    let out = out_tmp.path().join("out");
     let o = StudyOptions {
         meta: freezeframe_lab::Meta {
             quick: true,
@@ -238,7 +243,8 @@ fn a_report_of_a_partial_grid_decides_no_claim_whose_runs_are_missing() {
     // Three of four runs finished: `full` has both seeds, `temporal-only` one. Claim 1 compares
     // the two, so it must wait for the missing run rather than be decided on what is there.
     let (ab, base) = quick();
-    let dir = temp("partial");
+    let dir_tmp = temp("partial");
+    let dir = dir_tmp.path().join("out");
     let first = run_study(
         &ab,
         base.clone(),
@@ -278,7 +284,8 @@ fn a_finished_run_kept_without_checkpoints_reports_and_is_never_trained_again() 
     // no checkpoints) must read as finished; when it cannot (the study's [eval] changed), the
     // run must be refused by name rather than trained again from step 0 over its own log.
     let (ab, base) = quick();
-    let dir = temp("kept");
+    let dir_tmp = temp("kept");
+    let dir = dir_tmp.path().join("out");
     let first = run_study(
         &ab,
         base.clone(),

@@ -24,7 +24,8 @@ fn tiny_run(out: &Path) -> Run {
 
 #[test]
 fn eval_writes_its_report_and_reads_real_videos_correctly() {
-    let out = tmp("run");
+    let out_tmp = tmp("run");
+    let out = out_tmp.path().to_path_buf();
     let run = tiny_run(&out);
     let opts = EvalOptions {
         settings: EvalSettings {
@@ -85,7 +86,8 @@ fn eval_writes_its_report_and_reads_real_videos_correctly() {
 
 #[test]
 fn batched_sampling_gets_the_same_noise_as_one_batch() {
-    let out = tmp("noise");
+    let out_tmp = tmp("noise");
+    let out = out_tmp.path().to_path_buf();
     let run = tiny_run(&out);
     let dev = Device::flex();
     let loaded = load_run(&run, &dev).unwrap();

@@ -15,7 +15,8 @@ use freezeframe_train::{RunConfig, train};
 
 #[test]
 fn one_clip_is_learned_and_sampled_back_from_pure_noise() {
-    let out = tmp("overfit-one");
+    let out_tmp = tmp("overfit-one");
+    let out = out_tmp.path().to_path_buf();
     let text = format!(
         r#"
 name = "one"

@@ -80,7 +80,8 @@ fn ckpt(out: &Path, name: &str, step: usize) -> PathBuf {
 
 #[test]
 fn temporal_only_leaves_frozen_weights_bit_identical_and_keeps_no_state_for_them() {
-    let out = tmp("temporal");
+    let out_tmp = tmp("temporal");
+    let out = out_tmp.path().to_path_buf();
     let img = image_weights(&out);
     let cfg = config("t", &out, 6, "temporal-only", Some(&img));
     train(&cfg, &quiet()).unwrap();
@@ -144,7 +145,8 @@ fn temporal_only_leaves_frozen_weights_bit_identical_and_keeps_no_state_for_them
 
 #[test]
 fn staged_switches_at_the_planned_step_and_resumes_exactly_across_it() {
-    let out = tmp("staged");
+    let out_tmp = tmp("staged");
+    let out = out_tmp.path().to_path_buf();
     let img = image_weights(&out);
     let loaded = tensors(&img);
     // 8 steps: temporal-only for steps 0..4, everything from step 4.
@@ -222,7 +224,8 @@ fn staged_switches_at_the_planned_step_and_resumes_exactly_across_it() {
 
 #[test]
 fn image_init_loads_weights_except_fresh_ones_and_scratch_refuses_them() {
-    let out = tmp("init");
+    let out_tmp = tmp("init");
+    let out = out_tmp.path().to_path_buf();
     let img = image_weights(&out);
     let cfg = config("i", &out, 1, "full", Some(&img));
     let mcfg = cfg.model_config().unwrap();
@@ -282,7 +285,8 @@ fn image_init_loads_weights_except_fresh_ones_and_scratch_refuses_them() {
 /// matches the straight one; and the run folder reads back with its adapters.
 #[test]
 fn lora_trains_only_adapters_keeps_bases_bit_identical_and_resumes_exactly() {
-    let out = tmp("lora");
+    let out_tmp = tmp("lora");
+    let out = out_tmp.path().to_path_buf();
     let img = image_weights(&out);
     let loaded = tensors(&img);
     let cfg = config("l", &out, 6, "lora-all", Some(&img));
@@ -401,7 +405,8 @@ fn lora_trains_only_adapters_keeps_bases_bit_identical_and_resumes_exactly() {
 
 #[test]
 fn adapter_tensors_without_their_metadata_are_refused() {
-    let out = tmp("lora-meta");
+    let out_tmp = tmp("lora-meta");
+    let out = out_tmp.path().to_path_buf();
     let cfg = config("x", &out, 1, "lora-temporal", None);
     let mcfg = cfg.model_config().unwrap();
     let loaded = freezeframe_plan::load("lora-temporal").unwrap();

@@ -88,7 +88,8 @@ fn config(out: &Path, cache: &Path, frames: usize) -> RunConfig {
 
 #[test]
 fn a_run_trains_and_evaluates_on_a_clip_cache() {
-    let d = tmp("ok");
+    let d_tmp = tmp("ok");
+    let d = d_tmp.path().to_path_buf();
     make_cache(&d.join("cache"), 4);
     let cfg = config(&d, &d.join("cache"), 4);
     let quiet = TrainOptions {

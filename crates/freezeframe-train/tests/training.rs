@@ -50,7 +50,8 @@ fn weights<M: Module>(m: &M) -> Vec<f32> {
 
 #[test]
 fn loss_on_a_fixed_batch_falls_by_half() {
-    let out = tmp("overfit");
+    let out_tmp = tmp("overfit");
+    let out = out_tmp.path().to_path_buf();
     let cfg = tiny_config("overfit", &out, 1);
     let mcfg = cfg.model_config().unwrap();
     let world = freezeframe_train::dataset::Dataset::open(&cfg.data).unwrap();
@@ -82,7 +83,8 @@ fn loss_on_a_fixed_batch_falls_by_half() {
 
 #[test]
 fn same_seed_gives_the_same_losses_and_other_seeds_differ() {
-    let out = tmp("determinism");
+    let out_tmp = tmp("determinism");
+    let out = out_tmp.path().to_path_buf();
     let a = train(&tiny_config("a", &out, 6), &quiet()).unwrap();
     let b = train(&tiny_config("b", &out, 6), &quiet()).unwrap();
     assert_eq!(a.losses, b.losses);
@@ -94,7 +96,8 @@ fn same_seed_gives_the_same_losses_and_other_seeds_differ() {
 
 #[test]
 fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
-    let out = tmp("resume");
+    let out_tmp = tmp("resume");
+    let out = out_tmp.path().to_path_buf();
     let full = train(&tiny_config("full", &out, 10), &quiet()).unwrap();
 
     let cfg = tiny_config("split", &out, 10);
@@ -164,7 +167,8 @@ fn interrupted_and_resumed_run_matches_the_uninterrupted_one() {
 
 #[test]
 fn checkpoint_round_trips_and_uses_opensora_keys() {
-    let out = tmp("roundtrip");
+    let out_tmp = tmp("roundtrip");
+    let out = out_tmp.path().to_path_buf();
     let cfg = tiny_config("rt", &out, 1);
     let mcfg = cfg.model_config().unwrap();
     let dev = Device::flex();
@@ -191,7 +195,8 @@ fn checkpoint_round_trips_and_uses_opensora_keys() {
 
 #[test]
 fn corrupt_checkpoints_are_errors_naming_the_file() {
-    let out = tmp("corrupt");
+    let out_tmp = tmp("corrupt");
+    let out = out_tmp.path().to_path_buf();
     let cfg = tiny_config("c", &out, 2);
     train(&cfg, &quiet()).unwrap();
     let ck = out.join("c/checkpoints/step-000002");
@@ -226,7 +231,8 @@ fn corrupt_checkpoints_are_errors_naming_the_file() {
 
 #[test]
 fn a_foreign_or_hand_edited_state_json_is_refused() {
-    let out = tmp("foreign-state");
+    let out_tmp = tmp("foreign-state");
+    let out = out_tmp.path().to_path_buf();
     let cfg = tiny_config("f", &out, 2);
     train(&cfg, &quiet()).unwrap();
     let state = out.join("f/checkpoints/step-000002/state.json");
@@ -265,7 +271,8 @@ fn a_foreign_or_hand_edited_state_json_is_refused() {
 
 #[test]
 fn a_failed_start_leaves_no_run_folder_behind() {
-    let out = tmp("failed-init");
+    let out_tmp = tmp("failed-init");
+    let out = out_tmp.path().to_path_buf();
     let mut cfg = tiny_config("i", &out, 2);
     cfg.plan = "full".into();
     cfg.init.from = Some(out.join("no-such-weights.safetensors"));
@@ -288,7 +295,8 @@ fn a_failed_start_leaves_no_run_folder_behind() {
 
 #[test]
 fn a_finished_run_writes_its_folder_and_samples() {
-    let out = tmp("folder");
+    let out_tmp = tmp("folder");
+    let out = out_tmp.path().to_path_buf();
     let cfg = tiny_config("f", &out, 3);
     let s = train(
         &cfg,
@@ -317,7 +325,8 @@ fn a_finished_run_writes_its_folder_and_samples() {
 
 #[test]
 fn image_runs_with_frame_slots_draw_a_slot_per_image_from_the_step() {
-    let out = tmp("slots");
+    let out_tmp = tmp("slots");
+    let out = out_tmp.path().to_path_buf();
     let mut cfg = tiny_config("slots", &out, 1);
     cfg.data.image_mode = true;
     cfg.data.frames = 1;

@@ -76,7 +76,8 @@ fn a_tiny_temporal_only_run_on_wgpu_matches_flex() {
     if !wgpu_available() {
         return;
     }
-    let out = tmp("wgpu");
+    let out_tmp = tmp("wgpu");
+    let out = out_tmp.path().to_path_buf();
     let img = image_weights(&out);
     let flex = train(&config("flex", &out, &img, Backend::Flex), &quiet()).unwrap();
     let cfg = config("wgpu", &out, &img, Backend::Wgpu);

@@ -1,15 +1,17 @@
 //! Helpers shared by the lab's integration tests: the smallest study and its figures.
 #![allow(dead_code)]
-use std::path::PathBuf;
 
 use freezeframe_lab::study::{StudyOptions, StudyOutcome};
 use freezeframe_lab::{AblationConfig, demo::demo_config};
 use freezeframe_train::RunConfig;
 
-pub fn temp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ff-lab-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    d
+/// A fresh, empty folder for one test, removed when the returned guard drops; the study's
+/// folder is its `out`, which does not exist yet.
+pub fn temp(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("ff-lab-{name}-"))
+        .tempdir()
+        .expect("a temporary folder")
 }
 
 pub fn quick() -> (AblationConfig, RunConfig) {
