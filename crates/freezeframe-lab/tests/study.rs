@@ -92,9 +92,6 @@ fn a_grid_killed_mid_way_resumes_to_the_uninterrupted_results() {
         "the finished run was repeated"
     );
     assert_eq!(figures(&resumed), figures(&reference));
-    for d in [whole, cut] {
-        let _ = std::fs::remove_dir_all(d);
-    }
 }
 
 fn image_config(dir: &Path) -> PathBuf {
@@ -163,8 +160,6 @@ fn the_image_pretraining_is_cached_and_shared_by_every_strategy() {
         std::fs::read(image.path.join("metrics.jsonl")).expect("metrics"),
         metrics
     );
-    let _ = std::fs::remove_dir_all(out);
-    let _ = std::fs::remove_dir_all(cfg_dir);
 }
 
 #[test]
@@ -235,7 +230,6 @@ fn the_report_has_every_strategy_every_claim_and_no_nan() {
         let line = format!("CPU time {:.1} min over the last attempts of", cpu / 60.0);
         assert!(md.contains(&line), "{md}");
     }
-    let _ = std::fs::remove_dir_all(out);
 }
 
 #[test]
@@ -275,7 +269,6 @@ fn a_report_of_a_partial_grid_decides_no_claim_whose_runs_are_missing() {
     );
     let md = std::fs::read_to_string(dir.join("report.md")).expect("report.md");
     assert!(md.contains("had not finished"), "{md}");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -336,5 +329,4 @@ fn a_finished_run_kept_without_checkpoints_reports_and_is_never_trained_again() 
     let prepared =
         freezeframe_lab::study::prepare(&ab, edited, &dir, false).expect("prepare the edited grid");
     assert_eq!(prepared.strays, vec![name]);
-    let _ = std::fs::remove_dir_all(dir);
 }
